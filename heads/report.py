@@ -1,0 +1,236 @@
+"""Comparison report over models and seeds: summary statistics, a Markdown
+table next to the seed project's numbers, a JSON summary and a bar chart.
+
+A run is {"model": id, "seed": int, "metrics": word_metrics(...) plus
+"entity": entity_metrics(...)}. Metric values are fractions in [0, 1]; the
+Markdown shows accuracies as percentages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from heads.plots import plot_model_comparison
+
+# The seed project's reported numbers (one run each), as fractions like our
+# metrics: accuracy 93.65% is 0.9365. Its precision/recall columns were
+# swapped, so only these three are comparable.
+SEED_RESULTS = {
+    "baseline": {"accuracy": 0.9365, "accuracy_no_o": 0.6673, "mean_f1": 0.5457},
+    "bert_ner": {"accuracy": 0.9590, "accuracy_no_o": 0.7841, "mean_f1": 0.6099},
+    "bert_dd_kl": {"accuracy": 0.9444, "accuracy_no_o": 0.8350, "mean_f1": 0.6320},
+    "bert_conf_kl": {"accuracy": 0.9605, "accuracy_no_o": 0.8082, "mean_f1": 0.6514},
+}
+
+DISPLAY_NAMES = {
+    "baseline": "NER Baseline",
+    "bert_ner": "BERT NER",
+    "bert_dd_kl": "BERT NER Data Distribution KL",
+    "bert_conf_kl": "BERT NER Confidence KL",
+    "bert_both_kl": "BERT NER Both KL",
+}
+
+# Headline metrics summarised per model, in table order.
+HEADLINE_METRICS = ("accuracy", "accuracy_no_o", "mean_f1", "entity_f1")
+
+
+def display_name(model: str) -> str:
+    """The name a reader sees for a model id; an unknown id shows as itself."""
+    return DISPLAY_NAMES.get(model, model)
+
+
+def _stat(values: Sequence[float | None]) -> dict:
+    """{mean, std, n} over the values that are not None; std is the sample
+    std (ddof=1) when n > 1, else 0.0; mean and std are None when n == 0."""
+    present = [float(v) for v in values if v is not None]
+    if any(not math.isfinite(v) for v in present):
+        raise ValueError(f"non-finite metric value among {present}")
+    n = len(present)
+    if n == 0:
+        return {"mean": None, "std": None, "n": 0}
+    std = float(np.std(present, ddof=1)) if n > 1 else 0.0
+    return {"mean": float(np.mean(present)), "std": std, "n": n}
+
+
+def _headline_values(metrics: dict) -> dict:
+    entity = metrics.get("entity")
+    return {
+        "accuracy": metrics.get("accuracy"),
+        "accuracy_no_o": metrics.get("accuracy_no_o"),
+        "mean_f1": metrics.get("mean_f1"),
+        "entity_f1": None if entity is None else entity.get("f1"),
+    }
+
+
+def summarise(runs: Sequence[dict]) -> dict:
+    """Mean and spread over seeds, per model in order of first appearance.
+
+    Returns {"num_runs", "categories" (union, first-seen order), "models": [
+    {"model", "name", "seeds", "n_seeds", "accuracy", "accuracy_no_o",
+    "mean_f1", "entity_f1", "per_category_f1": {category: stat},
+    "seed_results": SEED_RESULTS entry or None}]}, where each stat is
+    {"mean", "std", "n"} (n counts the seeds that reported the metric).
+    """
+    if not runs:
+        raise ValueError("no runs to summarise")
+    by_model: dict[str, list[dict]] = {}
+    seen = set()
+    categories: list[str] = []
+    for run in runs:
+        key = (run["model"], run["seed"])
+        if key in seen:
+            raise ValueError(f"model {run['model']!r} has seed {run['seed']} twice")
+        seen.add(key)
+        by_model.setdefault(run["model"], []).append(run)
+        for name in run["metrics"].get("per_category", {}):
+            if name not in categories:
+                categories.append(name)
+
+    models = []
+    for model, model_runs in by_model.items():
+        headline = [_headline_values(run["metrics"]) for run in model_runs]
+        entry = {
+            "model": model,
+            "name": display_name(model),
+            "seeds": sorted(int(run["seed"]) for run in model_runs),
+            "n_seeds": len(model_runs),
+        }
+        for metric in HEADLINE_METRICS:
+            entry[metric] = _stat([values[metric] for values in headline])
+        entry["per_category_f1"] = {
+            name: _stat(
+                [
+                    run["metrics"]["per_category"][name]["f1"]
+                    if name in run["metrics"].get("per_category", {})
+                    else None
+                    for run in model_runs
+                ]
+            )
+            for name in categories
+        }
+        seed = SEED_RESULTS.get(model)
+        entry["seed_results"] = dict(seed) if seed is not None else None
+        models.append(entry)
+    return {"num_runs": len(runs), "categories": categories, "models": models}
+
+
+def _percent(stat: dict) -> str:
+    if stat is None or stat["mean"] is None:
+        return "n/a"
+    if stat["n"] == 1:
+        return f"{100 * stat['mean']:.2f}%"
+    return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}%"
+
+
+def _score(stat: dict) -> str:
+    if stat is None or stat["mean"] is None:
+        return "n/a"
+    if stat["n"] == 1:
+        return f"{stat['mean']:.4f}"
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
+
+
+def _seed_cell(seed: dict | None, metric: str, percent: bool) -> str:
+    value = None if seed is None else seed.get(metric)
+    if value is None:
+        return "—"
+    return f"{100 * value:.2f}%" if percent else f"{value:.4f}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _seed_counts_sentence(models: list[dict]) -> str:
+    counts = {model["n_seeds"] for model in models}
+    if len(counts) == 1:
+        n = counts.pop()
+        return f"Each model was trained with {n} seed{'s' if n != 1 else ''}"
+    listed = ", ".join(f"{model['name']}: {model['n_seeds']}" for model in models)
+    return f"Seeds per model: {listed}"
+
+
+def results_markdown(summary: dict) -> str:
+    """Markdown: a table of headline metrics (mean ± sample std over seeds)
+    next to the seed project's single-run numbers, then a table of
+    per-category F1. "n/a" marks a metric no run reported, "—" a number the
+    seed project did not report; a single seed shows no ± part."""
+    models = summary["models"]
+    lines = [
+        "## Results on the test split",
+        "",
+        f"{_seed_counts_sentence(models)}; values are mean ± sample standard "
+        "deviation over seeds. The seed project's columns are its single "
+        "reported runs on a different split (see DESIGN.md section 2).",
+        "",
+        "| model | seeds | accuracy | accuracy no O | mean F1 | entity F1 "
+        "| seed accuracy | seed acc no O | seed mean F1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for model in models:
+        seed = model.get("seed_results")
+        cells = [
+            model["name"],
+            str(model["n_seeds"]),
+            _percent(model["accuracy"]),
+            _percent(model["accuracy_no_o"]),
+            _score(model["mean_f1"]),
+            _score(model["entity_f1"]),
+            _seed_cell(seed, "accuracy", percent=True),
+            _seed_cell(seed, "accuracy_no_o", percent=True),
+            _seed_cell(seed, "mean_f1", percent=False),
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+
+    lines += [
+        "",
+        "### F1 per category (word level)",
+        "",
+        "| category | " + " | ".join(_cell(m["name"]) for m in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    for category in summary["categories"]:
+        cells = [category] + [_score(m["per_category_f1"].get(category)) for m in models]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> None:
+    """Write `text` (UTF-8) to a temporary file next to `path`, then rename
+    it over `path`, so a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temp_name, path)
+    except BaseException:
+        if os.path.exists(temp_name):
+            os.remove(temp_name)
+        raise
+
+
+def write_report(
+    runs: Sequence[dict],
+    md_path: str | os.PathLike,
+    json_path: str | os.PathLike,
+    plot_path: str | os.PathLike,
+) -> dict:
+    """Summarise `runs`, write the Markdown tables, the JSON summary and the
+    comparison bar chart (headline metrics) atomically; returns the summary."""
+    summary = summarise(runs)
+    markdown = results_markdown(summary)
+    # allow_nan=False: a NaN reaching the report is a bug, not a number.
+    as_json = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+    plot_model_comparison(summary, HEADLINE_METRICS, plot_path)
+    write_text_atomic(as_json, json_path)
+    write_text_atomic(markdown, md_path)
+    return summary
