@@ -1,0 +1,35 @@
+# The two commands a user needs: `make repro` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+CORPUS := data/raw/ner_dataset.csv.zip
+SHARED_CORPUS := ../shared/data/ner_dataset.csv.zip
+
+.PHONY: setup corpus repro test bench readme clean-venv
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The corpus: data/raw/ first (zip or plain csv), then ../shared/data/ next to the checkout.
+corpus:
+	@mkdir -p data/raw
+	@if [ -f $(CORPUS) ]; then :; \
+	elif [ -f data/raw/ner_dataset.csv ]; then (cd data/raw && $(abspath $(PY)) -m zipfile -c ner_dataset.csv.zip ner_dataset.csv); \
+	elif [ -f $(SHARED_CORPUS) ]; then cp $(SHARED_CORPUS) $(CORPUS); \
+	else echo "error: corpus not found: put Kaggle's ner_dataset.csv (or its .zip) in data/raw/"; exit 1; fi
+
+repro: setup corpus
+	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro
+	$(PY) -m pipeline.readme
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup corpus
+	$(PY) -m bench.extraction

@@ -1,0 +1,1 @@
+"""Corpus readers (Kaggle GMB CSV, CoNLL), the category vocabulary and the splits."""

@@ -1,0 +1,58 @@
+"""Deterministic splits of a corpus into test, labelled and unlabelled sentences."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SPLITS = ("test", "labelled", "unlabelled")
+
+
+def resolve_size(size: float, available: int, what: str) -> int:
+    """An absolute sentence count (>= 1) or a fraction of ``available`` (< 1)."""
+    count = int(round(size * available)) if 0 < size < 1 else int(size)
+    if count < 0 or count > available:
+        raise ValueError(f"{what} of {size} sentences asked, but only {available} are available")
+    return count
+
+
+def random_split(num_sentences: int, test_size: float, labelled_size: float, seed: int,
+                 test_ids: np.ndarray | None = None,
+                 labelled_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Split sentence ids 0..num_sentences-1; returns sorted int64 ids per split.
+
+    ``test_ids`` or ``labelled_ids`` fix those parts explicitly; the rest is drawn
+    with ``seed`` from what remains. Everything not test or labelled is unlabelled.
+    """
+    rng = np.random.default_rng(seed)
+    remaining = np.arange(num_sentences, dtype=np.int64)
+    parts: dict[str, np.ndarray] = {}
+    for name, size, fixed in (("test", test_size, test_ids), ("labelled", labelled_size, labelled_ids)):
+        if fixed is not None:
+            fixed = np.unique(np.asarray(fixed, dtype=np.int64))
+            if fixed.size and (fixed[0] < 0 or fixed[-1] >= num_sentences):
+                raise ValueError(f"{name} ids must lie in 0..{num_sentences - 1}")
+            clash = np.intersect1d(fixed, np.setdiff1d(np.arange(num_sentences), remaining))
+            if clash.size:
+                raise ValueError(f"{clash.size} {name} sentences are already in another split")
+            parts[name] = fixed
+        else:
+            count = resolve_size(size, remaining.size, f"a {name} split")
+            parts[name] = np.sort(rng.permutation(remaining)[:count])
+        remaining = np.setdiff1d(remaining, parts[name], assume_unique=True)
+    parts["unlabelled"] = remaining
+    return {name: parts[name] for name in SPLITS}
+
+
+def read_id_file(path: str, num_sentences: int) -> np.ndarray:
+    """Sentence numbers, one per line, 1-based as in the corpus; returns 0-based ids."""
+    ids = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            if not text.isdigit() or not 1 <= int(text) <= num_sentences:
+                raise ValueError(f"{path}:{number}: expected a sentence number in 1..{num_sentences}, "
+                                 f"found {text!r}")
+            ids.append(int(text) - 1)
+    return np.asarray(ids, dtype=np.int64)

@@ -1,0 +1,1 @@
+"""Tokenisation, word alignment and the frozen-encoder runner."""

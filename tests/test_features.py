@@ -1,0 +1,93 @@
+"""Alignment and pooling with the real packaged encoder: every word gets exactly one vector."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.align import tokenize
+from features.extract import encode_windows, length_batches
+
+# Ordinary words, words split into many pieces, and words that tokenise to nothing.
+WORD = st.sampled_from(["the", "London", "marched", "NaN", "null", "Grönholm", "°C", "\x85",
+                        "\u200b", "antidisestablishmentarianism", ",", "3.5", "U.S.", "5 storm"])
+SENTENCES = st.lists(st.lists(WORD, min_size=1, max_size=12), min_size=1, max_size=6)
+
+
+def encode(encoder, sentences, pooling="first", bf16=False, max_length=512, stride=128):
+    windows = tokenize(encoder.tokenizer, sentences, max_length, stride)
+    return encode_windows(encoder, windows, [2, 3], "mean", pooling, bf16, 4096), windows
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(SENTENCES, st.sampled_from(["first", "mean"]))
+def test_one_finite_vector_per_word(encoder, sentences, pooling):
+    vectors, windows = encode(encoder, sentences, pooling)
+    assert vectors.shape == (sum(map(len, sentences)), encoder.hidden_size)
+    assert np.isfinite(vectors).all()
+    assert (np.abs(vectors).sum(1) > 0).all()
+    assert windows.first_piece_id.shape == (vectors.shape[0],)
+
+
+def test_sentence_alone_equals_sentence_in_a_batch(encoder):
+    target = ["Thousands", "of", "demonstrators", "marched", "through", "London", "."]
+    others = [["a"] * 40, ["Iran", "'s", "president", "spoke"], ["x"] * 3]
+    alone, _ = encode(encoder, [target])
+    batched, _ = encode(encoder, others[:2] + [target] + others[2:])
+    start = 44
+    np.testing.assert_allclose(batched[start:start + len(target)], alone, atol=2e-3, rtol=2e-3)
+
+
+def test_pooling_matches_a_direct_encoder_pass(encoder):
+    words = ["Citroën", "antidisestablishmentarianism", "rallied"]
+    encoding = encoder.tokenizer(words, is_split_into_words=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = encoder.model(**encoding, output_hidden_states=True).hidden_states
+    reference = ((hidden[2] + hidden[3]) / 2)[0].numpy()                          # (T, H)
+    pieces = [[t for t, w in enumerate(encoding.word_ids()) if w == i] for i in range(len(words))]
+    first, _ = encode(encoder, [words], "first")
+    mean, _ = encode(encoder, [words], "mean")
+    for i, positions in enumerate(pieces):
+        np.testing.assert_allclose(first[i], reference[positions[0]], atol=1e-4)
+        np.testing.assert_allclose(mean[i], reference[positions].mean(0), atol=1e-4)
+    assert len(pieces[1]) > 1 and not np.allclose(first[1], mean[1])
+
+
+def test_a_thousand_word_sentence_keeps_every_word(encoder):
+    words = [f"word{i % 50}" for i in range(1000)]
+    vectors, windows = encode(encoder, [words], max_length=128, stride=32)
+    assert vectors.shape[0] == 1000 and np.isfinite(vectors).all()
+    assert len(windows.input_ids) > 1
+    # Each word comes from the window where it has the most context on its poorer side.
+    for row in (0, 400, 999):
+        assert windows.word_window[row] >= 0
+    chosen = windows.word_first[500]
+    window_length = len(windows.input_ids[windows.word_window[500]])
+    assert min(chosen, window_length - chosen) >= 16
+
+
+def test_word_with_no_pieces_gets_the_unknown_token(encoder):
+    vectors, windows = encode(encoder, [["a", "\x85", "b"]])
+    assert vectors.shape[0] == 3
+    assert windows.first_piece_id[1] == encoder.tokenizer.unk_token_id
+
+
+@pytest.mark.parametrize("budget", [64, 1000, 8192])
+def test_length_batches_cover_every_window_once_within_budget(budget):
+    lengths = np.random.default_rng(0).integers(3, 120, size=500)
+    batches = length_batches(lengths, budget)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    for batch in batches:
+        longest = -(-lengths[batch].max() // 16) * 16
+        assert len(batch) == 1 or len(batch) * longest <= budget
+
+
+def test_bf16_features_stay_close_to_fp32(encoder):
+    sentences = [["Thousands", "of", "demonstrators", "have", "marched", "through", "London"]]
+    fp32, _ = encode(encoder, sentences, bf16=False)
+    bf16, _ = encode(encoder, sentences, bf16=True)
+    cosine = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert cosine.min() > 0.99
