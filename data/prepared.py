@@ -10,6 +10,7 @@ Layout of the prepared directory::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -30,11 +31,12 @@ class Prepared:
     split: dict[str, np.ndarray]
     meta: dict
 
-    @property
+    @functools.cached_property
     def offsets(self) -> np.ndarray:
         """Word-row offsets (S+1,): sentence s owns rows offsets[s]:offsets[s+1]."""
         return np.concatenate([[0], np.cumsum([len(s) for s in self.words])]).astype(np.int64)
 
+    @functools.cached_property
     def labels(self) -> np.ndarray:
         """Category id of every word, flattened in corpus order (W,) int32."""
         index = {c: i for i, c in enumerate(self.categories)}

@@ -127,6 +127,7 @@ def fingerprint(encoder: Encoder, layers, combine, pooling, bf16, max_length, st
             "layers": [int(layer) for layer in layers], "combine": combine, "pooling": pooling,
             "precision": "bf16" if bf16 else "fp32", "max_length": int(max_length),
             "stride": int(stride), "corpus_sha256": words_sha256,
+            "vocab_size": len(encoder.tokenizer),
             "code_version": FEATURES_CODE_VERSION}
 
 

@@ -1,0 +1,190 @@
+"""train stage: one head (model x seed) from the cached features; the encoder never runs here.
+
+Models:
+  baseline      learned embedding of each word's first piece -> MLP, CE
+  bert_ner      cached encoder features -> MLP, CE for ``epochs`` passes of the labelled batches
+  <kl model>    starts from bert_ner's head of the same seed, then ``rounds`` of
+                (one KL step on an unlabelled batch, one CE step on a labelled batch)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from data.prepared import atomic_write_text, read_prepared
+from pipeline.params import load_section, run_main
+
+log = logging.getLogger("train")
+SUPERVISED = ("baseline", "bert_ner")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadParams:
+    """Shared by every head (section ``heads``)."""
+    batch_sentences: int = 128       # the seed's batch of sentences
+    learning_rate: float = 1e-3      # Adam, as in the seed
+    hidden: tuple = (256, 128, 64)   # the seed's MLP
+    latent_dim: int = 32             # the plotted latent space
+    dropout: float = 0.0             # the seed used none
+    weight_decay: float = 0.0        # L2 via AdamW; the seed used none
+    class_weighting: bool = False    # inverse-frequency class weights in CE
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisedParams:
+    """Sections ``baseline`` and ``bert_ner``."""
+    epochs: int = 20                 # the seed: 20 passes, after which it over-fit
+    embed_dim: int = 784             # baseline only: the seed's embedding size
+
+
+@dataclasses.dataclass(frozen=True)
+class KLParams:
+    """Section ``kl``: shared by the KL models."""
+    learning_rate: float = 1e-3
+    target_gradient: bool = False    # confidence KL: DEC's fixed target (False) or the seed's (True)
+    prior: str | list | dict = "labelled"  # category shares of the labelled split, or explicit
+    weight: float = 1.0              # KL scale (alternating) or lambda (joint)
+    schedule: str = "alternating"    # alternating: the seed's KL step + CE step; joint: CE + w*KL
+
+
+@dataclasses.dataclass(frozen=True)
+class KLModelParams:
+    """One entry of section ``kl_models``."""
+    kind: str                        # data_distribution | confidence | both
+    rounds: int                      # rounds of (KL step, CE step)
+
+
+def explicit_prior(prior, categories: list[str]) -> np.ndarray | None:
+    """None for 'labelled'; else a list in category order or a {category: share} dict, normalised."""
+    if prior == "labelled":
+        return None
+    if isinstance(prior, dict):
+        unknown = sorted(set(prior) - set(categories))
+        if unknown:
+            raise ValueError(f"kl.prior names unknown categories {unknown}; categories are {categories}")
+        values = np.array([float(prior.get(c, 0.0)) for c in categories])
+    else:
+        values = np.asarray(prior, dtype=np.float64)
+    if values.shape != (len(categories),) or (values < 0).any() or values.sum() <= 0:
+        raise ValueError(f"kl.prior must give {len(categories)} non-negative shares ({categories})")
+    return values / values.sum()
+
+
+def load_inputs(prepared, cache_path: str, extract_params: dict, model_id: str):
+    """Features (or first-piece ids for the baseline) of every word, and the cache fingerprint."""
+    from cache.store import open_cache
+    from features.extract import FEATURES_CODE_VERSION
+
+    expected = {"encoder": extract_params["encoder"], "layers": [int(x) for x in extract_params["layers"]],
+                "combine": extract_params["combine"], "pooling": extract_params["pooling"],
+                "corpus_sha256": prepared.meta["words_sha256"], "code_version": FEATURES_CODE_VERSION}
+    with open_cache(cache_path, expected) as cache:
+        inputs = cache.piece_ids[...] if model_id == "baseline" else cache.load_features()
+        return inputs, cache.fingerprint
+
+
+def build_model(model_id: str, num_classes: int, heads: HeadParams, embed_dim: int, vocab_size: int):
+    from heads.model import EmbeddingHead, MLPHead
+
+    if model_id == "baseline":
+        return EmbeddingHead(vocab_size, num_classes, embed_dim, tuple(heads.hidden), heads.latent_dim,
+                             heads.dropout)
+    return MLPHead(num_classes, tuple(heads.hidden), heads.latent_dim, heads.dropout)
+
+
+def model_from_config(config: dict):
+    """Rebuild the Flax module a saved head was trained as."""
+    heads = HeadParams(**config["heads"])
+    return build_model("baseline" if config["input"] == "piece_ids" else config["model"],
+                       len(config["categories"]), heads, config.get("embed_dim", 0),
+                       config.get("vocab_size", 0))
+
+
+def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str,
+          init: str | None, params_path: str) -> None:
+    import yaml
+
+    from heads.checkpoint import load_head, save_head
+    from heads.losses import inverse_frequency_weights
+    from heads.train import train_joint_rounds, train_kl_rounds, train_supervised
+
+    with open(params_path, encoding="utf-8") as handle:
+        all_params = yaml.safe_load(handle)
+    heads = load_section(HeadParams, "heads", params_path)
+    prepared = read_prepared(prepared_dir)
+    categories = prepared.categories
+    inputs, feature_fingerprint = load_inputs(prepared, cache_path, all_params["extract"], model_id)
+    labelled, unlabelled = prepared.split["labelled"], prepared.split["unlabelled"]
+    # Training sees the labels of the labelled split only; every other word is -1.
+    labels = np.full(len(prepared.labels), -1, dtype=np.int32)
+    labelled_rows = np.concatenate([np.arange(prepared.offsets[s], prepared.offsets[s + 1]) for s in labelled])
+    labels[labelled_rows] = prepared.labels[labelled_rows]
+    class_weights = (inverse_frequency_weights(labels[labelled_rows], len(categories))
+                     if heads.class_weighting else None)
+    common = dict(batch_sentences=heads.batch_sentences, weight_decay=heads.weight_decay,
+                  class_weights=class_weights, seed=seed)
+    start = time.perf_counter()
+    config = {"model": model_id, "seed": seed, "categories": categories, "heads": dataclasses.asdict(heads),
+              "features": feature_fingerprint, "input": "piece_ids" if model_id == "baseline" else "features"}
+    if model_id in SUPERVISED:
+        supervised = load_section(SupervisedParams, model_id, params_path)
+        vocab_size = int(feature_fingerprint["vocab_size"]) if model_id == "baseline" else 0
+        model = build_model(model_id, len(categories), heads, supervised.embed_dim, vocab_size)
+        params, history = train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model,
+                                           epochs=supervised.epochs, learning_rate=heads.learning_rate,
+                                           **common)
+        config.update(dataclasses.asdict(supervised), vocab_size=vocab_size)
+    else:
+        kl_models = all_params.get("kl_models") or {}
+        if model_id not in kl_models:
+            raise ValueError(f"unknown model {model_id!r}: not baseline, bert_ner or in kl_models "
+                             f"({', '.join(kl_models)})")
+        model_params = KLModelParams(**kl_models[model_id])
+        kl = load_section(KLParams, "kl", params_path)
+        if init is None:
+            raise ValueError(f"{model_id}: --init (bert_ner's head of the same seed) is required")
+        params, init_config = load_head(init)
+        if init_config["model"] != "bert_ner" or init_config["seed"] != seed:
+            raise ValueError(f"{init}: expected bert_ner's head of seed {seed}, found "
+                             f"{init_config['model']} seed {init_config['seed']}")
+        model = build_model(model_id, len(categories), heads, 0, 0)
+        schedule = {"alternating": train_kl_rounds, "joint": train_joint_rounds}.get(kl.schedule)
+        if schedule is None:
+            raise ValueError(f"kl.schedule {kl.schedule!r}: use alternating or joint")
+        params, history = schedule(params, inputs, labels, prepared.offsets, labelled, unlabelled,
+                                   model=model, rounds=model_params.rounds, kind=model_params.kind,
+                                   prior=explicit_prior(kl.prior, categories),
+                                   target_gradient=kl.target_gradient, kl_weight=kl.weight,
+                                   learning_rate=kl.learning_rate, **common)
+        config.update(kind=model_params.kind, rounds=model_params.rounds, kl=dataclasses.asdict(kl),
+                      init=str(init))
+    seconds = time.perf_counter() - start
+    Path(out).mkdir(parents=True, exist_ok=True)
+    save_head(Path(out) / "head.msgpack", params, config)
+    atomic_write_text(Path(out) / "train.json",
+                      json.dumps({"seconds": round(seconds, 2), "history": history}, indent=1))
+    log.info("%s seed %d: trained in %.1f s", model_id, seed, seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prepared", default="data/prepared")
+    parser.add_argument("--cache", default="cache/features.h5")
+    parser.add_argument("--init", default=None, help="bert_ner head to start a KL model from")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    train(args.model, args.seed, args.prepared, args.cache, args.out, args.init, args.params)
+
+
+if __name__ == "__main__":
+    run_main(main)
