@@ -1,0 +1,1 @@
+"""Heads on frozen word features: Flax modules, losses, batches, jitted steps, schedules, checkpoints."""

@@ -1,0 +1,145 @@
+"""The three training objectives of the head, and the class statistics they use.
+
+Every loss takes the logits of a flattened batch of words, (N, C), and a mask,
+(N,) bool, that is True on real words and False on padding. Masked words
+contribute nothing to a value or to a gradient, a fully masked batch gives 0.0,
+and no value or gradient is ever NaN or Inf, even for logits of +-1e4: the
+log-probabilities of the model come from ``log_softmax``, and every other
+division and log is guarded by ``eps``.
+
+All math is done in float32 whatever the dtype of the logits.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Probabilities below this are treated as exact zeros inside a log: p * log(p)
+# is then below 1e-36, and 1/p stays finite in float32.
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _safe_mean_denominator(total):
+    """total where it is positive, else 1, so that 0 / 0 becomes 0 with a zero gradient."""
+    return jnp.where(total > 0, total, 1.0)
+
+
+def masked_cross_entropy(logits, labels, mask, class_weights=None):
+    """Mean over real words of -log q(y); returns a float32 scalar.
+
+    With ``class_weights`` (C,) the mean is weighted: sum_i w_{y_i} nll_i /
+    sum_i w_{y_i}. A fully masked batch gives 0.0 with an all-zero gradient.
+    """
+    log_q = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # (N, C)
+    nll = -jnp.take_along_axis(log_q, labels.astype(jnp.int32)[:, None], axis=-1)[:, 0]  # (N,)
+    weights = mask.astype(jnp.float32)
+    if class_weights is not None:
+        weights = weights * jnp.asarray(class_weights, jnp.float32)[labels]
+    nll = jnp.where(mask, nll, 0.0)
+    total = jnp.sum(weights)
+    return jnp.sum(weights * nll) / _safe_mean_denominator(total)
+
+
+def _masked_probabilities(logits, mask):
+    """Softmax probabilities with masked rows set to zero: (N, C) float32."""
+    q = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.where(mask[:, None], q, 0.0)
+
+
+def _xlogy_ratio(p, log_q):
+    """p * (log p - log_q) elementwise, with 0 where p is (numerically) zero."""
+    positive = p > _TINY
+    log_p = jnp.log(jnp.where(positive, p, 1.0))
+    return jnp.where(positive, p * (log_p - log_q), 0.0)
+
+
+def data_distribution_kl(logits, mask, prior, eps=1e-8):
+    """KL(prior || batch distribution of predicted categories); a float32 scalar.
+
+    q(l) = mean over real words of softmax(logits)_l, and the loss is
+    sum_l p(l) log(p(l) / (q(l) + eps)). Categories with p(l) = 0 contribute 0.
+    (A category the head gives far less than ``eps`` everywhere gets little
+    gradient from this term; eps = 1e-8 is well below the rarest prior.)
+    A fully masked batch has no distribution to compare and gives 0.0.
+    """
+    q_words = _masked_probabilities(logits, mask)  # (N, C)
+    n_words = jnp.sum(mask.astype(jnp.float32))
+    q = jnp.sum(q_words, axis=0) / _safe_mean_denominator(n_words)  # (C,)
+    prior = jnp.asarray(prior, jnp.float32)
+    loss = jnp.sum(_xlogy_ratio(prior, jnp.log(q + eps)))
+    return jnp.where(n_words > 0, loss, 0.0)
+
+
+def confidence_target(logits, mask, eps=1e-8):
+    """The DEC target distribution p_i(l) of each word, (N, C) float32, zero on masked rows.
+
+    f_l = sum_i q_i(l) over real words; p_i(l) is proportional to q_i(l)^2 / f_l.
+    """
+    q_words = _masked_probabilities(logits, mask)  # (N, C)
+    frequency = jnp.sum(q_words, axis=0)  # (C,) soft count of each category
+    sharpened = q_words**2 / (frequency + eps)  # (N, C)
+    # A real word's most likely category has q >= 1/C and f <= N, so its row sum
+    # is at least 1/(C^2 N) > 0: only masked rows need a guard.
+    row_sum = jnp.sum(sharpened, axis=-1, keepdims=True)
+    return sharpened / jnp.where(mask[:, None], row_sum, 1.0)
+
+
+def confidence_kl(logits, mask, target_gradient, eps=1e-8):
+    """DEC confidence loss: sum over real words of KL(p_i || q_i); a float32 scalar.
+
+    The loss is a SUM over words, not a mean, as in DEC and the seed, so its
+    size grows with the number of words in a batch (Adam, which the schedules
+    use, is insensitive to that scale; a weighted joint loss is not).
+
+    ``target_gradient=False`` treats the target p as a constant, as DEC does;
+    ``True`` lets gradients flow through p, as the seed did. The value is the
+    same either way.
+    """
+    target = confidence_target(logits, mask, eps)  # (N, C)
+    if not target_gradient:
+        target = jax.lax.stop_gradient(target)
+    log_q = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # (N, C), finite
+    per_word = jnp.sum(_xlogy_ratio(target, log_q), axis=-1)  # (N,)
+    return jnp.sum(jnp.where(mask, per_word, 0.0))
+
+
+def _category_counts(labels, num_classes):
+    labels = np.asarray(labels).reshape(-1)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}); got [{labels.min()}, {labels.max()}]"
+        )
+    return np.bincount(labels.astype(np.int64), minlength=num_classes).astype(np.float64)
+
+
+def prior_from_labels(labels, num_classes, smoothing=0.0):
+    """Category frequencies of ``labels`` (the labelled words), (C,) float64 summing to 1.
+
+    ``smoothing`` is added to every count first (additive smoothing), so that
+    a category absent from the labelled words can still get prior mass.
+    """
+    if smoothing < 0:
+        raise ValueError(f"smoothing must be >= 0, got {smoothing}")
+    counts = _category_counts(labels, num_classes) + smoothing
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("cannot compute a prior from zero labels with zero smoothing")
+    return counts / total
+
+
+def inverse_frequency_weights(labels, num_classes):
+    """Per-category weights proportional to 1 / count, (C,) float64.
+
+    Normalised so that the mean weight over the labelled words is 1:
+    w_c = n / (K * count_c), K the number of categories present. Categories
+    absent from ``labels`` get weight 0 (they cannot occur in a labelled batch).
+    """
+    counts = _category_counts(labels, num_classes)
+    present = counts > 0
+    if not present.any():
+        raise ValueError("cannot compute class weights from zero labels")
+    weights = np.zeros(num_classes, np.float64)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
