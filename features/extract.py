@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 FEATURES_CODE_VERSION = 1
 POOLINGS = ("first", "mean")
 COMBINES = ("mean", "concat")
-PAD_MULTIPLE = 16  # padded lengths repeat, so oneDNN reuses its kernels across batches
+PAD_MULTIPLE = 8  # padded lengths repeat, so oneDNN reuses its kernels across batches
 
 
 def feature_dim(encoder: Encoder, layers: list[int], combine: str) -> int:

@@ -32,7 +32,7 @@ class ExtractParams:
     precision: str = "auto"               # auto: bf16 autocast where the CPU has native bf16
     max_length: int = 0                   # window length in pieces; 0: the encoder's maximum
     stride: int = 128                     # overlap between windows of a long sentence
-    max_batch_tokens: int = 8192          # padded pieces per encoder batch
+    max_batch_tokens: int = 4096          # padded pieces per encoder batch
     chunk_sentences: int = 2048           # sentences per cache chunk (the resume unit)
     threads: int = 0                      # torch threads; 0: all cores
 

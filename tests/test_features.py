@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.align import tokenize
-from features.extract import encode_windows, length_batches
+from features.extract import PAD_MULTIPLE, encode_windows, length_batches
 
 # Ordinary words, words split into many pieces, and words that tokenise to nothing.
 WORD = st.sampled_from(["the", "London", "marched", "NaN", "null", "Grönholm", "°C", "\x85",
@@ -81,7 +81,7 @@ def test_length_batches_cover_every_window_once_within_budget(budget):
     batches = length_batches(lengths, budget)
     assert sorted(np.concatenate(batches).tolist()) == list(range(500))
     for batch in batches:
-        longest = -(-lengths[batch].max() // 16) * 16
+        longest = -(-lengths[batch].max() // PAD_MULTIPLE) * PAD_MULTIPLE
         assert len(batch) == 1 or len(batch) * longest <= budget
 
 
