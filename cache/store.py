@@ -2,7 +2,7 @@
 
 Layout of one file::
 
-    features    float16 [words, D]     one vector per word, corpus order, chunked by rows
+    features    float16 [words, D]     one vector per word, corpus order, contiguous (memory-mapped)
     offsets     int64   [sentences+1]  sentence s owns rows offsets[s]:offsets[s+1]
     piece_ids   int32   [words]        each word's first word-piece id (the baseline's input)
     chunk_done  uint8   [chunks]       which sentence chunks are written (for resuming)
@@ -24,8 +24,7 @@ import h5py
 import numpy as np
 
 FORMAT = "ssner-features"
-VERSION = 1
-ROW_CHUNK = 4096  # HDF5 chunk rows: one chunk of 384-d float16 is 3 MiB
+VERSION = 2  # 2: contiguous features
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class FeatureCache:
         except Exception:
             self.file.close()
             raise
-        self.features = self.file["features"]
+        self.features = _memory_map(self.path, self.file["features"])
         self.offsets = self.file["offsets"][...]
         self.piece_ids = self.file["piece_ids"]
 
@@ -87,8 +86,8 @@ class FeatureCache:
         return int(self.features.shape[1])
 
     def load_features(self) -> np.ndarray:
-        """All features in memory, (W, D) float16: one sequential read, then index freely."""
-        return self.features[...]
+        """All features in memory, (W, D) float16: one sequential read."""
+        return np.array(self.features)
 
     def close(self) -> None:
         self.file.close()
@@ -98,6 +97,18 @@ class FeatureCache:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _memory_map(path: Path, dataset: h5py.Dataset):
+    """The features as a read-only NumPy memmap: reading a few rows costs only those rows.
+
+    HDF5 stores a contiguous, uncompressed dataset as one block at a known
+    offset, so NumPy can map it directly; any other layout is read through h5py.
+    """
+    offset = dataset.id.get_offset()
+    if dataset.chunks is not None or dataset.compression is not None or offset is None:
+        return dataset
+    return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset, shape=dataset.shape)
 
 
 def open_cache(path: str | Path, expected: dict | None = None) -> FeatureCache:
@@ -143,8 +154,8 @@ class CacheWriter:
     def _create(self, num_chunks: int, dim: int):
         handle = h5py.File(self.partial, "w")
         words = int(self.offsets[-1])
-        handle.create_dataset("features", shape=(words, dim), dtype=np.float16,
-                              chunks=(min(ROW_CHUNK, max(words, 1)), dim))
+        # Contiguous, not chunked: readers memory-map it and touch only the rows they use.
+        handle.create_dataset("features", shape=(words, dim), dtype=np.float16)
         handle.create_dataset("offsets", data=self.offsets)
         handle.create_dataset("piece_ids", shape=(words,), dtype=np.int32)
         handle.create_dataset("chunk_done", shape=(num_chunks,), dtype=np.uint8)

@@ -13,6 +13,7 @@ import numpy as np
 
 from data.prepared import atomic_write_text, read_prepared
 from pipeline.params import run_main
+from pipeline.train import enable_compilation_cache
 
 log = logging.getLogger("evaluate")
 
@@ -47,8 +48,8 @@ def evaluate(head_path: str, prepared_dir: str, cache_path: str, metrics_path: s
     test = prepared.split["test"]
     rows = word_rows(prepared.offsets, test)
     with open_cache(cache_path, config["features"]) as cache:
-        source = cache.piece_ids[...] if config["input"] == "piece_ids" else cache.load_features()
-    probabilities, latent = predict(params, model_from_config(config), source[rows])
+        inputs = cache.piece_ids[...][rows] if config["input"] == "piece_ids" else cache.features[rows]
+    probabilities, latent = predict(params, model_from_config(config), inputs)
     predicted = probabilities.argmax(1)
     true = prepared.labels[rows]
     test_offsets = np.concatenate([[0], np.cumsum(np.diff(prepared.offsets)[test])])
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--predictions", required=True)
     parser.add_argument("--plots", required=True)
     args = parser.parse_args()
+    enable_compilation_cache()
     evaluate(args.head, args.prepared, args.cache, args.metrics, args.predictions, args.plots)
 
 

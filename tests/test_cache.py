@@ -32,6 +32,8 @@ def test_complete_cache_reads_back_with_its_fingerprint(tmp_path, encoder):
         assert cache.num_sentences == len(SENTENCES) and cache.num_words == OFFSETS[-1]
         features = cache.load_features()
         assert features.dtype == np.float16 and np.isfinite(features).all()
+        assert isinstance(cache.features, np.memmap)  # rows are read on demand, not all at once
+        np.testing.assert_array_equal(cache.features[[4, 0, 2]], features[[4, 0, 2]])
         assert (cache.piece_ids[...] > 0).all()
 
 

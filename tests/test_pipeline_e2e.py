@@ -14,6 +14,7 @@ import yaml
 
 from conftest import ROOT, write_kaggle_csv
 
+MODELS = ["baseline", "bert_ner", "bert_dd_kl", "bert_conf_kl", "bert_both_kl"]
 NAMES = ["Anna", "Bert", "Carla", "Dmitri"]
 PLACES = ["Paris", "Lagos", "Quito", "Oslo"]
 
@@ -48,6 +49,7 @@ def project(tmp_path_factory):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["prepare"].update(corpus="data/raw/ner_dataset.csv", test_size=12, labelled_size=16)
     params["extract"].update(chunk_sentences=16)
+    params["seeds"] = [0]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
                HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu")
@@ -69,3 +71,34 @@ def test_dvc_repro_runs_every_stage(project):
     assert stats["words"] == meta["num_words"]
     status = run(["dvc", "status"], root, env)
     assert "up to date" in status
+
+    for model in MODELS:
+        metrics = json.loads((root / f"metrics/heads/{model}/seed0.json").read_text())
+        assert 0 <= metrics["accuracy"] <= 1 and "entity" in metrics
+        predictions = (root / f"predictions/{model}/seed0.tsv").read_text().splitlines()
+        assert len(predictions) - 1 == metrics["num_words"]  # every test word has a prediction
+        assert sorted(p.name for p in (root / f"plots/{model}/seed0").iterdir()) == [
+            "confusion_by_pred.png", "confusion_by_true.png", "latent_predicted.png", "latent_true.png"]
+    results = (root / "reports/results.md").read_text()
+    assert all(name in results for name in ("NER Baseline", "BERT NER Confidence KL", "BERT NER Both KL"))
+    assert (root / "reports/plots/comparison.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_changing_a_head_parameter_reruns_only_heads(project):
+    root, env = project
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["kl"]["learning_rate"] = 0.0005
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = set(json.loads(run(["dvc", "status", "--json"], root, env)))
+    assert changed == {"train_kl@bert_dd_kl-0", "train_kl@bert_conf_kl-0", "train_kl@bert_both_kl-0"}
+    output = run(["dvc", "repro", "--dry"], root, env)
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert not ran & {"prepare", "extract", "train_supervised@bert_ner-0", "train_supervised@baseline-0"}
+    assert {"train_kl@bert_dd_kl-0", "evaluate@bert_dd_kl-0", "compare"} <= ran
+
+
+def test_same_seed_gives_bit_identical_heads(project, tmp_path):
+    root, env = project
+    command = [sys.executable, "-m", "pipeline.train", "--model", "bert_ner", "--seed", "0", "--out"]
+    run(command + [str(tmp_path / "again")], root, env)
+    assert (tmp_path / "again/head.msgpack").read_bytes() == (root / "models/bert_ner/seed0/head.msgpack").read_bytes()
