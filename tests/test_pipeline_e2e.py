@@ -91,10 +91,11 @@ def test_changing_a_head_parameter_reruns_only_heads(project):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = set(json.loads(run(["dvc", "status", "--json"], root, env)))
     assert changed == {"train_kl@bert_dd_kl-0", "train_kl@bert_conf_kl-0", "train_kl@bert_both_kl-0"}
-    output = run(["dvc", "repro", "--dry"], root, env)
+    output = run(["dvc", "repro"], root, env)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
     assert not ran & {"prepare", "extract", "train_supervised@bert_ner-0", "train_supervised@baseline-0"}
-    assert {"train_kl@bert_dd_kl-0", "evaluate@bert_dd_kl-0", "compare"} <= ran
+    # compare reruns only if some metrics file changed, which a tiny corpus may not show.
+    assert {"train_kl@bert_dd_kl-0", "evaluate@bert_dd_kl-0"} <= ran
 
 
 def test_same_seed_gives_bit_identical_heads(project, tmp_path):
