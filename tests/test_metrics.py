@@ -205,3 +205,20 @@ def test_confusion_normalisation():
 
     with pytest.raises(ValueError):
         confusion(true, pred, 5, normalize="all")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["O", "B-a", "I-a", "B-b", "I-b"]),
+                                   st.integers(0, 2)), min_size=0, max_size=8), min_size=1, max_size=6))
+def test_entity_f1_fast_matches_seqeval(sentences):
+    from heads.metrics import entity_f1_fast, entity_metrics
+
+    categories = ["O", "a", "b"]
+    sentences = [s for s in sentences if s] or [[("O", 0)]]
+    true_tags = [[t for t, _ in s] for s in sentences]
+    pred_ids = [[p for _, p in s] for s in sentences]
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
+    reference = entity_metrics(true_tags, [[categories[p] for p in s] for s in pred_ids])
+    fast = entity_f1_fast([t for s in true_tags for t in s], np.concatenate(pred_ids), categories, offsets)
+    for key in ("precision", "recall", "f1", "num_true_entities", "num_pred_entities"):
+        assert fast[key] == pytest.approx(reference[key]), key
