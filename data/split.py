@@ -7,9 +7,14 @@ import numpy as np
 SPLITS = ("test", "labelled", "unlabelled")
 
 
-def resolve_size(size: float, available: int, what: str) -> int:
-    """An absolute sentence count (>= 1) or a fraction of ``available`` (< 1)."""
-    count = int(round(size * available)) if 0 < size < 1 else int(size)
+def resolve_size(size: float | str, available: int, what: str) -> int:
+    """An absolute sentence count, a fraction of ``available`` (< 1, or the float 1.0) or 'all'."""
+    if size == "all":
+        return available
+    if isinstance(size, str):
+        raise ValueError(f"{what} of {size!r} sentences: give a count, a fraction or 'all'")
+    fraction = 0 < size < 1 or (isinstance(size, float) and size == 1.0)
+    count = int(round(size * available)) if fraction else int(size)
     if count < 0 or count > available:
         raise ValueError(f"{what} of {size} sentences asked, but only {available} are available")
     return count
@@ -56,3 +61,27 @@ def read_id_file(path: str, num_sentences: int) -> np.ndarray:
                                  f"found {text!r}")
             ids.append(int(text) - 1)
     return np.asarray(ids, dtype=np.int64)
+
+
+def outside_share(tags: list[list[str]], outside: str = "O") -> np.ndarray:
+    """Share of words tagged ``outside`` in each sentence, (S,) float64."""
+    return np.array([sum(t == outside for t in s) / max(len(s), 1) for s in tags])
+
+
+def ranked_pool(candidates: np.ndarray, seed: int, outside: np.ndarray | None = None,
+                strength: float = 0.0) -> np.ndarray:
+    """``candidates`` in the order a labeller would draw them; take the first n for a sample of n.
+
+    With ``strength`` 0 the order is a uniform random permutation. Otherwise a
+    sentence is drawn with weight exp(-strength * its outside share), without
+    replacement (Gumbel top-k): sentences with fewer O words come first. Because
+    every size takes a prefix of one order, samples of growing size are nested.
+    """
+    rng = np.random.default_rng(seed)
+    candidates = np.asarray(candidates, dtype=np.int64)
+    gumbel = rng.gumbel(size=candidates.size)
+    if strength:
+        if outside is None:
+            raise ValueError("a biased draw needs each sentence's outside share")
+        gumbel = gumbel - strength * outside[candidates]
+    return candidates[np.argsort(-gumbel, kind="stable")]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import zipfile
 
+import numpy as np
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,3 +125,23 @@ def test_split_is_a_deterministic_partition(num, test_fraction, labelled_fractio
     assert joined == list(range(num))
     again = random_split(num, test_fraction, labelled_fraction, seed)
     assert all((split[k] == again[k]).all() for k in split)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(5, 200), st.integers(0, 5), st.floats(0, 20))
+def test_ranked_pool_is_a_nested_permutation(num, seed, strength):
+    from data.split import ranked_pool
+
+    outside = np.random.default_rng(seed).random(num)
+    order = ranked_pool(np.arange(num), seed, outside, strength)
+    assert sorted(order.tolist()) == list(range(num))
+    assert (ranked_pool(np.arange(num), seed, outside, strength) == order).all()
+
+
+def test_biased_pool_prefers_sentences_with_fewer_o_words():
+    from data.split import ranked_pool
+
+    outside = np.linspace(0.5, 1.0, 2000)
+    random_first = ranked_pool(np.arange(2000), 0)[:200]
+    biased_first = ranked_pool(np.arange(2000), 0, outside, strength=10)[:200]
+    assert outside[biased_first].mean() < outside[random_first].mean() - 0.1
