@@ -1,0 +1,69 @@
+"""A row view over several feature arrays, as if they were one, without copying them.
+
+Training indexes its inputs by word-row numbers (``inputs[rows]``). With extra
+unlabelled text, the rows of the corpus cache and of the text cache are one
+row space: corpus rows first, then the text's. ``ConcatRows`` maps each row
+number to its array and reads only the rows asked for, so two memory-mapped
+caches of any size cost only the rows of the batches in memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ConcatRows:
+    """Rows of ``parts`` (each (n_i, D), one dtype) stacked: row r of the view is a row of one part.
+
+    Indexable by an int, a slice or a 1-D integer array (any order, repeats
+    allowed, negative counts from the end); returns a NumPy array like the
+    same index on the concatenation would.
+    """
+
+    def __init__(self, *parts):
+        if not parts:
+            raise ValueError("ConcatRows needs at least one array")
+        shapes = {tuple(part.shape[1:]) for part in parts}
+        dtypes = {np.dtype(part.dtype) for part in parts}
+        if len(shapes) != 1 or len(dtypes) != 1:
+            raise ValueError(f"arrays differ in row shape {sorted(shapes)} or dtype {sorted(map(str, dtypes))}")
+        self.parts = parts
+        self.starts = np.concatenate([[0], np.cumsum([len(part) for part in parts])]).astype(np.int64)
+        self.dtype = dtypes.pop()
+        self.shape = (int(self.starts[-1]),) + shapes.pop()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self[np.asarray([key])][0]
+        if isinstance(key, slice):
+            return self[np.arange(*key.indices(len(self)))]
+        rows = np.asarray(key)
+        if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+            raise TypeError(f"index rows with a 1-D integer array, got {rows.dtype} shape {rows.shape}")
+        rows = rows.astype(np.int64, copy=False)
+        total = len(self)
+        rows = np.where(rows < 0, rows + total, rows)
+        if rows.size and (rows.min() < 0 or rows.max() >= total):
+            raise IndexError(f"row index out of range for {total} rows")
+        out = np.empty((len(rows),) + self.shape[1:], self.dtype)            # (N, D)
+        part_of = np.searchsorted(self.starts, rows, side="right") - 1     # (N,)
+        for p, part in enumerate(self.parts):
+            where = np.flatnonzero(part_of == p)
+            if where.size == 0:
+                continue
+            # Sorted unique local rows: h5py datasets need them, and a memmap reads each page once.
+            local, inverse = np.unique(rows[where] - self.starts[p], return_inverse=True)
+            out[where] = np.asarray(part[local])[inverse]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        """Every row in memory: what ``np.asarray(view)`` gives (it reads the whole arrays)."""
+        whole = self[np.arange(len(self))]
+        return whole if dtype is None else whole.astype(dtype)
