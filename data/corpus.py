@@ -36,9 +36,15 @@ class Corpus:
     words: list[list[str]]
     tags: list[list[str]]
     source: str
+    first_lines: list[int] = dataclasses.field(default_factory=list)  # line of each sentence's first word
 
     def __post_init__(self):
         assert len(self.words) == len(self.tags)
+        assert not self.first_lines or len(self.first_lines) == len(self.words)
+
+    def location(self, sentence: int) -> str:
+        """``file:line`` of a sentence's first word (``file`` alone when lines are unknown)."""
+        return f"{self.source}:{self.first_lines[sentence]}" if self.first_lines else self.source
 
     @property
     def num_sentences(self) -> int:
@@ -94,6 +100,7 @@ def read_kaggle_csv(path: str | Path, encoding: str = "latin-1") -> Corpus:
     width = len(header)
     words: list[list[str]] = []
     tags: list[list[str]] = []
+    first_lines: list[int] = []
     for row in reader:
         line = reader.line_num
         if not row:
@@ -103,6 +110,7 @@ def read_kaggle_csv(path: str | Path, encoding: str = "latin-1") -> Corpus:
         if row[sid_col].strip():
             words.append([])
             tags.append([])
+            first_lines.append(line)
         elif not words:
             raise _fail(name, line, "first row has no 'Sentence #'")
         word, tag = row[word_col], row[tag_col].strip()
@@ -114,7 +122,7 @@ def read_kaggle_csv(path: str | Path, encoding: str = "latin-1") -> Corpus:
         tags[-1].append(tag)
     if not words:
         raise _fail(name, 2, "no sentences after the header")
-    return Corpus(words, tags, name)
+    return Corpus(words, tags, name, first_lines)
 
 
 def read_conll(path: str | Path, encoding: str = "utf-8") -> Corpus:
@@ -130,6 +138,7 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> Corpus:
     separator = None
     words: list[list[str]] = [[]]
     tags: list[list[str]] = [[]]
+    first_lines: list[int] = []
     # Split on "\n" only: str.splitlines() also breaks at \x85 and \u2028, which are words here.
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
@@ -152,6 +161,8 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> Corpus:
             columns = [c for c in line.split(" ") if c]  # str.split() would also break at \x85
         if len(columns) < 2 or columns[-1].strip() == "":
             raise _fail(name, number, f"missing tag (expected 'word{separator!r}tag')")
+        if not words[-1]:
+            first_lines.append(number)
         words[-1].append(columns[0])
         tags[-1].append(columns[-1].strip())
     if not words[-1]:
@@ -159,7 +170,7 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> Corpus:
         tags.pop()
     if not words:
         raise _fail(name, None, "no sentences")
-    return Corpus(words, tags, name)
+    return Corpus(words, tags, name, first_lines)
 
 
 def read_corpus(path: str | Path, fmt: str = "auto", encoding: str = "auto") -> Corpus:

@@ -11,7 +11,7 @@ import numpy as np
 from data.corpus import read_corpus
 from data.prepared import write_prepared
 from data.split import random_split, read_id_file
-from data.tags import category_vocabulary, validate_tags
+from data.tags import category_of, category_vocabulary, validate_tags
 from pipeline.params import load_section, run_main
 
 log = logging.getLogger("prepare")
@@ -25,8 +25,8 @@ class PrepareParams:
     tag_scheme: str = "auto"        # bio | plain | auto (bio when every tag is O/B-x/I-x)
     categories: list | None = None  # declare the categories to refuse any other; None: from data
     test_corpus: str | None = None  # a separate CoNLL/Kaggle test file; None: split the corpus
-    test_size: float = 9600         # sentences (or a fraction < 1) drawn as the test split
-    labelled_size: float = 2560     # sentences (or a fraction < 1) drawn as labelled
+    test_size: float | str = 9600   # sentences (or a fraction < 1) drawn as the test split
+    labelled_size: float | str = 2560  # sentences, a fraction (< 1, or 1.0) or 'all' drawn as labelled
     labelled_file: str | None = None  # sentence numbers (1-based) forming the labelled split
     seed: int = 0                   # seed of the split; fixed so every head sees the same split
 
@@ -35,7 +35,7 @@ def prepare(params: PrepareParams, out: str) -> None:
     corpus = read_corpus(params.corpus, params.format, params.encoding)
     words, tags = corpus.words, corpus.tags
     scheme = validate_tags(corpus, params.tag_scheme, params.categories)
-    test_ids = None
+    test, test_ids = None, None
     if params.test_corpus:
         test = read_corpus(params.test_corpus, params.format, params.encoding)
         if validate_tags(test, scheme, params.categories) != scheme:
@@ -45,12 +45,13 @@ def prepare(params: PrepareParams, out: str) -> None:
     labelled_ids = read_id_file(params.labelled_file, corpus.num_sentences) if params.labelled_file else None
     split = random_split(len(words), params.test_size, params.labelled_size, params.seed,
                          test_ids=test_ids, labelled_ids=labelled_ids)
-    labelled_categories = category_vocabulary([tags[i] for i in split["labelled"]])
-    test_categories = category_vocabulary([tags[i] for i in split["test"]])
-    unseen = sorted(set(test_categories) - set(labelled_categories))
-    if unseen:
-        raise ValueError(f"{params.test_corpus or params.corpus}: category {', '.join(unseen)} appears in "
-                         "the test split but not in the labelled split; no head could learn it")
+    labelled_categories = set(category_vocabulary([tags[i] for i in split["labelled"]]))
+    for i in split["test"]:
+        unseen = sorted({category_of(t) for t in tags[i]} - labelled_categories)
+        if unseen:
+            where = corpus.location(i) if i < corpus.num_sentences else test.location(i - corpus.num_sentences)
+            raise ValueError(f"{where}: category {', '.join(map(repr, unseen))} appears in the test split "
+                             "but not in the labelled split; no head could learn it")
     categories = list(params.categories) if params.categories else category_vocabulary(tags)
     write_prepared(out, words, tags, categories, split,
                    meta={"source": corpus.source, "tag_scheme": scheme, "split_seed": params.seed})
