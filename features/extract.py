@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -131,10 +132,14 @@ def fingerprint(encoder: Encoder, layers, combine, pooling, bf16, max_length, st
             "code_version": FEATURES_CODE_VERSION}
 
 
-def extract_to_cache(encoder: Encoder, sentences: list[list[str]], writer: CacheWriter,
+def extract_to_cache(encoder: Encoder, sentences: Sequence[list[str]], writer: CacheWriter,
                      layers, combine, pooling, bf16, max_length, stride, max_batch_tokens,
                      progress: bool = True) -> dict:
-    """Encode every pending chunk of ``sentences`` into ``writer``; returns counters."""
+    """Encode every pending chunk of ``sentences`` into ``writer``; returns counters.
+
+    ``sentences`` is read one chunk at a time, ``sentences[first:last]``: a list,
+    or a reader such as ``features.text.TextSentences`` that streams from disk.
+    """
     from tqdm import tqdm
 
     pending = writer.pending_chunks()

@@ -13,7 +13,6 @@ import logging
 import resource
 import time
 
-
 from cache.store import CacheWriter
 from data.prepared import atomic_write_text, read_prepared
 from features.encoder import cpu_supports_bf16, load_encoder
@@ -54,20 +53,25 @@ def load_for_params(params: ExtractParams):
     return encoder, layers, max_length
 
 
-def extract(params: ExtractParams, prepared_dir: str, out: str, stats_path: str | None) -> None:
-    prepared = read_prepared(prepared_dir)
+def encode_to_cache(params: ExtractParams, sentences, offsets, words_sha256: str, out: str) -> dict:
+    """Encode ``sentences`` (sliceable: ``sentences[first:last]`` is a list of word lists) into
+    the cache ``out``, resuming a partial one; returns timing and size figures.
+
+    The corpus and any unlabelled text go through here, so both caches hold
+    features of the same encoder, layers, pooling and precision.
+    """
     encoder, layers, max_length = load_for_params(params)
     bf16 = use_bf16(params.precision)
     expected = fingerprint(encoder, layers, params.combine, params.pooling, bf16, max_length,
-                           params.stride, prepared.meta["words_sha256"])
+                           params.stride, words_sha256)
     truncate_encoder(encoder, max(layers))
-    writer = CacheWriter(out, expected, prepared.offsets, feature_dim(encoder, layers, params.combine),
+    writer = CacheWriter(out, expected, offsets, feature_dim(encoder, layers, params.combine),
                          params.chunk_sentences)
     log.info("%s, layers %s (%s), %s pooling, %s; %d sentences", params.encoder, layers,
-             params.combine, params.pooling, "bf16" if bf16 else "fp32", len(prepared.words))
+             params.combine, params.pooling, "bf16" if bf16 else "fp32", len(offsets) - 1)
     start = time.perf_counter()
     try:
-        counters = extract_to_cache(encoder, prepared.words, writer, layers, params.combine,
+        counters = extract_to_cache(encoder, sentences, writer, layers, params.combine,
                                     params.pooling, bf16, max_length, params.stride,
                                     params.max_batch_tokens)
     except BaseException:
@@ -75,12 +79,17 @@ def extract(params: ExtractParams, prepared_dir: str, out: str, stats_path: str 
         raise
     path = writer.finish()
     seconds = time.perf_counter() - start
-    stats = dict(counters, seconds=round(seconds, 2),
-                 pieces_per_second=round(counters["pieces"] / max(seconds, 1e-9), 1),
-                 padding_fill=round(counters["pieces"] / max(counters["padded_slots"], 1), 4),
-                 peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                 cache_bytes=path.stat().st_size, fingerprint=expected)
     log.info("wrote %s: %d words in %.1f s", path, counters["words"], seconds)
+    return dict(counters, seconds=round(seconds, 2),
+                pieces_per_second=round(counters["pieces"] / max(seconds, 1e-9), 1),
+                padding_fill=round(counters["pieces"] / max(counters["padded_slots"], 1), 4),
+                peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                cache_bytes=path.stat().st_size, fingerprint=expected)
+
+
+def extract(params: ExtractParams, prepared_dir: str, out: str, stats_path: str | None) -> None:
+    prepared = read_prepared(prepared_dir)
+    stats = encode_to_cache(params, prepared.words, prepared.offsets, prepared.meta["words_sha256"], out)
     if stats_path:
         atomic_write_text(stats_path, json.dumps(stats, indent=2))
 

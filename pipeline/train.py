@@ -5,6 +5,10 @@ Models:
   bert_ner      cached encoder features -> MLP, CE for ``epochs`` passes of the labelled batches
   <kl model>    starts from bert_ner's head of the same seed, then ``rounds`` of
                 (one KL step on an unlabelled batch, one CE step on a labelled batch)
+
+The KL models' unlabelled batches come from the corpus's unlabelled split, plus
+or instead of the sentences of extra text (``unlabelled_text``, cached by the
+extract_text stage): its rows follow the corpus's in one row space.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from data.prepared import atomic_write_text, read_prepared
+from pipeline.extract_text import UnlabelledTextParams
 from pipeline.params import load_section, run_main
 
 log = logging.getLogger("train")
@@ -91,6 +96,37 @@ def load_inputs(prepared, cache_path: str, extract_params: dict, model_id: str):
         return inputs, cache.fingerprint
 
 
+def add_unlabelled_text(inputs, offsets: np.ndarray, labels: np.ndarray, unlabelled: np.ndarray,
+                        text_cache: str, mode: str, feature_fingerprint: dict):
+    """Inputs, offsets, labels and unlabelled ids with the text cache's sentences appended.
+
+    The text's rows follow the corpus's (a ConcatRows view: nothing is copied)
+    and carry no label (-1). ``mode`` 'add' keeps the corpus's unlabelled
+    sentences, 'replace' drops them. The text cache must hold features of the
+    very encoder, weights, layers, pooling and precision of the corpus cache.
+    Returns (inputs, offsets, labels, unlabelled ids, a summary for the config).
+    """
+    from cache.rows import ConcatRows
+    from cache.store import open_cache
+
+    with open_cache(text_cache) as cache:
+        text_features, text_offsets, text_fingerprint = cache.features, cache.offsets, cache.fingerprint
+    differ = [f"{k}: text cache has {text_fingerprint.get(k)!r}, corpus cache has {v!r}"
+              for k, v in feature_fingerprint.items() if k != "corpus_sha256" and text_fingerprint.get(k) != v]
+    if differ:
+        raise ValueError(f"{text_cache}: made with other extract settings ({'; '.join(differ)}); "
+                         "rerun the extract_text stage")
+    num_sentences, num_words = len(offsets) - 1, int(offsets[-1])
+    text_ids = np.arange(num_sentences, num_sentences + len(text_offsets) - 1, dtype=np.int64)
+    inputs = ConcatRows(inputs, text_features)
+    offsets = np.concatenate([offsets, num_words + text_offsets[1:]])                    # (S + T + 1,)
+    labels = np.concatenate([labels, np.full(int(text_offsets[-1]), -1, dtype=labels.dtype)])
+    unlabelled = text_ids if mode == "replace" else np.concatenate([unlabelled, text_ids])
+    summary = {"mode": mode, "sentences": len(text_ids), "words": int(text_offsets[-1]),
+               "corpus_sha256": text_fingerprint["corpus_sha256"]}
+    return inputs, offsets, labels, unlabelled, summary
+
+
 def build_model(model_id: str, num_classes: int, heads: HeadParams, embed_dim: int, vocab_size: int):
     from heads.model import EmbeddingHead, MLPHead
 
@@ -117,7 +153,7 @@ def enable_compilation_cache(directory: str = ".jax_cache") -> None:
 
 
 def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str,
-          init: str | None, params_path: str) -> None:
+          init: str | None, params_path: str, text_cache: str = "cache/unlabelled.h5") -> None:
     import yaml
 
     from heads.checkpoint import load_head, save_head
@@ -164,10 +200,21 @@ def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str
             raise ValueError(f"{init}: expected bert_ner's head of seed {seed}, found "
                              f"{init_config['model']} seed {init_config['seed']}")
         model = build_model(model_id, len(categories), heads, 0, 0)
+        offsets = prepared.offsets
+        text = load_section(UnlabelledTextParams, "unlabelled_text", params_path)
+        if text.mode != "none":
+            inputs, offsets, labels, unlabelled, config["unlabelled_text"] = add_unlabelled_text(
+                inputs, offsets, labels, unlabelled, text_cache, text.mode, feature_fingerprint)
+            log.info("unlabelled batches from %d sentences (%s, %d of extra text)", len(unlabelled),
+                     text.mode, config["unlabelled_text"]["sentences"])
+        if len(unlabelled) == 0:
+            raise ValueError(f"{model_id}: no unlabelled sentences: the corpus's unlabelled split is empty "
+                             "(prepare.labelled_size took them all); give extra text (unlabelled_text.path, "
+                             "mode add or replace) or lower prepare.labelled_size")
         schedule = {"alternating": train_kl_rounds, "joint": train_joint_rounds}.get(kl.schedule)
         if schedule is None:
             raise ValueError(f"kl.schedule {kl.schedule!r}: use alternating or joint")
-        params, history = schedule(params, inputs, labels, prepared.offsets, labelled, unlabelled,
+        params, history = schedule(params, inputs, labels, offsets, labelled, unlabelled,
                                    model=model, rounds=model_params.rounds, kind=model_params.kind,
                                    prior=explicit_prior(kl.prior, categories),
                                    target_gradient=kl.target_gradient, kl_weight=kl.weight,
@@ -189,11 +236,13 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--cache", default="cache/features.h5")
+    parser.add_argument("--text-cache", default="cache/unlabelled.h5",
+                        help="extra unlabelled text's cache (read when unlabelled_text.mode is not none)")
     parser.add_argument("--init", default=None, help="bert_ner head to start a KL model from")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     enable_compilation_cache()
-    train(args.model, args.seed, args.prepared, args.cache, args.out, args.init, args.params)
+    train(args.model, args.seed, args.prepared, args.cache, args.out, args.init, args.params, args.text_cache)
 
 
 if __name__ == "__main__":
