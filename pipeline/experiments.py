@@ -7,6 +7,7 @@
     joint           CE + lambda * KL in one step (lambda chosen on validation) vs the alternating steps
     features        encoder layers x pooling, chosen on validation (runs the encoder on the labelled split)
     class_weights   inverse-frequency class weights in CE, per-category F1 of the rare categories
+    target_gradient confidence KL with DEC's fixed target vs the seed's gradient through the target
 
 Every selection uses a validation part of the labelled split; the test split
 only scores the chosen settings. Models and KL schedules come from params.yaml
@@ -278,8 +279,28 @@ def class_weights(runner: Runner) -> list:
     return runs
 
 
+def target_gradient(runner: Runner) -> dict:
+    """Confidence KL with DEC's fixed target (no gradient through p) against the seed's (gradient through p)."""
+    from heads.experiment import score, train_ner
+
+    models = [m for m, recipe in runner.kl_models.items() if recipe["kind"] in ("confidence", "both")]
+    runs = []
+    for split_name, labelled, seeds, evaluated in (
+            ("validation", runner.train_part, runner.params.selection_seeds, runner.validation_part),
+            ("test", runner.split["labelled"], runner.params.seeds, runner.split["test"])):
+        for seed in seeds:
+            ner = train_ner(runner.corpus, labelled, seed, epochs=runner.epochs)
+            for flag in (False, True):
+                for model, head in runner.kl_heads(ner, labelled, runner.split["unlabelled"], seed, models=models,
+                                                   target_gradient=flag).items():
+                    record(runs, score(runner.corpus, head, evaluated), model=model, target_gradient=flag,
+                           split=split_name, seed=seed)
+    return {"runs": runs}
+
+
 EXPERIMENTS = {"learning_curve": lambda r: curve(r, biased=False), "biased": lambda r: curve(r, biased=True),
-               "regularizers": regularizers, "joint": joint, "features": features, "class_weights": class_weights}
+               "regularizers": regularizers, "joint": joint, "features": features, "class_weights": class_weights,
+               "target_gradient": target_gradient}
 
 
 def main() -> None:

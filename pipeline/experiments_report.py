@@ -173,6 +173,15 @@ def class_weight_section(data: dict) -> str:
                       table(["model", "class weights", "mean F1", *[f"{c} F1" for c in RARE], "accuracy no O"], rows), ""])
 
 
+def target_gradient_section(data: dict) -> str:
+    rows = [[split, model, "on (seed)" if flag else "off (DEC)", cell([r["mean_f1"] for r in rs]),
+             cell([r["entity_f1"] for r in rs]), cell([r["accuracy_no_o"] for r in rs])]
+            for (split, model, flag), rs in group(data["runs"], "split", "model", "target_gradient").items()]
+    return "\n".join(["## 7. Confidence KL: gradient through the target", "",
+                      "DEC treats the sharpened target p as fixed; the seed let gradients flow through it.", "",
+                      table(["split", "model", "target gradient", "mean F1", "entity F1", "accuracy no O"], rows), ""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", default="reports/experiments")
@@ -189,7 +198,8 @@ def main() -> None:
              f"Compute per experiment (seconds): {seconds}.", "",
              curve_section(data, plots)]
     for name, section in (("regularizers", regularizer_section), ("joint", joint_section),
-                          ("features", features_section), ("class_weights", class_weight_section)):
+                          ("features", features_section), ("class_weights", class_weight_section),
+                          ("target_gradient", target_gradient_section)):
         if name in data:
             parts.append(section(data[name]))
     atomic_write_text(Path(args.out), "\n".join(parts) + "\n")
