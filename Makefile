@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORPUS := data/raw/ner_dataset.csv.zip
 SHARED_CORPUS := ../shared/data/ner_dataset.csv.zip
 
-.PHONY: setup corpus repro test bench readme clean-venv
+.PHONY: setup corpus repro experiments test bench
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -25,11 +25,17 @@ corpus:
 	else echo "error: corpus not found: put Kaggle's ner_dataset.csv (or its .zip) in data/raw/"; exit 1; fi
 
 repro: setup corpus
-	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro
+	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro dvc.yaml
 	$(PY) -m pipeline.readme
+
+# The experiments of reports/experiments.md: about 30-60 minutes on 2 cores, after `make repro`.
+experiments: setup corpus
+	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro experiments/dvc.yaml
 
 test: setup
 	$(PY) -m pytest -q tests
 
+# Benchmarks write their figures to bench/*.json (after `make repro`: they read the cache).
 bench: setup corpus
 	$(PY) -m bench.extraction
+	$(PY) -m bench.heads

@@ -69,7 +69,7 @@ def test_dvc_repro_runs_every_stage(project):
         assert cache.num_sentences == 48 and cache.num_words == meta["num_words"]
     stats = json.loads((root / "metrics/extract.json").read_text())
     assert stats["words"] == meta["num_words"]
-    status = run(["dvc", "status"], root, env)
+    status = run(["dvc", "status", "dvc.yaml"], root, env)
     assert "up to date" in status
 
     for model in MODELS:
@@ -89,7 +89,7 @@ def test_changing_a_head_parameter_reruns_only_heads(project):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["kl"]["learning_rate"] = 0.0005
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    changed = set(json.loads(run(["dvc", "status", "--json"], root, env)))
+    changed = set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env)))
     assert changed == {"train_kl@bert_dd_kl-0", "train_kl@bert_conf_kl-0", "train_kl@bert_both_kl-0"}
     output = run(["dvc", "repro"], root, env)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
