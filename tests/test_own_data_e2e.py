@@ -1,0 +1,114 @@
+"""Own data end to end: the made-up chatbot corpus (bespoke BIO tag set) plus raw unlabelled text,
+through `dvc repro` in a temp git repo, then tagging new text; and the bad inputs of that path."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+EXAMPLE = ROOT / "examples" / "chatbot"
+CATEGORIES = ["O", "city", "date", "product", "time"]
+
+
+def run(command, cwd, env, check=True):
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def environment():
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The tracked project in a temp git repo, its params pointed at the example corpus and text."""
+    root = tmp_path_factory.mktemp("own")
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in tracked.stdout.split("\n"):
+        if name and (ROOT / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["prepare"].update(corpus="examples/chatbot/train.conll", test_corpus="examples/chatbot/test.conll",
+                             labelled_size="all")
+    params["unlabelled_text"].update(path="examples/chatbot/unlabelled.txt", mode="add")
+    params["extract"].update(chunk_sentences=64)
+    params["seeds"] = [0]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = environment()
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "own data"]):
+        run(command, root, env)
+    return root, env
+
+
+def test_repro_then_predict_on_a_bespoke_tag_set(project):
+    root, env = project
+    run(["dvc", "repro"], root, env)
+    meta = json.loads((root / "data/prepared/meta.json").read_text())
+    assert meta["categories"] == CATEGORIES and meta["tag_scheme"] == "bio"
+    assert meta["split_sizes"] == {"test": 32, "labelled": 96, "unlabelled": 0}
+    text_stats = json.loads((root / "metrics/extract_text.json").read_text())
+    assert text_stats["sentences"] == text_stats["lines"] == 160 and text_stats["mode"] == "add"
+    from heads.checkpoint import load_head
+    _, config = load_head(root / "models/bert_conf_kl/seed0/head.msgpack")
+    assert config["unlabelled_text"]["sentences"] == 160 and config["categories"] == CATEGORIES
+    metrics = json.loads((root / "metrics/heads/bert_ner/seed0.json").read_text())
+    assert list(metrics["per_category"]) == CATEGORIES
+    assert set(metrics["entity"]["per_type"]) <= set(CATEGORIES[1:])
+    report = (root / "reports/results.md").read_text()
+    assert all(f"| {category} |" in report for category in CATEGORIES)
+    assert "up to date" in run(["dvc", "status"], root, env).stdout
+
+    # A new sentence, then the test sentences as raw text: predict must give evaluate's words and
+    # (up to bf16 batching noise) its categories, which it computed from the cache.
+    with open(root / "predictions/bert_ner/seed0.tsv", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle, delimiter="\t"))
+    sentences: dict[int, list[dict]] = {}
+    for row in table:
+        sentences.setdefault(int(row["sentence"]), []).append(row)
+    lines = ["Ship the Luma lamp to Porto on Friday."] + [" ".join(r["word"] for r in s) for s in sentences.values()]
+    (root / "new.txt").write_text("\n".join(lines) + "\n")
+    result = run([sys.executable, "-m", "pipeline.predict", "--head", "models/bert_ner/seed0/head.msgpack",
+                  "--file", "new.txt", "--json"], root, env)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[0]["words"] == ["Ship", "the", "Luma", "lamp", "to", "Porto", "on", "Friday", "."]
+    assert set(records[0]["categories"]) <= set(CATEGORIES) and "predict" in result.stderr  # the progress bar
+    assert [r["words"] for r in records[1:]] == [[row["word"] for row in s] for s in sentences.values()]
+    predicted = [c for r in records[1:] for c in r["categories"]]
+    agreement = sum(p == row["predicted"] for p, row in zip(predicted, table)) / len(table)
+    print(f"predict agrees with evaluate on {agreement:.2%} of {len(table)} test words")
+    assert agreement >= 0.98, agreement
+
+
+@pytest.mark.parametrize("train, test, message", [
+    ("a\tO\nLisbon\tB-city\n\nb\tO\n", "Osaka\tB-city\n\nFriday\tB-date\n",
+     "test.conll:3: category 'date' appears in the test split but not in the labelled split"),
+    ("a\tO\nLisbon\n", None, "train.conll:2: missing tag"),
+    ("a\tO\nLisbon B-city\n", None, "train.conll:2: mixed tab and space separators"),
+    ("a\tO\n\ncaf\xe9\tB-city\n", None, "train.conll:3: not valid utf-8"),
+])
+def test_bad_corpus_files_give_one_line_errors(tmp_path, train, test, message):
+    (tmp_path / "train.conll").write_bytes(train.encode("latin-1"))
+    prepare = {"corpus": str(tmp_path / "train.conll"), "labelled_size": "all"}
+    if test is not None:
+        (tmp_path / "test.conll").write_text(test)
+        prepare["test_corpus"] = str(tmp_path / "test.conll")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare": prepare}))
+    result = run([sys.executable, "-m", "pipeline.prepare", "--params", str(tmp_path / "params.yaml"),
+                  "--out", str(tmp_path / "prepared")], ROOT, environment(), check=False)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"error: {tmp_path}/") and message in result.stderr
