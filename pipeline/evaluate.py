@@ -37,7 +37,7 @@ def evaluate(head_path: str, prepared_dir: str, cache_path: str, metrics_path: s
     from heads.metrics import confusion, entity_metrics, sentences_from_offsets, word_metrics
     from heads.plots import plot_confusion, plot_latent_pca
     from heads.train import predict
-    from pipeline.train import model_from_config
+    from pipeline.train import baseline_inputs, model_from_config
 
     params, config = load_head(head_path)
     prepared = read_prepared(prepared_dir)
@@ -48,7 +48,10 @@ def evaluate(head_path: str, prepared_dir: str, cache_path: str, metrics_path: s
     test = prepared.split["test"]
     rows = word_rows(prepared.offsets, test)
     with open_cache(cache_path, config["features"]) as cache:
-        inputs = cache.piece_ids[...][rows] if config["input"] == "piece_ids" else cache.features[rows]
+        if config["input"] == "piece_ids":
+            inputs = baseline_inputs(cache.piece_ids[...][rows], config["vocabulary"])
+        else:
+            inputs = cache.features[rows]
     probabilities, latent = predict(params, model_from_config(config), inputs)
     predicted = probabilities.argmax(1)
     true = prepared.labels[rows]

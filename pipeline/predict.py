@@ -95,6 +95,7 @@ class Tagger:
         """The predicted category of every word of ``sentences``."""
         from features.align import tokenize
         from features.extract import encode_windows
+        from pipeline.train import baseline_inputs
 
         if not sentences:
             return []
@@ -104,7 +105,7 @@ class Tagger:
             inputs = encode_windows(self.encoder, windows, self.layers, self.combine, self.pooling,
                                     self.bf16, self.max_batch_tokens).astype(np.float16)  # (W, D)
         else:
-            inputs = windows.first_piece_id                                              # (W,)
+            inputs = baseline_inputs(windows.first_piece_id, self.config["vocabulary"])  # (W,)
         predicted = self._predict(inputs)
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
         return [[self.categories[i] for i in predicted[a:b]] for a, b in zip(offsets[:-1], offsets[1:])]

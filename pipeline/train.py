@@ -127,6 +127,25 @@ def add_unlabelled_text(inputs, offsets: np.ndarray, labels: np.ndarray, unlabel
     return inputs, offsets, labels, unlabelled, summary
 
 
+def baseline_vocabulary(piece_ids: np.ndarray) -> np.ndarray:
+    """The first-piece ids seen in the labelled words, sorted: the baseline's embedding rows 1..V.
+
+    Row 0 is shared by every id never seen in a labelled word. Such rows never
+    receive a gradient, so giving each unseen id a row of its own (the seed's full
+    30,522-row table) changes nothing learnable, and Adam over the full table
+    makes every step ~5x slower.
+    """
+    return np.unique(piece_ids).astype(np.int32)
+
+
+def baseline_inputs(piece_ids: np.ndarray, vocabulary) -> np.ndarray:
+    """Map first-piece ids to the baseline's embedding rows (0 for unseen ids), (N,) int32."""
+    vocabulary = np.asarray(vocabulary, dtype=np.int32)
+    position = np.clip(np.searchsorted(vocabulary, piece_ids), 0, max(len(vocabulary) - 1, 0))
+    found = vocabulary[position] == piece_ids if len(vocabulary) else np.zeros(len(piece_ids), bool)
+    return np.where(found, position + 1, 0).astype(np.int32)
+
+
 def build_model(model_id: str, num_classes: int, heads: HeadParams, embed_dim: int, vocab_size: int):
     from heads.model import EmbeddingHead, MLPHead
 
@@ -180,7 +199,12 @@ def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str
               "features": feature_fingerprint, "input": "piece_ids" if model_id == "baseline" else "features"}
     if model_id in SUPERVISED:
         supervised = load_section(SupervisedParams, model_id, params_path)
-        vocab_size = int(feature_fingerprint["vocab_size"]) if model_id == "baseline" else 0
+        vocab_size = 0
+        if model_id == "baseline":
+            vocabulary = baseline_vocabulary(inputs[labelled_rows])
+            inputs = baseline_inputs(inputs, vocabulary)
+            vocab_size = len(vocabulary) + 1
+            config["vocabulary"] = vocabulary.tolist()
         model = build_model(model_id, len(categories), heads, supervised.embed_dim, vocab_size)
         params, history = train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model,
                                            epochs=supervised.epochs, learning_rate=heads.learning_rate,

@@ -28,7 +28,8 @@ SMALL = HeadParams(hidden=[16], latent_dim=8)  # lists, as from params.yaml (msg
 def make_head(path, encoder, input_kind="features", weights_sha256=None):
     """A randomly initialised head whose config looks like the train stage's."""
     baseline = input_kind == "piece_ids"
-    vocab = len(encoder.tokenizer)
+    vocabulary = list(range(0, len(encoder.tokenizer), 3))  # the piece ids "seen in training"
+    vocab = len(vocabulary) + 1
     model = build_model("baseline" if baseline else "bert_ner", len(CATEGORIES), SMALL, 8, vocab)
     example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size), np.float16)
     params = model.init(jax.random.key(0), example)["params"]
@@ -37,7 +38,7 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None):
         features["weights_sha256"] = weights_sha256
     config = {"model": "baseline" if baseline else "bert_ner", "seed": 0, "categories": CATEGORIES,
               "heads": dataclasses.asdict(SMALL), "features": features, "input": input_kind,
-              "embed_dim": 8, "vocab_size": vocab}
+              "embed_dim": 8, "vocab_size": vocab, "vocabulary": vocabulary}
     save_head(path, params, config)
     return path
 
