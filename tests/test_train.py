@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from heads import checkpoint, losses
-from heads.batches import make_batch, word_rows
+from heads.batches import make_batch, padded_size, sentence_batches, word_rows
 from heads.model import EmbeddingHead, MLPHead
 from heads.train import (
+    _word_positions,
+    _word_table,
     ce_step,
     init_head_params,
     init_state,
@@ -154,6 +156,131 @@ def test_joint_rounds_run_and_change_params(corpus, supervised):
     assert not leaves_equal(params, new_params)
 
 
+def assert_close_trees(a, b):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+
+def test_supervised_scan_matches_a_loop_of_jitted_steps(corpus):
+    """The one-scan schedule takes the steps, with the keys, that ``steps.ce`` per batch takes."""
+    head, seed, epochs = MLPHead(NUM_CLASSES, dropout_rate=0.2, **SMALL), 5, 3
+    params, history = train_supervised(
+        None, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids, model=head,
+        epochs=epochs, batch_sentences=8, seed=seed, pad_multiple=16,
+    )  # fmt: skip
+
+    rng = np.random.default_rng(seed)
+    key = jax.random.key(seed)
+    epoch_batches = [sentence_batches(corpus.labelled_ids, 8, rng) for _ in range(epochs)]
+    size = padded_size(corpus.offsets, [b for e in epoch_batches for b in e], 16)
+    optimizer = make_optimizer(1e-3)
+    state = init_state(
+        init_head_params(head, corpus.features, jax.random.fold_in(key, 0)), optimizer
+    )
+    steps, dropout_root, step = make_steps(head, optimizer), jax.random.fold_in(key, 1), 0
+    loop_history = []
+    for batches in epoch_batches:
+        ce_sum = words = 0.0
+        for ids in batches:
+            batch = make_batch(corpus.features, corpus.labels, word_rows(corpus.offsets, ids), size)
+            state, metrics = steps.ce(state, batch, jax.random.fold_in(dropout_root, step))
+            ce_sum += float(metrics["ce_sum"])
+            words += float(metrics["words"])
+            step += 1
+        loop_history.append(ce_sum / words)
+    assert_close_trees(params, state.params)
+    np.testing.assert_allclose(history, loop_history, rtol=1e-5)
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_rounds_scan_matches_a_loop_of_jitted_steps(corpus, supervised, joint):
+    params, _ = supervised
+    head, seed, rounds, kind = MLPHead(NUM_CLASSES, dropout_rate=0.2, **SMALL), 2, 5, "both"
+    schedule = train_joint_rounds if joint else train_kl_rounds
+    new_params, history = schedule(
+        params, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids,
+        corpus.unlabelled_ids, model=head, rounds=rounds, kind=kind, kl_weight=0.5,
+        batch_sentences=8, seed=seed, pad_multiple=16,
+    )  # fmt: skip
+
+    rng = np.random.default_rng(seed)
+    streams = []
+    for ids in (corpus.labelled_ids, corpus.unlabelled_ids):
+        stream = []
+        while len(stream) < rounds:
+            stream.extend(sentence_batches(ids, 8, rng))
+        streams.append(stream[:rounds])
+    labelled_batches, unlabelled_batches = streams
+    size = padded_size(corpus.offsets, labelled_batches + unlabelled_batches, 16)
+    prior = losses.prior_from_labels(
+        corpus.labels[word_rows(corpus.offsets, corpus.labelled_ids)], NUM_CLASSES
+    )
+    optimizer = make_optimizer(1e-3)
+    steps = make_steps(head, optimizer, kind=kind, prior=prior, kl_weight=0.5)
+    state, dropout_root = init_state(params, optimizer), jax.random.fold_in(jax.random.key(seed), 1)
+    loop_history = []
+    for r in range(rounds):
+        labelled = make_batch(corpus.features, corpus.labels,
+                              word_rows(corpus.offsets, labelled_batches[r]), size)  # fmt: skip
+        unlabelled = make_batch(corpus.features, None,
+                                word_rows(corpus.offsets, unlabelled_batches[r]), size)  # fmt: skip
+        if joint:
+            key = jax.random.fold_in(dropout_root, r)
+            state, metrics = steps.joint(state, labelled, unlabelled, key)
+        else:
+            state, kl_metrics = steps.kl(state, unlabelled, jax.random.fold_in(dropout_root, 2 * r))
+            state, metrics = steps.ce(state, labelled, jax.random.fold_in(dropout_root, 2 * r + 1))
+            metrics = {**kl_metrics, **metrics}
+        loop_history.append((float(metrics["kl_sum"]), float(metrics["ce_sum"] / metrics["words"])))
+    assert_close_trees(new_params, state.params)
+    history = [(h["kl"], h["ce"]) for h in history]
+    np.testing.assert_allclose(history, loop_history, rtol=1e-5, atol=1e-7)
+
+
+class RowsOnly:
+    """An array-like that only answers row indexing, like an h5py dataset or a custom store."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __getitem__(self, rows):
+        return self.array[rows]
+
+
+@pytest.mark.parametrize("wrap", [np.asarray, RowsOnly], ids=["ndarray", "rows-only"])
+def test_word_table_rebuilds_make_batch(corpus, wrap):
+    rng = np.random.default_rng(0)
+    batches = [b for _ in range(2) for b in sentence_batches(corpus.labelled_ids, 8, rng)]
+    size = 64
+    for inputs in (corpus.features, corpus.piece_ids):
+        for labels in (corpus.labels, None):
+            rows, stacked = _word_positions(corpus.offsets, batches, size, labels)
+            table = np.asarray(_word_table(wrap(inputs), rows))
+            # Each sentence's words are in the table once, however many batches hold it.
+            assert len(table) == len(word_rows(corpus.offsets, corpus.labelled_ids)) + 1
+            for b, ids in enumerate(batches):
+                expected = make_batch(inputs, labels, word_rows(corpus.offsets, ids), size)
+                np.testing.assert_array_equal(table[stacked.inputs[b]], expected.inputs)
+                np.testing.assert_array_equal(stacked.labels[b], expected.labels)
+                np.testing.assert_array_equal(stacked.mask[b], expected.mask)
+    with pytest.raises(ValueError, match="more than the padded size"):
+        _word_positions(corpus.offsets, batches, 8, corpus.labels)
+
+
+def test_empty_schedules(corpus, supervised):
+    params, history = train_supervised(
+        None, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids,
+        model=model(), epochs=0, batch_sentences=8, pad_multiple=16,
+    )  # fmt: skip
+    assert history == []
+    same, history = train_kl_rounds(
+        params, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids,
+        corpus.unlabelled_ids, model=model(), rounds=0, kind="confidence", batch_sentences=8,
+        pad_multiple=16,
+    )  # fmt: skip
+    assert history == [] and leaves_equal(params, same)
+
+
 def small_batches(corpus, size=64):
     labelled = make_batch(corpus.features, corpus.labels,
                           word_rows(corpus.offsets, corpus.labelled_ids[:8]), size)  # fmt: skip
@@ -211,6 +338,13 @@ def test_make_steps_validates_kl_options():
     with pytest.raises(ValueError, match="summing to 1"):
         make_steps(model(), optimizer, kind="both", prior=np.ones(4))
     assert make_steps(model(), optimizer, kind="confidence").kl is not None
+
+
+def test_init_gives_flax_init_numbers(corpus):
+    """init_head_params compiles at a lower optimisation level; the numbers must not change."""
+    head, key = MLPHead(NUM_CLASSES, **SMALL), jax.random.key(3)
+    expected = jax.jit(head.init)(key, corpus.features[:1])["params"]
+    assert leaves_equal(init_head_params(head, corpus.features, key), expected)
 
 
 def test_weight_decay_shrinks_kernels_not_biases(corpus):
