@@ -31,6 +31,7 @@ repro: setup corpus
 # The experiments of reports/experiments.md: about 30-60 minutes on 2 cores, after `make repro`.
 experiments: setup corpus
 	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro experiments/dvc.yaml
+	$(PY) -m pipeline.readme
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -75,6 +75,14 @@ def main() -> None:
     Path(args.docs).mkdir(exist_ok=True)
     for plot in args.plots:
         shutil.copyfile(plot, Path(args.docs) / Path(plot).name)
+    # The experiments report is a DVC output (git-ignored); a copy in docs/ is what the README links.
+    experiments = Path("reports/experiments.md")
+    if experiments.exists():
+        shutil.copyfile(experiments, Path(args.docs) / "experiments.md")
+        plots = Path(args.docs) / "experiments" / "plots"
+        plots.mkdir(parents=True, exist_ok=True)
+        for plot in Path("reports/experiments/plots").glob("*.png"):
+            shutil.copyfile(plot, plots / plot.name)
     atomic_write_text(readme, text)
 
 
