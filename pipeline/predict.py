@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from features.extract import release_freed_memory
 from features.text import check_encoding, decode_lines, read_sentences
 from pipeline.params import run_main
 
@@ -177,6 +178,7 @@ def tag_lines(tagger: Tagger, lines: Iterable[str], out, as_json: bool, batch_se
             text = "\n".join(conll_block(w, c) for w, c in zip(words, predicted))
             text = ("\n" if counts["sentences"] else "") + text  # a blank line between sentences
         out.write(text)
+        release_freed_memory()  # a long file's RSS stays flat
         counts["sentences"] += len(chunk)
         counts["words"] += sum(map(len, words))
         if progress is not None:
