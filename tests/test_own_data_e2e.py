@@ -71,7 +71,7 @@ def test_repro_then_predict_on_a_bespoke_tag_set(project):
     assert set(metrics["entity"]["per_type"]) <= set(CATEGORIES[1:])
     report = (root / "reports/results.md").read_text()
     assert all(f"| {category} |" in report for category in CATEGORIES)
-    assert "up to date" in run(["dvc", "status"], root, env).stdout
+    assert "up to date" in run(["dvc", "status", "dvc.yaml"], root, env).stdout
 
     # A new sentence, then the test sentences as raw text: predict must give evaluate's words and
     # (up to bf16 batching noise) its categories, which it computed from the cache.
