@@ -71,7 +71,7 @@ def main() -> None:
                   Path(args.results).read_text(encoding="utf-8"))
     text = splice(text, "probe", probe_table(Path("bench/probe_layers.json")))
     text = splice(text, "bench", bench_table(Path("bench/extraction.json"), Path("bench/heads.json"),
-                                             Path("metrics/extract.json")))
+                                             Path("bench/extract_full.json")))
     Path(args.docs).mkdir(exist_ok=True)
     for plot in args.plots:
         shutil.copyfile(plot, Path(args.docs) / Path(plot).name)
