@@ -32,3 +32,42 @@ def write_kaggle_csv(path: Path, sentences: list[list[tuple[str, str]]]) -> Path
             for position, (word, tag) in enumerate(sentence):
                 writer.writerow([f"Sentence: {number}" if position == 0 else "", word, "NN", tag])
     return path
+
+
+def run_command(command, cwd, env, check=True):
+    """Run a command; on failure (when ``check``) the assertion shows the tail of its output."""
+    import subprocess
+
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, (f"{' '.join(command)} failed:\n"
+                                        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def project_environment() -> dict:
+    """The environment for dvc and the stages: this venv first on PATH, no hub, JAX on the CPU."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu")
+
+
+def make_project(root: Path, edit_params, message: str) -> tuple[Path, dict]:
+    """A copy of the tracked project in ``root`` as a fresh git repo, params.yaml edited by ``edit_params``."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in tracked.stdout.split("\n"):
+        if name and (ROOT / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    edit_params(params)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = project_environment()
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", message]):
+        run_command(command, root, env)
+    return root, env

@@ -5,54 +5,31 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, make_project, project_environment, run_command
 
 EXAMPLE = ROOT / "examples" / "chatbot"
 CATEGORIES = ["O", "city", "date", "product", "time"]
 
 
-def run(command, cwd, env, check=True):
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    if check:
-        assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
-def environment():
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu")
+run = run_command
+environment = project_environment
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """The tracked project in a temp git repo, its params pointed at the example corpus and text."""
-    root = tmp_path_factory.mktemp("own")
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
-    for name in tracked.stdout.split("\n"):
-        if name and (ROOT / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, root / name)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["prepare"].update(corpus="examples/chatbot/train.conll", test_corpus="examples/chatbot/test.conll",
-                             labelled_size="all")
-    params["unlabelled_text"].update(path="examples/chatbot/unlabelled.txt", mode="add")
-    params["extract"].update(chunk_sentences=64)
-    params["seeds"] = [0]
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = environment()
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "own data"]):
-        run(command, root, env)
-    return root, env
+    def edit(params):
+        params["prepare"].update(corpus="examples/chatbot/train.conll", test_corpus="examples/chatbot/test.conll",
+                                 labelled_size="all")
+        params["unlabelled_text"].update(path="examples/chatbot/unlabelled.txt", mode="add")
+        params["extract"].update(chunk_sentences=64)
+        params["seeds"] = [0]
+    return make_project(tmp_path_factory.mktemp("own"), edit, "own data")
 
 
 def test_repro_then_predict_on_a_bespoke_tag_set(project):

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, write_kaggle_csv
+from conftest import make_project, run_command, write_kaggle_csv
 
 MODELS = ["baseline", "bert_ner", "bert_dd_kl", "bert_conf_kl", "bert_both_kl"]
 NAMES = ["Anna", "Bert", "Carla", "Dmitri"]
@@ -30,8 +26,7 @@ def tiny_corpus(num_sentences: int) -> list[list[tuple[str, str]]]:
 
 
 def run(command, cwd, env):
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    result = run_command(command, cwd, env)
     return result.stdout + result.stderr
 
 
@@ -39,24 +34,14 @@ def run(command, cwd, env):
 def project(tmp_path_factory):
     """A copy of the tracked project with a tiny corpus and small params, as a git repo."""
     root = tmp_path_factory.mktemp("project")
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
-    for name in tracked.stdout.split("\n"):
-        if name and (ROOT / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, root / name)
     (root / "data" / "raw").mkdir(parents=True)
     write_kaggle_csv(root / "data" / "raw" / "ner_dataset.csv", tiny_corpus(48))
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["prepare"].update(corpus="data/raw/ner_dataset.csv", test_size=12, labelled_size=16)
-    params["extract"].update(chunk_sentences=16)
-    params["seeds"] = [0]
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu")
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny"]):
-        run(command, root, env)
-    return root, env
+
+    def edit(params):
+        params["prepare"].update(corpus="data/raw/ner_dataset.csv", test_size=12, labelled_size=16)
+        params["extract"].update(chunk_sentences=16)
+        params["seeds"] = [0]
+    return make_project(root, edit, "tiny")
 
 
 def test_dvc_repro_runs_every_stage(project):
