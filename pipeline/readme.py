@@ -48,7 +48,9 @@ def bench_table(extraction: Path, heads: Path, full_run: Path) -> str:
                   f"| peak RSS (benchmark process) | {e['peak_rss_mib']:,.0f} MiB | | |"]
     if full_run.exists():
         f = json.loads(full_run.read_text(encoding="utf-8"))
-        lines.append(f"| full corpus ({f['sentences']:,} sentences, {f['words']:,} words) | {f['seconds']} s, "
+        layers, pooling = f["fingerprint"]["layers"], f["fingerprint"]["pooling"]
+        lines.append(f"| full corpus ({f['sentences']:,} sentences, {f['words']:,} words; hidden states "
+                     f"{', '.join(map(str, layers))}, {pooling} pooling) | {f['seconds']} s, "
                      f"peak RSS {f['peak_rss_mib']:,.0f} MiB, cache {f['cache_bytes'] / 2**20:,.0f} MiB | | |")
     if heads.exists():
         h = json.loads(heads.read_text(encoding="utf-8"))

@@ -88,3 +88,34 @@ def test_same_seed_gives_bit_identical_heads(project, tmp_path):
     command = [sys.executable, "-m", "pipeline.train", "--model", "bert_ner", "--seed", "0", "--out"]
     run(command + [str(tmp_path / "again")], root, env)
     assert (tmp_path / "again/head.msgpack").read_bytes() == (root / "models/bert_ner/seed0/head.msgpack").read_bytes()
+
+
+def test_experiments_and_their_report_run_on_the_tiny_project(project, tmp_path):
+    """The learning-curve, biased-sample and regularizer experiments, then the report, on the tiny corpus."""
+    root, env = project
+    settings = {"seeds": [0], "selection_seeds": [0], "sizes": [4, 8], "pool_size": 12, "validation_fraction": 0.25,
+                "weight_decays": [0.01], "dropouts": [0.3]}
+    (tmp_path / "experiments.yaml").write_text(yaml.safe_dump({"experiments": settings}))
+    runs = tmp_path / "runs"
+    for name in ("learning_curve", "biased", "regularizers"):
+        run([sys.executable, "-m", "pipeline.experiments", name, "--experiment-params",
+             str(tmp_path / "experiments.yaml"), "--out", str(runs / f"{name}.json")], root, env)
+    curve = json.loads((runs / "learning_curve.json").read_text())["runs"]
+    biased = json.loads((runs / "biased.json").read_text())["runs"]
+    kl_models = {"bert_dd_kl", "bert_conf_kl", "bert_both_kl"}
+    assert {(r["model"], r["size"]) for r in curve} == {(m, s) for m in {"bert_ner", "bert_ner_extra_ce"} | kl_models
+                                                        for s in (4, 8)}
+    assert {r["model"] for r in biased} == {r["model"] for r in curve} | {"bert_dd_kl_given_prior"}
+    assert {r["sample"] for r in biased} == {"biased"} and all(0 <= r["mean_f1"] <= 1 for r in curve + biased)
+    regularizers = json.loads((runs / "regularizers.json").read_text())
+    assert regularizers["chosen"]["weight_decay"] in (0.0, 0.01) and regularizers["chosen"]["dropout"] in (0.0, 0.3)
+    assert {(r["regularizer"], r["model"]) for r in regularizers["runs"]} == {
+        (v, m) for v in ("none", "l2", "dropout") for m in {"bert_ner", "bert_ner_extra_ce"} | kl_models}
+
+    run([sys.executable, "-m", "pipeline.experiments_report", "--runs", str(runs), "--out", str(tmp_path / "report.md"),
+         "--plots", str(tmp_path)], root, env)
+    report = (tmp_path / "report.md").read_text()
+    assert all(title in report for title in ("## 1. Learning curve", "## 2. Biased labelled sample",
+                                             "## 3. Traditional regularizers", "Δ vs random"))
+    for plot in ("learning_curve.png", "biased_vs_random.png"):
+        assert (tmp_path / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
