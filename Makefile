@@ -28,7 +28,7 @@ repro: setup corpus
 	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro dvc.yaml
 	$(PY) -m pipeline.readme
 
-# The experiments of reports/experiments.md: about 30-60 minutes on 2 cores, after `make repro`.
+# The experiments of reports/experiments.md: about 53 minutes on 2 cores (measured), after `make repro`.
 experiments: setup corpus
 	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro experiments/dvc.yaml
 	$(PY) -m pipeline.readme
