@@ -479,16 +479,17 @@ def _run_rounds(
     model,
     rounds,
     kind,
-    prior,
-    target_gradient,
-    kl_weight,
-    batch_sentences,
-    learning_rate,
-    weight_decay,
-    class_weights,
-    seed,
-    pad_multiple,
+    prior=None,
+    target_gradient=False,
+    kl_weight=1.0,
+    batch_sentences=128,
+    learning_rate=1e-3,
+    weight_decay=0.0,
+    class_weights=None,
+    seed=0,
+    pad_multiple=256,
 ):
+    """The KL phase's rounds (alternating or joint), one ``lax.scan``; see the two public wrappers below."""
     rng = np.random.default_rng(seed)
     if prior is None and kind != "confidence":
         prior = losses.prior_from_labels(
@@ -530,27 +531,7 @@ def _run_rounds(
     return params, history
 
 
-def train_kl_rounds(
-    params,
-    inputs,
-    labels,
-    offsets,
-    labelled_ids,
-    unlabelled_ids,
-    *,
-    model,
-    rounds,
-    kind,
-    prior=None,
-    target_gradient=False,
-    kl_weight=1.0,
-    batch_sentences=128,
-    learning_rate=1e-3,
-    weight_decay=0.0,
-    class_weights=None,
-    seed=0,
-    pad_multiple=256,
-):
+def train_kl_rounds(params, inputs, labels, offsets, labelled_ids, unlabelled_ids, **options):
     """The seed's KL phase: ``rounds`` x (one KL step on an unlabelled batch, one CE step on a labelled batch).
 
     The KL and CE steps have their own Adam states, both fresh at the start.
@@ -560,51 +541,20 @@ def train_kl_rounds(
     Labels of ``unlabelled_ids`` are never read.
     Returns (params, history): history[r] = {"kl": KL of round r's unlabelled
     batch, "ce": mean CE per word of its labelled batch}, both before the step.
+    ``options`` are ``_run_rounds``'s keywords: model, rounds, kind (required),
+    prior, target_gradient, kl_weight, batch_sentences, learning_rate,
+    weight_decay, class_weights, seed, pad_multiple.
     """
-    return _run_rounds(
-        params, inputs, labels, offsets, labelled_ids, unlabelled_ids,
-        joint=False, model=model, rounds=rounds, kind=kind, prior=prior,
-        target_gradient=target_gradient, kl_weight=kl_weight,
-        batch_sentences=batch_sentences, learning_rate=learning_rate,
-        weight_decay=weight_decay, class_weights=class_weights, seed=seed,
-        pad_multiple=pad_multiple,
-    )  # fmt: skip
+    return _run_rounds(params, inputs, labels, offsets, labelled_ids, unlabelled_ids, joint=False, **options)
 
 
-def train_joint_rounds(
-    params,
-    inputs,
-    labels,
-    offsets,
-    labelled_ids,
-    unlabelled_ids,
-    *,
-    model,
-    rounds,
-    kind,
-    prior=None,
-    target_gradient=False,
-    kl_weight=1.0,
-    batch_sentences=128,
-    learning_rate=1e-3,
-    weight_decay=0.0,
-    class_weights=None,
-    seed=0,
-    pad_multiple=256,
-):
+def train_joint_rounds(params, inputs, labels, offsets, labelled_ids, unlabelled_ids, **options):
     """Like ``train_kl_rounds`` but each round is one Adam step on CE + kl_weight * KL.
 
     Here ``kl_weight`` is the trade-off lambda and does matter. History as in
     ``train_kl_rounds``.
     """
-    return _run_rounds(
-        params, inputs, labels, offsets, labelled_ids, unlabelled_ids,
-        joint=True, model=model, rounds=rounds, kind=kind, prior=prior,
-        target_gradient=target_gradient, kl_weight=kl_weight,
-        batch_sentences=batch_sentences, learning_rate=learning_rate,
-        weight_decay=weight_decay, class_weights=class_weights, seed=seed,
-        pad_multiple=pad_multiple,
-    )  # fmt: skip
+    return _run_rounds(params, inputs, labels, offsets, labelled_ids, unlabelled_ids, joint=True, **options)
 
 
 def predict(params, model, inputs, batch_words=65536):
