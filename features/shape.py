@@ -48,7 +48,7 @@ def word_flags(word: str) -> tuple[float, ...]:
 
 
 def shape_flags_flat(words: list[str], offsets: np.ndarray) -> np.ndarray:
-    """Flags (num_words, 8) float16 of ``words`` (flattened sentences; sentence s is words[offsets[s]:offsets[s+1]])."""
+    """Flags (num_words, 8) float16 of flat ``words``; sentence s is ``words[offsets[s]:offsets[s + 1]]``."""
     offsets = np.asarray(offsets)
     if (offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(words)
             or (np.diff(offsets) < 0).any()):
