@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORPUS := data/raw/ner_dataset.csv.zip
 SHARED_CORPUS := ../shared/data/ner_dataset.csv.zip
 
-.PHONY: setup setup-mpnet corpus repro experiments test bench
+.PHONY: setup setup-mpnet corpus repro experiments test lint format bench
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -32,13 +32,22 @@ repro: setup corpus
 	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro dvc.yaml
 	$(PY) -m pipeline.readme
 
-# The experiments of reports/experiments.md: about 53 minutes on 2 cores (measured), after `make repro`.
+# The experiments of reports/experiments.md, after `make repro` (each one's compute time is in the report).
 experiments: setup corpus
 	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro experiments/dvc.yaml
 	$(PY) -m pipeline.readme
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# Lint and format check (ruff.toml); `make format` applies the formatter.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # Benchmarks write their figures to bench/*.json (after `make repro`: they read the cache).
 bench: setup corpus

@@ -19,12 +19,11 @@ import time
 import numpy as np
 import torch
 
-from data.prepared import atomic_write_text, read_prepared
+from data.prepared_io import atomic_write_text, read_prepared
 from features.align import tokenize
 from features.encoder import cpu_supports_bf16, load_encoder
-from features.extract import encode_windows, length_batches, padded_length, truncate_encoder, PAD_MULTIPLE
-from pipeline.extract import ExtractParams
-from pipeline.params import load_section
+from features.extract import PAD_MULTIPLE, encode_windows, length_batches, padded_length, truncate_encoder
+from pipeline.params import ExtractParams, load_section
 
 
 def naive_loop(encoder, sentences, layers, batch_size=128):

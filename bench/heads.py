@@ -18,15 +18,15 @@ import jax
 import numpy as np
 
 from cache.store import open_cache
-from data.prepared import atomic_write_text, read_prepared
+from data.prepared_io import atomic_write_text, read_prepared
 from features.align import tokenize
 from features.encoder import load_encoder
 from features.extract import encode_windows
 from heads.batches import make_batch, sentence_batches, word_rows
 from heads.model import MLPHead
-from heads.train import init_head_params, init_state, make_optimizer, make_steps, train_kl_rounds, train_supervised
-from pipeline.extract import ExtractParams
-from pipeline.params import load_section
+from heads.steps import init_head_params, init_state, make_optimizer, make_steps
+from heads.train import KLPhase, train_kl_phase, train_supervised
+from pipeline.params import ExtractParams, load_section
 
 
 def main() -> None:
@@ -46,8 +46,8 @@ def main() -> None:
         features = cache.features
         params, _ = train_supervised(None, features, labels, prepared.offsets, labelled, model=model, seed=0)
         supervised_seconds = time.perf_counter() - start
-        train_kl_rounds(params, features, labels, prepared.offsets, labelled, unlabelled, model=model,
-                        rounds=80, kind="confidence", seed=0)
+        train_kl_phase(params, features, labels, prepared.offsets, labelled, unlabelled,
+                       KLPhase(kind="confidence", rounds=80), model=model, seed=0)
     cached_seconds = time.perf_counter() - start
     cached_steps = 400 + 2 * 80
 

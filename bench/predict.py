@@ -1,4 +1,4 @@
-"""Tagging benchmark: words and sentences per second of ``pipeline.predict`` on a 10,000-sentence file.
+"""Tagging benchmark: words and sentences per second of ``heads.tagger`` (what ``pipeline.predict`` runs) on a 10,000-sentence file.
 
 The file holds corpus sentences drawn at random (any split: only the speed is
 measured), one per line, words joined by spaces. Each head is loaded as the
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.prepared import atomic_write_text, read_prepared
-from pipeline.predict import Tagger, input_lines, tag_lines
+from data.prepared_io import atomic_write_text, read_prepared
+from heads.tagger import Tagger, input_lines, tag_lines
 
 
 def sentence_file(path: Path, prepared_dir: str, count: int, seed: int) -> None:

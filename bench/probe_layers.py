@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from data.prepared import read_prepared
+from data.prepared_io import read_prepared
 from features.align import tokenize
 from features.encoder import load_encoder
 from features.extract import encode_windows

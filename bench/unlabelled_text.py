@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from data.prepared import atomic_write_text
+from data.prepared_io import atomic_write_text
 
 SCAN_SNIPPET = """
 import json, resource, sys, time

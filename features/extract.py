@@ -13,13 +13,16 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import resource
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from cache.store import CacheWriter
 from features.align import Windows, tokenize
-from features.encoder import Encoder
+from features.encoder import Encoder, cpu_supports_bf16, load_encoder
+from features.settings import ExtractParams
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +78,16 @@ def truncate_encoder(encoder: Encoder, top_layer: int) -> None:
 def encode_windows(encoder: Encoder, windows: Windows, layers: list[int], combine: str,
                    pooling: str, bf16: bool, max_batch_tokens: int, sort: bool = True,
                    batch_windows: int | None = None) -> np.ndarray:
-    """Word vectors (num_words, D) float32 for tokenised ``windows``.
+    """Word vectors (num_words, D) float32 (a NumPy array, on the CPU) for tokenised ``windows``.
 
-    ``sort=False`` with ``batch_windows`` gives the naive schedule (corpus order,
-    fixed batch size) that the benchmark compares against.
+    Runs where the encoder's model is (the CPU, or a GPU: ``load_encoder(device=...)``),
+    under bf16 autocast there when ``bf16``. ``sort=False`` with ``batch_windows``
+    gives the naive schedule (corpus order, fixed batch size) that the benchmark
+    compares against.
     """
     import torch
+
+    device = getattr(encoder.model, "device", torch.device("cpu"))
 
     lengths = np.array([len(ids) for ids in windows.input_ids])
     if sort:
@@ -89,7 +96,7 @@ def encode_windows(encoder: Encoder, windows: Windows, layers: list[int], combin
         size = batch_windows or 128
         batches = [np.arange(i, min(i + size, len(lengths))) for i in range(0, len(lengths), size)]
     dim = feature_dim(encoder, layers, combine)
-    words = torch.zeros((windows.num_words, dim), dtype=torch.float32)
+    words = torch.zeros((windows.num_words, dim), dtype=torch.float32, device=device)
     if pooling == "first":
         piece_window, piece_position = windows.word_window, windows.word_first
         piece_word = np.arange(windows.num_words)
@@ -101,7 +108,7 @@ def encode_windows(encoder: Encoder, windows: Windows, layers: list[int], combin
     # Group the pieces by window once, so each batch finds its pieces by slicing.
     by_window = np.argsort(piece_window, kind="stable")
     window_starts = np.searchsorted(piece_window[by_window], np.arange(len(lengths) + 1))
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
     pad_id = encoder.tokenizer.pad_token_id or 0
     with torch.inference_mode(), autocast:
         for batch in batches:
@@ -111,6 +118,7 @@ def encode_windows(encoder: Encoder, windows: Windows, layers: list[int], combin
             for b, window in enumerate(batch):
                 ids[b, :lengths[window]] = torch.tensor(windows.input_ids[window])
                 mask[b, :lengths[window]] = 1
+            ids, mask = ids.to(device), mask.to(device)   # no-ops on the CPU
             output = encoder.model(input_ids=ids, attention_mask=mask,
                                    token_type_ids=torch.zeros_like(ids), output_hidden_states=True)
             chosen = [output.hidden_states[layer].float() for layer in layers]   # each (B, T, H)
@@ -119,10 +127,10 @@ def encode_windows(encoder: Encoder, windows: Windows, layers: list[int], combin
             pieces = np.concatenate([by_window[window_starts[w]:window_starts[w + 1]] for w in batch])
             slot = np.empty(len(lengths), dtype=np.int64)
             slot[batch] = np.arange(len(batch))
-            rows = torch.from_numpy(slot[piece_window[pieces]] * longest + piece_position[pieces])
-            weighted = flat[rows] * torch.from_numpy(piece_weight[pieces])[:, None]
-            words.index_add_(0, torch.from_numpy(piece_word[pieces]), weighted)
-    return words.numpy()
+            rows = torch.from_numpy(slot[piece_window[pieces]] * longest + piece_position[pieces]).to(device)
+            weighted = flat[rows] * torch.from_numpy(piece_weight[pieces]).to(device)[:, None]
+            words.index_add_(0, torch.from_numpy(piece_word[pieces]).to(device), weighted)
+    return words.cpu().numpy()
 
 
 @functools.cache
@@ -145,14 +153,29 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-def fingerprint(encoder: Encoder, layers, combine, pooling, bf16, max_length, stride, words_sha256) -> dict:
-    """Everything the cached features depend on; a reader asks for exactly this."""
+def fingerprint(encoder: Encoder, params: ExtractParams, bf16: bool, max_length: int, words_sha256: str) -> dict:
+    """Everything the cached features depend on; a reader asks for exactly this.
+
+    Each setting that changes the features is here, as requested and, where the
+    machine or the encoder resolves it, as resolved: ``precision`` (auto) and
+    ``max_length`` (0). ``chunk_sentences`` and ``max_batch_tokens`` decide which
+    windows share a padded batch, and that moves features (measured: chunk_sentences
+    0.013 max abs on 7,810 rows; max_batch_tokens 256 vs 4096, fp32: 7e-6, i.e. up
+    to 0.002 once stored as float16). ``device`` is here too (kernels differ between
+    CPU and GPU); ``threads`` is not: 1 and 2 threads gave bit-identical features,
+    and neither are ``backend`` and ``ray_address``, which run the same code.
+    """
+    device = getattr(getattr(encoder.model, "device", None), "type", "cpu")
     return {"encoder": encoder.name, "weights_sha256": encoder.weights_sha256,
-            "layers": [int(layer) for layer in layers], "combine": combine, "pooling": pooling,
-            "precision": "bf16" if bf16 else "fp32", "max_length": int(max_length),
-            "stride": int(stride), "corpus_sha256": words_sha256,
+            "device": device, "device_requested": params.device,
             "vocab_size": len(encoder.tokenizer),
-            "code_version": FEATURES_CODE_VERSION}
+            "layers": [int(layer) for layer in params.layers], "combine": params.combine,
+            "pooling": params.pooling,
+            "precision": "bf16" if bf16 else "fp32", "precision_requested": params.precision,
+            "max_length": int(max_length), "max_length_requested": int(params.max_length),
+            "stride": int(params.stride), "chunk_sentences": int(params.chunk_sentences),
+            "max_batch_tokens": int(params.max_batch_tokens),
+            "corpus_sha256": words_sha256, "code_version": FEATURES_CODE_VERSION}
 
 
 def extract_to_cache(encoder: Encoder, sentences: Sequence[list[str]], writer: CacheWriter,
@@ -171,17 +194,125 @@ def extract_to_cache(encoder: Encoder, sentences: Sequence[list[str]], writer: C
     with tqdm(total=int(total), unit="sent", disable=not progress, desc="extract") as bar:
         for chunk in pending:
             first, last = writer.chunk_sentence_range(chunk)
-            windows = tokenize(encoder.tokenizer, sentences[first:last], max_length, stride)
-            vectors = encode_windows(encoder, windows, layers, combine, pooling, bf16, max_batch_tokens)
-            writer.write_chunk(chunk, vectors, windows.first_piece_id)
-            lengths = np.array([len(ids) for ids in windows.input_ids])
+            vectors, piece_ids, chunk_counters = encode_chunk(encoder, sentences[first:last], layers, combine,
+                                                              pooling, bf16, max_length, stride,
+                                                              max_batch_tokens)
+            writer.write_chunk(chunk, vectors, piece_ids)
             counters["sentences"] += last - first
-            counters["words"] += windows.num_words
-            counters["pieces"] += int(lengths.sum())
-            counters["windows"] += len(lengths)
-            counters["padded_slots"] += sum(len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE)
-                                            for b in length_batches(lengths, max_batch_tokens))
-            del windows, vectors
+            for key, value in chunk_counters.items():
+                counters[key] += value
+            del vectors, piece_ids
             release_freed_memory()
             bar.update(last - first)
     return counters
+
+
+def encode_chunk(encoder: Encoder, sentences: list[list[str]], layers, combine, pooling, bf16, max_length,
+                 stride, max_batch_tokens) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One chunk of sentences -> (word vectors (W, D) float32, first piece ids (W,), counters).
+
+    The unit of work of both backends: the local loop above and each Ray actor
+    (``features.ray_extract``) run exactly this on the same sentence ranges.
+    """
+    windows = tokenize(encoder.tokenizer, sentences, max_length, stride)
+    vectors = encode_windows(encoder, windows, layers, combine, pooling, bf16, max_batch_tokens)
+    lengths = np.array([len(ids) for ids in windows.input_ids])
+    counters = {"words": windows.num_words, "pieces": int(lengths.sum()), "windows": len(lengths),
+                "padded_slots": sum(len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE)
+                                    for b in length_batches(lengths, max_batch_tokens))}
+    return vectors, windows.first_piece_id, counters
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str) -> str:
+    """``extract.device`` (auto, cpu or cuda) -> the torch device this process encodes on.
+
+    auto: CUDA when torch sees a GPU, else the CPU. cuda without a GPU is an
+    error, not a silent fall-back to a CPU run a hundred times slower.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"extract.device {device!r}: use one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise ValueError(f"extract.device is cuda but torch {torch.__version__} sees no GPU "
+                         f"(a CPU-only torch build, or no driver); use auto or cpu")
+    return "cpu"
+
+
+def resolve_precision(precision: str, device: str) -> bool:
+    """Whether ``precision`` (auto, bf16 or fp32) runs the encoder under bf16 autocast on ``device``.
+
+    auto is bf16 where the hardware has it natively (a GPU since Ampere, a CPU
+    with AVX512-BF16 or AMX), else fp32. No fp16: the cache's fingerprint
+    records bf16 or fp32 only, so a GPU without bf16 runs fp32.
+    """
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision {precision!r}: use auto, bf16 or fp32")
+    if device == "cuda":
+        import torch
+
+        native = torch.cuda.is_bf16_supported()
+        if precision == "bf16" and not native:
+            raise ValueError("extract.precision is bf16 but this GPU has no bf16: use auto or fp32")
+        return precision == "bf16" or (precision == "auto" and native)
+    return precision == "bf16" or (precision == "auto" and cpu_supports_bf16())
+
+
+def use_bf16(precision: str) -> bool:
+    """Whether ``precision`` runs the encoder under bf16 autocast on this CPU."""
+    return resolve_precision(precision, "cpu")
+
+
+def load_for_params(params: ExtractParams, device: str = "cpu", threads: int | None = None):
+    """The encoder (on ``device``) and the (layers, window length) that ``params`` resolve to.
+
+    ``threads`` overrides ``params.threads`` (a Ray actor uses the CPUs it was given).
+    """
+    encoder = load_encoder(params.encoder, threads or params.threads or None, device)
+    layers = [int(layer) for layer in params.layers]
+    check_layers(encoder, layers, params.combine, params.pooling)
+    max_length = params.max_length or encoder.max_length
+    if not 0 <= params.stride < max_length - 2:
+        raise ValueError(f"stride {params.stride} must be below the window length {max_length} - 2")
+    return encoder, layers, max_length
+
+
+def encode_to_cache(params: ExtractParams, sentences, offsets, words_sha256: str, out: str) -> dict:
+    """Encode ``sentences`` (sliceable: ``sentences[first:last]`` is a list of word lists) into
+    the cache ``out``, resuming a partial one; returns timing and size figures.
+
+    The corpus and any unlabelled text go through here, so both caches hold
+    features of the same encoder, layers, pooling and precision.
+    """
+    device = resolve_device(params.device)   # first: a wrong device fails before any work
+    bf16 = resolve_precision(params.precision, device)
+    encoder, layers, max_length = load_for_params(params, device)
+    expected = fingerprint(encoder, params, bf16, max_length, words_sha256)
+    truncate_encoder(encoder, max(layers))
+    writer = CacheWriter(out, expected, offsets, feature_dim(encoder, layers, params.combine),
+                         params.chunk_sentences)
+    log.info("%s on %s, layers %s (%s), %s pooling, %s; %d sentences", params.encoder, device, layers,
+             params.combine, params.pooling, "bf16" if bf16 else "fp32", len(offsets) - 1)
+    start = time.perf_counter()
+    try:
+        counters = extract_to_cache(encoder, sentences, writer, layers, params.combine,
+                                    params.pooling, bf16, max_length, params.stride,
+                                    params.max_batch_tokens)
+    except BaseException:
+        writer.close()  # the partial file stays; the next run resumes from it
+        raise
+    path = writer.finish()
+    seconds = time.perf_counter() - start
+    log.info("wrote %s: %d words in %.1f s", path, counters["words"], seconds)
+    return dict(counters, backend="local", device=device, seconds=round(seconds, 2),
+                pieces_per_second=round(counters["pieces"] / max(seconds, 1e-9), 1),
+                padding_fill=round(counters["pieces"] / max(counters["padded_slots"], 1), 4),
+                peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                cache_bytes=path.stat().st_size, fingerprint=expected)

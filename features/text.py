@@ -43,9 +43,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from data.prepared import words_sha256
+from data.corpus import NOT_TEXT
+from data.prepared_io import words_sha256
 
 _CLITIC_TAIL = r"(?i:s|re|ve|ll|d|m)"
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _NEGATION = r"(?i:n['’]t)"
 
 
@@ -97,16 +99,36 @@ def tokenize_line(line: str) -> list[str]:
     return [match.group() for match in _token_pattern().finditer(line)]
 
 
-def check_encoding(encoding: str) -> str:
-    """The codec's canonical name; refuse codecs whose newline is not the byte 0x0a (UTF-16/32)."""
+def check_encoding(encoding: str, source: str = "") -> str:
+    """The codec's canonical name; refuse codecs whose newline is not the byte 0x0a (UTF-16/32).
+
+    ``source`` (a file, or the option that names the encoding) starts the error message.
+    """
+    where = f"{source}: " if source else ""
     try:
         name = codecs.lookup(encoding).name
     except LookupError:
-        raise TextError(f"unknown text encoding {encoding!r}") from None
-    if "\n".encode(name) != b"\n":
-        raise TextError(f"encoding {encoding!r} is not read line by line here; convert the file "
+        raise TextError(f"{where}unknown text encoding {encoding!r}") from None
+    if "\n".encode(name) != b"\n" or "\r".encode(name) != b"\r":
+        raise TextError(f"{where}encoding {encoding!r} is not read line by line here; convert the file "
                         f"to UTF-8 first (iconv -f {encoding} -t UTF-8)")
     return name
+
+
+def raw_lines(handle: BinaryIO, block_size: int = 1 << 16) -> Iterator[bytes]:
+    """The lines of a binary handle, each with its line break: ``\n``, ``\r\n`` or a lone ``\r``."""
+    read = getattr(handle, "read1", handle.read)  # read1: a pipe yields what it has, without waiting
+    pending = b""
+    while block := read(block_size):
+        data, start = pending + block, 0
+        for match in _LINE_BREAK.finditer(data):
+            if match.end() == len(data) and data.endswith(b"\r"):
+                break  # a \r at the end of a block may be the first half of \r\n
+            yield data[start:match.end()]
+            start = match.end()
+        pending = data[start:]
+    if pending:
+        yield pending
 
 
 def decode_lines(handle: BinaryIO, name: str, encoding: str,
@@ -114,13 +136,19 @@ def decode_lines(handle: BinaryIO, name: str, encoding: str,
     """(line number, byte offset, text without its line break) of every line of ``handle``.
 
     ``first_number`` is the line number of the handle's current position (after a seek).
+    Lines end at ``\n``, ``\r\n`` or a lone ``\r`` (old Mac files).
 
-    Raises TextError naming ``name`` and the line on a byte the encoding cannot
-    decode, or on a NUL byte (binary data, or UTF-16 read as UTF-8).
+    Raises TextError naming ``name`` and the line on a compressed or binary file
+    (a NUL byte: binary data, or UTF-16 read as UTF-8), or on a byte the
+    encoding cannot decode.
     """
     offset = handle.tell() if handle.seekable() else 0  # a pipe has no position: count from 0
-    for number, raw in enumerate(handle, start=first_number):
+    for number, raw in enumerate(raw_lines(handle), start=first_number):
         start, offset = offset, offset + len(raw)
+        if number == 1:
+            for magic, what in NOT_TEXT:
+                if raw.startswith(magic):
+                    raise TextError(f"{name}:1: not a text file: {what}")
         if b"\x00" in raw:
             raise TextError(f"{name}:{number}: NUL byte: not {encoding} text (UTF-16? binary?)")
         try:
@@ -130,7 +158,7 @@ def decode_lines(handle: BinaryIO, name: str, encoding: str,
                             f"column {error.start + 1}); set the text encoding, e.g. latin-1") from None
         if number == 1 and text.startswith("\ufeff"):
             text = text[1:]  # a byte-order mark is not a word
-        yield number, start, text.rstrip("\r\n")
+        yield number, start, text.rstrip("\r\n")  # only the line break: \x85 and \u2028 are words
 
 
 def read_sentences(lines: Iterable[str]) -> Iterator[tuple[int, str, list[tuple[int, int]]]]:
@@ -160,7 +188,7 @@ class TextScan:
     seek: np.ndarray        # (chunks, 2) int64 byte offset, line number
     lines: int              # lines in the file, blank ones included
     blank_lines: int        # lines without a word (skipped: nothing to encode)
-    words_sha256: str       # data.prepared.words_sha256 of the sentences
+    words_sha256: str       # data.prepared_io.words_sha256 of the sentences
 
     @property
     def num_sentences(self) -> int:
@@ -183,7 +211,9 @@ def scan_text(path: str | Path, encoding: str = "utf-8", chunk_sentences: int = 
     on a file without a single word.
     """
     path = Path(path)
-    encoding = check_encoding(encoding)
+    encoding = check_encoding(encoding, str(path))
+    if path.is_dir():
+        raise TextError(f"{path}: is a directory; expected a text file, one sentence per line")
     if not path.is_file():
         raise TextError(f"{path}: no such file")
     lengths = array("i")

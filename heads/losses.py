@@ -143,3 +143,56 @@ def inverse_frequency_weights(labels, num_classes):
     weights = np.zeros(num_classes, np.float64)
     weights[present] = counts.sum() / (present.sum() * counts[present])
     return weights
+
+
+KL_KINDS = ("data_distribution", "confidence", "both")
+
+
+def kl_loss(logits, mask, *, kind, prior, target_gradient):
+    """The unlabelled-batch regulariser named by ``kind``; a float32 scalar.
+
+    ``"data_distribution"`` and ``"confidence"`` are the DESIGN's losses as
+    defined (the confidence KL summed over words). ``"both"`` adds the
+    data-distribution KL to the confidence KL averaged over real words, so
+    the two are on the same per-word scale and neither drowns the other.
+    """
+    if kind == "data_distribution":
+        return data_distribution_kl(logits, mask, prior)
+    if kind == "confidence":
+        return confidence_kl(logits, mask, target_gradient)
+    if kind == "both":
+        n_words = jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
+        confidence = confidence_kl(logits, mask, target_gradient) / n_words
+        return data_distribution_kl(logits, mask, prior) + confidence
+    raise ValueError(f"unknown KL kind {kind!r}; expected one of {KL_KINDS}")
+
+
+def check_prior(kind, prior, num_classes):
+    """Fail fast on a KL kind this module does not know, or a prior that is not a distribution."""
+    if kind not in KL_KINDS:
+        raise ValueError(f"unknown KL kind {kind!r}; expected one of {KL_KINDS}")
+    if kind == "confidence":
+        return
+    if prior is None:
+        raise ValueError(f"KL kind {kind!r} needs a prior")
+    prior = np.asarray(prior, np.float64)
+    if prior.shape != (num_classes,) or (prior < 0).any() or abs(prior.sum() - 1) > 1e-4:
+        raise ValueError(
+            f"prior must be {num_classes} non-negative numbers summing to 1; got {prior.tolist()}"
+        )
+
+
+def explicit_prior(prior, categories: list[str]) -> np.ndarray | None:
+    """None for 'labelled'; else a list in category order or a {category: share} dict, normalised."""
+    if prior == "labelled":
+        return None
+    if isinstance(prior, dict):
+        unknown = sorted(set(prior) - set(categories))
+        if unknown:
+            raise ValueError(f"kl.prior names unknown categories {unknown}; categories are {categories}")
+        values = np.array([float(prior.get(c, 0.0)) for c in categories])
+    else:
+        values = np.asarray(prior, dtype=np.float64)
+    if values.shape != (len(categories),) or (values < 0).any() or values.sum() <= 0:
+        raise ValueError(f"kl.prior must give {len(categories)} non-negative shares ({categories})")
+    return values / values.sum()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 
 class MLPBody(nn.Module):
@@ -65,3 +66,41 @@ class EmbeddingHead(nn.Module):
             self.num_classes, self.hidden, self.latent_dim, self.dropout_rate, name="head"
         )
         return head(x, deterministic=deterministic)  # (N, C), (N, latent_dim)
+
+
+def build_model(kind: str, num_classes: int, *, hidden=(256, 128, 64), latent_dim: int = 32,
+                dropout: float = 0.0, embed_dim: int = 0, vocab_size: int = 0) -> nn.Module:
+    """The head for ``kind``: ``"piece_ids"`` (the baseline's embedding head) or ``"features"`` (MLP)."""
+    hidden = tuple(int(width) for width in hidden)  # hashable, so the module can be a static jit argument
+    if kind == "piece_ids":
+        return EmbeddingHead(vocab_size, num_classes, embed_dim, hidden, latent_dim, dropout)
+    if kind == "features":
+        return MLPHead(num_classes, hidden, latent_dim, dropout)
+    raise ValueError(f"unknown head input {kind!r}: expected 'features' or 'piece_ids'")
+
+
+def model_from_config(config: dict) -> nn.Module:
+    """Rebuild the Flax module a saved head was trained as, from its config."""
+    heads = config["heads"]
+    return build_model(config["input"], len(config["categories"]), hidden=heads["hidden"],
+                       latent_dim=heads["latent_dim"], dropout=heads["dropout"],
+                       embed_dim=config.get("embed_dim", 0), vocab_size=config.get("vocab_size", 0))
+
+
+def baseline_vocabulary(piece_ids: np.ndarray) -> np.ndarray:
+    """The first-piece ids seen in the labelled words, sorted: the baseline's embedding rows 1..V.
+
+    Row 0 is shared by every id never seen in a labelled word. Such rows never
+    receive a gradient, so giving each unseen id a row of its own (the seed's full
+    30,522-row table) changes nothing learnable, and Adam over the full table
+    makes every step ~5x slower.
+    """
+    return np.unique(piece_ids).astype(np.int32)
+
+
+def baseline_inputs(piece_ids: np.ndarray, vocabulary) -> np.ndarray:
+    """Map first-piece ids to the baseline's embedding rows (0 for unseen ids), (N,) int32."""
+    vocabulary = np.asarray(vocabulary, dtype=np.int32)
+    position = np.clip(np.searchsorted(vocabulary, piece_ids), 0, max(len(vocabulary) - 1, 0))
+    found = vocabulary[position] == piece_ids if len(vocabulary) else np.zeros(len(piece_ids), bool)
+    return np.where(found, position + 1, 0).astype(np.int32)

@@ -22,7 +22,7 @@ METRIC_LABELS = {
 }
 
 
-def _pyplot():
+def pyplot():
     """pyplot on the Agg backend; imported lazily so importing this module
     has no side effect on matplotlib's global state."""
     import matplotlib
@@ -48,11 +48,11 @@ def save_png_atomic(figure, path: str | os.PathLike) -> None:
             os.remove(temp_name)
         raise
     finally:
-        _pyplot().close(figure)
+        pyplot().close(figure)
 
 
 def _category_colours(num_categories: int) -> list:
-    plt = _pyplot()
+    plt = pyplot()
     if num_categories <= 10:
         cmap = plt.get_cmap("tab10")
     elif num_categories <= 20:
@@ -76,7 +76,7 @@ def plot_confusion(
         raise ValueError(
             f"matrix shape {matrix.shape} does not match {num_categories} categories"
         )
-    plt = _pyplot()
+    plt = pyplot()
     # Cells stay legible from 9 to 20 categories: the figure grows, text shrinks.
     side = max(6.0, 0.6 * num_categories + 2.0)
     font_size = max(6.0, min(10.0, 90.0 / num_categories))
@@ -168,7 +168,7 @@ def plot_latent_pca(
     explained = 100.0 * pca.explained_variance_ratio_.sum()
     colours = _category_colours(len(categories))
 
-    plt = _pyplot()
+    plt = pyplot()
     for labels, path, which in ((true, path_true, "true"), (pred, path_pred, "predicted")):
         figure, axes = plt.subplots(figsize=(8, 7))
         _scatter_by_category(
@@ -190,7 +190,7 @@ def plot_model_comparison(
     metric_names = list(metric_names)
     if not models or not metric_names:
         raise ValueError("nothing to plot: no models or no metrics")
-    plt = _pyplot()
+    plt = pyplot()
     num_models = len(models)
     width = 0.8 / num_models
     figure, axes = plt.subplots(figsize=(max(7.0, 0.5 * len(metric_names) * num_models + 2.0), 5))

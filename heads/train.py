@@ -1,357 +1,57 @@
-"""Train steps and schedules for the heads.
-
-The step functions (``ce_step``, ``kl_step``, ``joint_step``) are pure and not
-jitted here, so tests can call them directly; ``make_steps`` binds the model,
-optimizer and loss options once and returns jitted closures that take only
-``(state, batch(es), dropout_key)``.
+"""The training schedules of the heads: supervised epochs, then the KL phase's rounds.
 
 The schedules do not call a jitted step per batch: on a CPU the Python
 between steps (dispatch, keys, adding metrics) cost about as much as the
 steps. A schedule draws all its batches first, copies the words they use to
-the device once (``_word_table``: each distinct word once, however many
-epochs reuse it), and runs every step as one jitted ``lax.scan`` over the
-batches' word positions (``_schedule``): one compile, one call, one fetch of
-the metrics. Step t's dropout key is ``fold_in(fold_in(key(seed), 1), t)``,
-the same as a loop calling the jitted steps would use. The tables cost
-memory once per schedule: the labelled words (~57k x 384 float16, 44 MB)
-and, for the rounds, the unlabelled words drawn (80 rounds of 128
-sentences, ~220k words, 170 MB).
-
-Metrics are dicts of sums and counts (float32 scalars) per step; the
-schedules fetch them once at the end and add them up in NumPy:
-
-- CE:    ``ce_sum`` (unweighted -log q(y) summed over real words),
-         ``correct`` (argmax == label), ``words`` (real labelled words);
-- KL:    ``kl_sum`` (the KL value of the batch, before ``weight``),
-         ``kl_batches`` (1 per step);
-- joint: the union of both.
-
-Parameters are the inner ``params`` dict of a flax variables dict.
+the device once (``heads.tables``), and runs every step as one jitted
+``lax.scan`` over the batches' word positions (``_schedule``): one compile,
+one call, one fetch of the metrics. Step t's dropout key is
+``fold_in(fold_in(key(seed), 1), t)``, the same as a loop calling the jitted
+steps of ``heads.steps`` would use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable
-from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from heads import losses
-from heads.batches import Batch, make_batch, padded_size, sentence_batches, word_rows
+from heads.batches import padded_size, sentence_batches, word_rows
+from heads.steps import (
+    DROPOUT_STREAM,
+    RUN_ONCE_OPTIONS,
+    bind_steps,
+    init_state,
+    make_optimizer,
+    seed_init,
+)  # fmt: skip
+from heads.tables import word_positions, word_table
 
-KL_KINDS = ("data_distribution", "confidence", "both")
-
-# fold_in tags that split the one seed into independent streams.
-_INIT_STREAM, _DROPOUT_STREAM = 0, 1
-
-
-class HeadState(NamedTuple):
-    """Parameters plus one optimizer state per objective (the seed's two Adams)."""
-
-    params: Any
-    ce_opt_state: Any
-    kl_opt_state: Any
-    step: jax.Array  # int32 scalar, counts steps of every kind
+SCHEDULES = ("alternating", "joint")
 
 
-def make_optimizer(learning_rate=1e-3, weight_decay=0.0):
-    """Adam, or AdamW with decoupled decay of the weight matrices when ``weight_decay`` > 0."""
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if weight_decay == 0:
-        return optax.adam(learning_rate)
-    # Biases are not decayed: only kernels and the embedding table (ndim > 1).
-    def matrices(params):
-        return jax.tree_util.tree_map(lambda leaf: leaf.ndim > 1, params)
+@dataclasses.dataclass(frozen=True)
+class KLPhase:
+    """What the KL phase does after supervised training (one KL model's recipe)."""
 
-    return optax.adamw(learning_rate, weight_decay=weight_decay, mask=matrices)
+    kind: str                        # data_distribution | confidence | both (heads.losses.KL_KINDS)
+    rounds: int                      # rounds of the schedule, each one labelled and one unlabelled batch
+    schedule: str = "alternating"    # alternating: the seed's KL step then CE step; joint: one step on both
+    kl_weight: float = 1.0           # KL scale (alternating; Adam nearly ignores it) or lambda (joint)
+    prior: np.ndarray | None = None  # (C,) for the data-distribution KL; None: the labelled words' shares
+    target_gradient: bool = False    # confidence KL: gradient through DEC's target (the seed) or not
+    learning_rate: float = 1e-3      # of the phase's Adam states (both fresh at its start)
 
-
-# Compiler options for code that runs once, where compiling is most of the
-# cost: XLA's level 1 compiles the initialisers in half the time of the
-# default 2 and gives the same numbers.
-_RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 1}
-
-
-def init_head_params(model, inputs, key):
-    """Fresh parameters of ``model`` for inputs shaped like ``inputs[1:]`` rows."""
-    example = np.asarray(inputs[:1])  # (1, D) features or (1,) ids
-    # Jitted as a whole: op by op, init compiles each operation on its own.
-    init = jax.jit(functools.partial(_init_params, model), compiler_options=_RUN_ONCE_OPTIONS)
-    return init(example, key)
-
-
-def _init_params(model, example, key):
-    return model.init(key, example)["params"]
-
-
-def _seed_init(model, example, seed):
-    """``init_head_params`` with the seed's init key (made here, so inside a jit of this)."""
-    return _init_params(model, example, jax.random.fold_in(jax.random.key(seed), _INIT_STREAM))
-
-
-def init_state(params, optimizer):
-    """A HeadState with fresh CE and KL optimizer states over ``params``."""
-    return HeadState(
-        params=params,
-        ce_opt_state=optimizer.init(params),
-        kl_opt_state=optimizer.init(params),
-        step=jnp.zeros((), jnp.int32),
-    )
-
-
-def kl_loss(logits, mask, *, kind, prior, target_gradient):
-    """The unlabelled-batch regulariser named by ``kind``; a float32 scalar.
-
-    ``"data_distribution"`` and ``"confidence"`` are the DESIGN's losses as
-    defined (the confidence KL summed over words). ``"both"`` adds the
-    data-distribution KL to the confidence KL averaged over real words, so
-    the two are on the same per-word scale and neither drowns the other.
-    """
-    if kind == "data_distribution":
-        return losses.data_distribution_kl(logits, mask, prior)
-    if kind == "confidence":
-        return losses.confidence_kl(logits, mask, target_gradient)
-    if kind == "both":
-        n_words = jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
-        confidence = losses.confidence_kl(logits, mask, target_gradient) / n_words
-        return losses.data_distribution_kl(logits, mask, prior) + confidence
-    raise ValueError(f"unknown KL kind {kind!r}; expected one of {KL_KINDS}")
-
-
-def _logits(apply_fn, params, inputs, dropout_key):
-    logits, _ = apply_fn(
-        {"params": params}, inputs, deterministic=False, rngs={"dropout": dropout_key}
-    )
-    return logits  # (P, C)
-
-
-def _ce_objective(params, batch, apply_fn, dropout_key, class_weights):
-    logits = _logits(apply_fn, params, batch.inputs, dropout_key)
-    loss = losses.masked_cross_entropy(logits, batch.labels, batch.mask, class_weights)
-    return loss, _ce_metrics(logits, batch)
-
-
-def _ce_metrics(logits, batch):
-    log_q = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(log_q, batch.labels[:, None], axis=-1)[:, 0]  # (P,)
-    correct = jnp.argmax(logits, axis=-1) == batch.labels
-    return {
-        "ce_sum": jnp.sum(jnp.where(batch.mask, nll, 0.0)),
-        "correct": jnp.sum(correct & batch.mask).astype(jnp.float32),
-        "words": jnp.sum(batch.mask).astype(jnp.float32),
-    }
-
-
-def _kl_objective(params, batch, apply_fn, dropout_key, kind, prior, target_gradient, weight):
-    logits = _logits(apply_fn, params, batch.inputs, dropout_key)
-    kl = kl_loss(logits, batch.mask, kind=kind, prior=prior, target_gradient=target_gradient)
-    return weight * kl, {"kl_sum": kl, "kl_batches": jnp.ones((), jnp.float32)}
-
-
-def _apply_update(optimizer, params, opt_state, grads):
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-
-def ce_step(state, batch, *, apply_fn, optimizer, dropout_key, class_weights=None):
-    """One optimizer step on the (class-weighted) CE of a labelled batch; returns (state, metrics)."""
-    grads, metrics = jax.grad(_ce_objective, has_aux=True)(
-        state.params, batch, apply_fn, dropout_key, class_weights
-    )
-    params, ce_opt_state = _apply_update(optimizer, state.params, state.ce_opt_state, grads)
-    state = state._replace(params=params, ce_opt_state=ce_opt_state, step=state.step + 1)
-    return state, metrics
-
-
-def kl_step(
-    state, batch, *, apply_fn, optimizer, dropout_key, kind, prior, target_gradient, weight=1.0
-):
-    """One step of the KL optimizer on ``weight * kl_loss`` of an unlabelled batch.
-
-    The batch's labels are not read. Returns (state, metrics).
-    """
-    grads, metrics = jax.grad(_kl_objective, has_aux=True)(
-        state.params, batch, apply_fn, dropout_key, kind, prior, target_gradient, weight
-    )
-    params, kl_opt_state = _apply_update(optimizer, state.params, state.kl_opt_state, grads)
-    state = state._replace(params=params, kl_opt_state=kl_opt_state, step=state.step + 1)
-    return state, metrics
-
-
-def joint_step(
-    state,
-    labelled,
-    unlabelled,
-    *,
-    apply_fn,
-    optimizer,
-    dropout_key,
-    kind,
-    prior,
-    target_gradient,
-    kl_weight,
-    class_weights=None,
-):
-    """One step of the CE optimizer on CE(labelled) + kl_weight * KL(unlabelled).
-
-    Returns (state, metrics) with both the CE and the KL metrics.
-    """
-    ce_key, kl_key = jax.random.split(dropout_key)
-
-    def objective(params):
-        ce, ce_metrics = _ce_objective(params, labelled, apply_fn, ce_key, class_weights)
-        weighted_kl, kl_metrics = _kl_objective(
-            params, unlabelled, apply_fn, kl_key, kind, prior, target_gradient, kl_weight
-        )
-        return ce + weighted_kl, {**ce_metrics, **kl_metrics}
-
-    grads, metrics = jax.grad(objective, has_aux=True)(state.params)
-    params, ce_opt_state = _apply_update(optimizer, state.params, state.ce_opt_state, grads)
-    state = state._replace(params=params, ce_opt_state=ce_opt_state, step=state.step + 1)
-    return state, metrics
-
-
-class Steps(NamedTuple):
-    """Jitted steps: ce(state, batch, key), kl(state, batch, key), joint(state, labelled, unlabelled, key).
-
-    ``kl`` and ``joint`` are None when ``make_steps`` got no ``kind``.
-    """
-
-    ce: Callable
-    kl: Callable | None
-    joint: Callable | None
-
-
-def _bind_steps(model, optimizer, *, class_weights, kind, prior, target_gradient, kl_weight):
-    """Un-jitted Steps with the model, optimizer and loss options bound."""
-    if class_weights is not None:
-        class_weights = jnp.asarray(class_weights, jnp.float32)
-    ce = functools.partial(
-        ce_step, apply_fn=model.apply, optimizer=optimizer, class_weights=class_weights
-    )
-    if kind is None:
-        return Steps(lambda state, batch, key: ce(state, batch, dropout_key=key), None, None)
-
-    _check_kl_options(kind, prior, model.num_classes)
-    if prior is not None:
-        prior = jnp.asarray(prior, jnp.float32)
-    kl_options = dict(
-        apply_fn=model.apply,
-        optimizer=optimizer,
-        kind=kind,
-        prior=prior,
-        target_gradient=bool(target_gradient),
-    )
-    kl = functools.partial(kl_step, weight=kl_weight, **kl_options)
-    joint = functools.partial(
-        joint_step, kl_weight=kl_weight, class_weights=class_weights, **kl_options
-    )
-    return Steps(
-        lambda state, batch, key: ce(state, batch, dropout_key=key),
-        lambda state, batch, key: kl(state, batch, dropout_key=key),
-        lambda state, lab, unlab, key: joint(state, lab, unlab, dropout_key=key),
-    )
-
-
-def make_steps(
-    model,
-    optimizer,
-    *,
-    class_weights=None,
-    kind=None,
-    prior=None,
-    target_gradient=False,
-    kl_weight=1.0,
-):
-    """Bind the model, optimizer and loss options once; returns jitted Steps.
-
-    Build this once per schedule: each call makes new closures, which jit
-    compiles anew.
-    """
-    steps = _bind_steps(
-        model, optimizer, class_weights=class_weights, kind=kind, prior=prior,
-        target_gradient=target_gradient, kl_weight=kl_weight,
-    )  # fmt: skip
-    return Steps(*(None if step is None else jax.jit(step) for step in steps))
-
-
-def _check_kl_options(kind, prior, num_classes):
-    if kind not in KL_KINDS:
-        raise ValueError(f"unknown KL kind {kind!r}; expected one of {KL_KINDS}")
-    if kind == "confidence":
-        return
-    if prior is None:
-        raise ValueError(f"KL kind {kind!r} needs a prior")
-    prior = np.asarray(prior, np.float64)
-    if prior.shape != (num_classes,) or (prior < 0).any() or abs(prior.sum() - 1) > 1e-4:
-        raise ValueError(
-            f"prior must be {num_classes} non-negative numbers summing to 1; got {prior.tolist()}"
-        )
-
-
-def _word_positions(offsets, batches, size, labels):
-    """Where the words of ``batches`` sit in a table of their distinct sentences' words.
-
-    Returns (rows, stacked): ``rows`` (N,) ascending, the word rows of the
-    distinct sentences in ``batches``, each once however many batches hold
-    it; ``stacked`` a Batch with a leading axis over ``batches``: inputs
-    (B, P) int32 positions in ``_word_table(inputs, rows)``, where padding
-    points at the zero row N; labels (B, P) int32 (all zero where ``labels``
-    is None, which is then never read); mask (B, P) bool. Looking the
-    positions of batch b up in the table gives ``make_batch``'s inputs.
-    """
-    offsets = np.asarray(offsets, np.int64)
-    sentence_ids = np.unique(np.concatenate([np.zeros(0, np.int64), *batches]))  # (S,) sorted
-    rows = word_rows(offsets, sentence_ids)  # (N,)
-    lengths = offsets[sentence_ids + 1] - offsets[sentence_ids]  # (S,)
-    table_offsets = np.concatenate([[0], np.cumsum(lengths)])  # sentence k's words in the table
-
-    stacked_positions = np.full((len(batches), size), len(rows), np.int32)  # (B, P)
-    stacked_labels = np.zeros((len(batches), size), np.int32)
-    mask = np.zeros((len(batches), size), bool)
-    for b, ids in enumerate(batches):
-        positions = word_rows(table_offsets, np.searchsorted(sentence_ids, ids))  # (n,)
-        n = len(positions)
-        if n > size:
-            raise ValueError(f"batch has {n} words, more than the padded size {size}")
-        stacked_positions[b, :n] = positions
-        if labels is not None:
-            stacked_labels[b, :n] = labels[rows[positions]]
-        mask[b, :n] = True
-    return rows, Batch(stacked_positions, stacked_labels, mask)
-
-
-def _table_shape(inputs, rows):
-    example = np.asarray(inputs[:1])  # (1, D) or (1,)
-    return jax.ShapeDtypeStruct((len(rows) + 1,) + example.shape[1:], example.dtype)
-
-
-def _word_table(inputs, rows):
-    """``inputs[rows]`` then one zero row, (N + 1, D) or (N + 1,), as a device array."""
-    shape = _table_shape(inputs, rows)
-    table = _aligned_empty(shape.shape, shape.dtype)
-    if isinstance(inputs, np.ndarray):
-        # Ascending rows read a memmap front to back; mode="raise" would gather
-        # into a temporary first.
-        np.take(inputs, rows, axis=0, out=table[:-1], mode="clip")
-    else:
-        table[:-1] = np.asarray(inputs[rows])
-    table[-1] = 0
-    # The device (CPU) array shares the table's memory instead of copying it.
-    return jax.device_put(table, may_alias=True)
-
-
-def _aligned_empty(shape, dtype, alignment=64):
-    """np.empty starting on an ``alignment``-byte boundary: the CPU device can share its memory."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    raw = np.empty(nbytes + alignment, np.uint8)
-    start = -raw.ctypes.data % alignment
-    return raw[start : start + nbytes].view(dtype).reshape(shape)
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"kl schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        if self.kind not in losses.KL_KINDS:
+            raise ValueError(f"unknown KL kind {self.kind!r}; expected one of {losses.KL_KINDS}")
+        if self.rounds < 0:
+            raise ValueError(f"KL rounds must be >= 0, got {self.rounds}")
 
 
 def _schedule(step, optimizer):
@@ -360,13 +60,13 @@ def _schedule(step, optimizer):
     ``step(state, batches, dropout_root) -> (state, metrics)`` gets a tuple of
     Batches. The returned ``run(params, tables, stacked, seed)`` takes a tuple
     of word tables and the matching tuple of stacked position Batches (from
-    ``_word_table`` and ``_word_positions``, leading axis T) and returns
+    ``word_table`` and ``word_positions``, leading axis T) and returns
     (params, metrics stacked to (T,)). The whole schedule is one
     ``lax.scan``: no Python between steps.
     """
 
     def run(params, tables, stacked, seed):
-        dropout_root = jax.random.fold_in(jax.random.key(seed), _DROPOUT_STREAM)
+        dropout_root = jax.random.fold_in(jax.random.key(seed), DROPOUT_STREAM)
 
         def body(state, positions):
             batches = tuple(
@@ -383,7 +83,7 @@ def _schedule(step, optimizer):
 
 def _run_schedule(run, params, inputs, plans, seed):
     """``run`` (from ``_schedule``) on the words of ``plans``, (rows, stacked) pairs."""
-    tables = tuple(_word_table(inputs, rows) for rows, _ in plans)
+    tables = tuple(word_table(inputs, rows) for rows, _ in plans)
     return run(params, tables, tuple(stacked for _, stacked in plans), seed)
 
 
@@ -426,17 +126,17 @@ def train_supervised(
     rng = np.random.default_rng(seed)
     params = init_params
     if params is None:
-        init = jax.jit(functools.partial(_seed_init, model), compiler_options=_RUN_ONCE_OPTIONS)
+        init = jax.jit(functools.partial(seed_init, model), compiler_options=RUN_ONCE_OPTIONS)
         params = init(np.asarray(inputs[:1]), seed)
 
     # Draw every epoch's batches first so one padded size fits them all.
     epoch_batches = [sentence_batches(labelled_ids, batch_sentences, rng) for _ in range(epochs)]
     batches = [b for epoch in epoch_batches for b in epoch]
     size = padded_size(offsets, batches, pad_multiple)
-    plan = _word_positions(offsets, batches, size, labels)
+    plan = word_positions(offsets, batches, size, labels)
 
     optimizer = make_optimizer(learning_rate, weight_decay)
-    steps = _bind_steps(
+    steps = bind_steps(
         model, optimizer, class_weights=class_weights, kind=None, prior=None,
         target_gradient=False, kl_weight=1.0,
     )  # fmt: skip
@@ -448,6 +148,11 @@ def train_supervised(
     run = _schedule(ce, optimizer)
     params, metrics = _run_schedule(run, params, inputs, (plan,), seed)
     metrics = jax.device_get(metrics)  # {name: (steps,)}
+    bad = np.flatnonzero(~np.isfinite(metrics["ce_sum"]))
+    if bad.size:  # a non-finite loss: stop before any head is written
+        per_epoch = max(len(epoch_batches[0]), 1)
+        raise ValueError(f"non-finite loss (NaN or Inf) at step {int(bad[0])}, epoch {int(bad[0]) // per_epoch + 1} "
+                         f"of {len(epoch_batches)}: check the features for NaN/Inf or lower the learning rate")
     history, start = [], 0
     for epoch in epoch_batches:
         stop = start + len(epoch)
@@ -467,47 +172,49 @@ def _batch_stream(sentence_ids, batch_sentences, rng, count):
     return stream[:count]
 
 
-def _run_rounds(
+def train_kl_phase(
     params,
     inputs,
     labels,
     offsets,
     labelled_ids,
     unlabelled_ids,
+    phase: KLPhase,
     *,
-    joint,
     model,
-    rounds,
-    kind,
-    prior=None,
-    target_gradient=False,
-    kl_weight=1.0,
     batch_sentences=128,
-    learning_rate=1e-3,
     weight_decay=0.0,
     class_weights=None,
     seed=0,
     pad_multiple=256,
 ):
-    """The KL phase's rounds (alternating or joint), one ``lax.scan``; see the two public wrappers below."""
+    """The KL phase from ``params``: ``phase.rounds`` rounds of one labelled and one unlabelled batch.
+
+    ``alternating`` (the seed's): each round is one step of the KL optimizer
+    on the unlabelled batch, then one step of the CE optimizer on the
+    labelled batch, each with its own Adam state. ``joint``: each round is one
+    step on CE + ``kl_weight`` * KL. Both Adam states start fresh. Labels of
+    ``unlabelled_ids`` are never read.
+    Returns (params, history): history[r] = {"kl": KL of round r's unlabelled
+    batch, "ce": mean CE per word of its labelled batch}, both before the step.
+    """
     rng = np.random.default_rng(seed)
-    if prior is None and kind != "confidence":
-        prior = losses.prior_from_labels(
-            labels[word_rows(offsets, labelled_ids)], model.num_classes
-        )
-    labelled_batches = _batch_stream(labelled_ids, batch_sentences, rng, rounds)
-    unlabelled_batches = _batch_stream(unlabelled_ids, batch_sentences, rng, rounds)
+    prior = phase.prior
+    if prior is None and phase.kind != "confidence":
+        prior = losses.prior_from_labels(labels[word_rows(offsets, labelled_ids)], model.num_classes)
+    labelled_batches = _batch_stream(labelled_ids, batch_sentences, rng, phase.rounds)
+    unlabelled_batches = _batch_stream(unlabelled_ids, batch_sentences, rng, phase.rounds)
     size = padded_size(offsets, labelled_batches + unlabelled_batches, pad_multiple)
     plans = (
-        _word_positions(offsets, labelled_batches, size, labels),
+        word_positions(offsets, labelled_batches, size, labels),
         # Unlabelled batches never read labels: labels is None.
-        _word_positions(offsets, unlabelled_batches, size, None),
+        word_positions(offsets, unlabelled_batches, size, None),
     )
 
-    optimizer = make_optimizer(learning_rate, weight_decay)
-    steps = _bind_steps(
-        model, optimizer, class_weights=class_weights, kind=kind, prior=prior,
-        target_gradient=target_gradient, kl_weight=kl_weight,
+    optimizer = make_optimizer(phase.learning_rate, weight_decay)
+    steps = bind_steps(
+        model, optimizer, class_weights=class_weights, kind=phase.kind, prior=prior,
+        target_gradient=phase.target_gradient, kl_weight=phase.kl_weight,
     )  # fmt: skip
 
     def alternating(state, batches, dropout_root):
@@ -516,72 +223,20 @@ def _run_rounds(
         state, ce_metrics = steps.ce(state, labelled, _step_key(dropout_root, state))
         return state, {**kl_metrics, **ce_metrics}
 
-    def joint_round(state, batches, dropout_root):
+    def joint(state, batches, dropout_root):
         labelled, unlabelled = batches
         return steps.joint(state, labelled, unlabelled, _step_key(dropout_root, state))
 
-    # Both Adam states start fresh for this phase.
-    run = _schedule(joint_round if joint else alternating, optimizer)
+    run = _schedule(joint if phase.schedule == "joint" else alternating, optimizer)
     params, metrics = _run_schedule(run, params, inputs, plans, seed)
     metrics = jax.device_get(metrics)  # {name: (rounds,)}
+    bad = np.flatnonzero(~(np.isfinite(metrics["kl_sum"]) & np.isfinite(metrics["ce_sum"])))
+    if bad.size:  # a non-finite loss: stop before any head is written
+        raise ValueError(f"non-finite loss (NaN or Inf) in KL round {int(bad[0]) + 1} of {phase.rounds}: "
+                         "check the features for NaN/Inf or lower the learning rate")
     kl_sums, ce_sums, words = metrics["kl_sum"], metrics["ce_sum"], metrics["words"]
     history = [
-        {"kl": float(kl_sums[r]), "ce": _mean_ce(ce_sums[r], words[r])} for r in range(rounds)
+        {"kl": float(kl_sums[r]), "ce": _mean_ce(ce_sums[r], words[r])}
+        for r in range(phase.rounds)
     ]
     return params, history
-
-
-def train_kl_rounds(params, inputs, labels, offsets, labelled_ids, unlabelled_ids, **options):
-    """The seed's KL phase: ``rounds`` x (one KL step on an unlabelled batch, one CE step on a labelled batch).
-
-    The KL and CE steps have their own Adam states, both fresh at the start.
-    ``prior`` None uses the category frequency of the labelled words.
-    ``kl_weight`` scales the KL loss; Adam is nearly invariant to that scale,
-    so in this alternating schedule it matters little.
-    Labels of ``unlabelled_ids`` are never read.
-    Returns (params, history): history[r] = {"kl": KL of round r's unlabelled
-    batch, "ce": mean CE per word of its labelled batch}, both before the step.
-    ``options`` are ``_run_rounds``'s keywords: model, rounds, kind (required),
-    prior, target_gradient, kl_weight, batch_sentences, learning_rate,
-    weight_decay, class_weights, seed, pad_multiple.
-    """
-    return _run_rounds(params, inputs, labels, offsets, labelled_ids, unlabelled_ids, joint=False, **options)
-
-
-def train_joint_rounds(params, inputs, labels, offsets, labelled_ids, unlabelled_ids, **options):
-    """Like ``train_kl_rounds`` but each round is one Adam step on CE + kl_weight * KL.
-
-    Here ``kl_weight`` is the trade-off lambda and does matter. History as in
-    ``train_kl_rounds``.
-    """
-    return _run_rounds(params, inputs, labels, offsets, labelled_ids, unlabelled_ids, joint=True, **options)
-
-
-def predict(params, model, inputs, batch_words=65536):
-    """Category probabilities (N, C) and latent vectors (N, latent_dim), float32 NumPy.
-
-    Runs in chunks of one fixed size (the last one zero-padded), so a call
-    compiles once however many words it gets.
-    """
-
-    # A closure rather than a jit with the model as a static argument: a model
-    # rebuilt from a loaded config may hold lists, which cannot be hashed.
-    @jax.jit
-    def predict_chunk(params, inputs):
-        logits, latent = model.apply({"params": params}, inputs)
-        return jax.nn.softmax(logits, axis=-1), latent  # (P, C), (P, latent_dim)
-
-    n = len(inputs)
-    probabilities = np.empty((n, model.num_classes), np.float32)
-    latent = np.empty((n, model.latent_dim), np.float32)
-    chunk = min(batch_words, -(-max(n, 1) // 256) * 256)  # no bigger than the input needs
-    for start in range(0, n, chunk):
-        piece = np.asarray(inputs[start : start + chunk])
-        real = len(piece)
-        if real < chunk:
-            padding = np.zeros((chunk - real,) + piece.shape[1:], piece.dtype)
-            piece = np.concatenate([piece, padding])
-        chunk_probabilities, chunk_latent = predict_chunk(params, jnp.asarray(piece))
-        probabilities[start : start + real] = np.asarray(chunk_probabilities[:real])
-        latent[start : start + real] = np.asarray(chunk_latent[:real])
-    return probabilities, latent

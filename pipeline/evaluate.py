@@ -11,9 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from data.prepared import atomic_write_text, read_prepared
-from pipeline.params import run_main
-from pipeline.train import enable_compilation_cache
+from cache.store import open_cache
+from data.prepared_io import atomic_write_text, read_prepared
+from heads.batches import word_rows
+from heads.checkpoint import load_head
+from heads.metrics import confusion, entity_metrics, sentences_from_offsets, word_metrics
+from heads.model import baseline_inputs, model_from_config
+from heads.plots import plot_confusion, plot_latent_pca
+from heads.predict import predict
+from pipeline.params import enable_compilation_cache, run_main
 
 log = logging.getLogger("evaluate")
 
@@ -31,14 +37,6 @@ def predictions_tsv(sentence_ids, words, tags, predicted) -> str:
 
 def evaluate(head_path: str, prepared_dir: str, cache_path: str, metrics_path: str,
              predictions_path: str, plots_dir: str) -> dict:
-    from cache.store import open_cache
-    from heads.batches import word_rows
-    from heads.checkpoint import load_head
-    from heads.metrics import confusion, entity_metrics, sentences_from_offsets, word_metrics
-    from heads.plots import plot_confusion, plot_latent_pca
-    from heads.train import predict
-    from pipeline.train import baseline_inputs, model_from_config
-
     params, config = load_head(head_path)
     prepared = read_prepared(prepared_dir)
     categories = prepared.categories

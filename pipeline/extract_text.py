@@ -14,34 +14,19 @@ encoder: DVC needs the output to exist, and training does not read it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 
 import numpy as np
 
 from cache.store import CacheWriter
-from data.prepared import atomic_write_text
+from data.prepared_io import atomic_write_text
+from features.ray_extract import cache_encoder
 from features.text import TextSentences, scan_text
-from pipeline.extract import ExtractParams, encode_to_cache
-from pipeline.params import load_section, run_main
+from pipeline.params import ExtractParams, UnlabelledTextParams, load_section, run_main
 
 log = logging.getLogger("extract_text")
-MODES = ("none", "add", "replace")
 PLACEHOLDER = {"unlabelled_text": "none"}  # the fingerprint of the mode-none placeholder
-
-
-@dataclasses.dataclass(frozen=True)
-class UnlabelledTextParams:
-    """Section ``unlabelled_text``."""
-    path: str = "examples/chatbot/unlabelled.txt"  # one sentence per line; a DVC dep, so it must exist
-    mode: str = "none"        # none: not used | add: to the corpus's unlabelled split | replace: it
-    encoding: str = "utf-8"   # of the text file; any codec whose newline is the byte 0x0a
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"unlabelled_text.mode {self.mode!r}: use one of {', '.join(MODES)} "
-                             "(quote 'none' if YAML reads it otherwise)")
 
 
 def extract_text(text: UnlabelledTextParams, params: ExtractParams, out: str, stats_path: str | None) -> None:
@@ -53,7 +38,8 @@ def extract_text(text: UnlabelledTextParams, params: ExtractParams, out: str, st
         scan = scan_text(text.path, text.encoding, params.chunk_sentences)
         log.info("%s: %d lines, %d sentences, %d words (%d blank lines skipped)", text.path, scan.lines,
                  scan.num_sentences, scan.num_words, scan.blank_lines)
-        stats = encode_to_cache(params, TextSentences(scan), scan.offsets, scan.words_sha256, out)
+        encode = cache_encoder(params.backend)   # local, or shards on a Ray cluster: the same cache
+        stats = encode(params, TextSentences(scan), scan.offsets, scan.words_sha256, out)
         stats.update(mode=text.mode, path=text.path, lines=scan.lines, blank_lines=scan.blank_lines)
     if stats_path:
         atomic_write_text(stats_path, json.dumps(stats, indent=2))

@@ -1,4 +1,10 @@
-"""Load one section of params.yaml into a frozen dataclass that rejects unknown keys."""
+"""Every section of params.yaml as a frozen dataclass, and the stages' shared entry point.
+
+A stage calls ``load_section(Cls, "section")``: unknown keys are an error, so a
+typo in params.yaml never silently falls back to a default. Sections that
+configure a library (``extract``) use the library's own dataclass (``features.settings``); the others
+are defined here.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +16,109 @@ from typing import TypeVar
 
 import yaml
 
+from features.settings import ExtractParams
+
+__all__ = [
+    "ExtractParams", "HeadParams", "KLModelParams", "KLParams", "PrepareParams", "SupervisedParams",
+    "UnlabelledTextParams", "enable_compilation_cache", "load_section", "read_params", "run_main",
+]  # fmt: skip
+
 T = TypeVar("T")
+UNLABELLED_TEXT_MODES = ("none", "add", "replace")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareParams:
+    """Section ``prepare``."""
+    corpus: str = "data/raw/ner_dataset.csv.zip"  # Kaggle CSV/zip or CoNLL file
+    format: str = "auto"            # kaggle | conll | auto (.csv/.zip -> kaggle)
+    encoding: str = "auto"          # auto: utf-8 when the file is valid utf-8, else latin-1 (Kaggle as shipped)
+    word_column: int | str | None = None  # None: CoNLL's first column, Kaggle's 'Word'; an index or a CSV name
+    tag_column: int | str | None = None   # None: CoNLL's last column, Kaggle's 'Tag'; e.g. 1 for `word tag 0`
+    tag_scheme: str = "auto"        # bio | plain | auto (bio when every tag is O/B-x/I-x; BIOES/IOB1 -> BIO)
+    categories: list | None = None  # declare the categories to refuse any other; None: from data
+    test_corpus: str | None = None  # a separate CoNLL/Kaggle test file; None: split the corpus
+    test_size: float | str = 9600   # sentences (or a fraction < 1) drawn as the test split
+    labelled_size: float | str = 2560  # sentences, a fraction (< 1, or 1.0) or 'all' drawn as labelled
+    labelled_file: str | None = None  # sentence numbers (1-based) forming the labelled split
+    seed: int = 0                   # seed of the split; fixed so every head sees the same split
+
+
+@dataclasses.dataclass(frozen=True)
+class UnlabelledTextParams:
+    """Section ``unlabelled_text``."""
+    path: str = "examples/chatbot/unlabelled.txt"  # one sentence per line; a DVC dep, so it must exist
+    mode: str = "none"        # none: not used | add: to the corpus's unlabelled split | replace: it
+    encoding: str = "utf-8"   # of the text file; any codec whose newline is the byte 0x0a
+
+    def __post_init__(self):
+        if self.mode not in UNLABELLED_TEXT_MODES:
+            raise ValueError(f"unlabelled_text.mode {self.mode!r}: use one of "
+                             f"{', '.join(UNLABELLED_TEXT_MODES)} (quote 'none' if YAML reads it otherwise)")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadParams:
+    """Section ``heads``: shared by every head."""
+    batch_sentences: int = 128       # the seed's batch of sentences
+    learning_rate: float = 1e-3      # Adam, as in the seed
+    hidden: tuple = (256, 128, 64)   # the seed's MLP
+    latent_dim: int = 32             # the plotted latent space
+    dropout: float = 0.0             # the seed used none
+    weight_decay: float = 0.0        # L2 via AdamW; the seed used none
+    class_weighting: bool = False    # inverse-frequency class weights in CE
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisedParams:
+    """Sections ``baseline`` and ``bert_ner``."""
+    epochs: int = 20                 # the seed: 20 passes, after which it over-fit
+    embed_dim: int = 784             # baseline only: the seed's embedding size
+
+
+@dataclasses.dataclass(frozen=True)
+class KLParams:
+    """Section ``kl``: shared by the KL models."""
+    learning_rate: float = 1e-3
+    target_gradient: bool = False    # confidence KL: DEC's fixed target (False) or the seed's (True)
+    prior: str | list | dict = "labelled"  # category shares of the labelled split, or explicit
+    weight: float = 1.0              # KL scale (alternating) or lambda (joint)
+    schedule: str = "alternating"    # alternating: the seed's KL step + CE step; joint: CE + w*KL
+
+
+@dataclasses.dataclass(frozen=True)
+class KLModelParams:
+    """One entry of section ``kl_models``."""
+    kind: str                        # data_distribution | confidence | both
+    rounds: int                      # rounds of (KL step, CE step)
+
+
+def read_params(path: str | Path = "params.yaml") -> dict:
+    """The whole params file as a dict (``yaml.safe_load``; an empty file is ``{}``)."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
 
 
 def load_section(cls: type[T], section: str, path: str | Path = "params.yaml",
                  overrides: dict | None = None) -> T:
-    """Build ``cls`` from ``params.yaml[section]`` (plus ``overrides``); unknown keys are an error."""
-    with open(path, encoding="utf-8") as handle:
-        params = yaml.safe_load(handle) or {}
-    values = dict(params.get(section) or {})
+    """Build ``cls`` from ``params.yaml[section]`` (plus ``overrides``); unknown keys are an error.
+
+    ``section`` may be a dotted path into nested mappings (``kl_models.bert_dd_kl``).
+    """
+    values = read_params(path)
+    for key in section.split("."):
+        values = (values or {}).get(key) if isinstance(values, dict) else None
+    values = dict(values or {})
     values.update(overrides or {})
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise SystemExit(f"{path}: unknown key(s) in section '{section}': {', '.join(unknown)} "
                          f"(known: {', '.join(sorted(known))})")
+    missing = sorted(f.name for f in dataclasses.fields(cls)
+                     if f.name not in values and f.default is dataclasses.MISSING)
+    if missing:
+        raise SystemExit(f"{path}: section '{section}' lacks required key(s): {', '.join(missing)}")
     return cls(**values)
 
 
@@ -42,3 +136,11 @@ def run_main(main) -> None:
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def enable_compilation_cache(directory: str = ".jax_cache") -> None:
+    """Reuse XLA executables across stage processes: 25 heads compile the same steps."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

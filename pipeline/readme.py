@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from data.prepared import atomic_write_text
+from data.prepared_io import atomic_write_text
 
 
 def splice(text: str, name: str, body: str) -> str:

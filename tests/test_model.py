@@ -9,7 +9,7 @@ import pytest
 
 from heads.batches import Batch
 from heads.model import EmbeddingHead, MLPHead
-from heads.train import ce_step, init_head_params, init_state, make_optimizer
+from heads.steps import ce_step, init_head_params, init_state, make_optimizer
 
 NUM_CLASSES = 9
 

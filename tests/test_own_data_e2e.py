@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import ROOT, make_project, project_environment, run_command
 
 EXAMPLE = ROOT / "examples" / "chatbot"

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import make_project, run_command, write_kaggle_csv
 
 MODELS = ["baseline", "bert_ner", "bert_dd_kl", "bert_conf_kl", "bert_both_kl"]
@@ -98,7 +97,7 @@ def test_experiments_and_their_report_run_on_the_tiny_project(project, tmp_path)
     (tmp_path / "experiments.yaml").write_text(yaml.safe_dump({"experiments": settings}))
     runs = tmp_path / "runs"
     for name in ("learning_curve", "biased", "regularizers"):
-        run([sys.executable, "-m", "pipeline.experiments", name, "--experiment-params",
+        run([sys.executable, "-m", "experiments", name, "--experiment-params",
              str(tmp_path / "experiments.yaml"), "--out", str(runs / f"{name}.json")], root, env)
     curve = json.loads((runs / "learning_curve.json").read_text())["runs"]
     biased = json.loads((runs / "biased.json").read_text())["runs"]
@@ -112,10 +111,26 @@ def test_experiments_and_their_report_run_on_the_tiny_project(project, tmp_path)
     assert {(r["regularizer"], r["model"]) for r in regularizers["runs"]} == {
         (v, m) for v in ("none", "l2", "dropout") for m in {"bert_ner", "bert_ner_extra_ce"} | kl_models}
 
-    run([sys.executable, "-m", "pipeline.experiments_report", "--runs", str(runs), "--out", str(tmp_path / "report.md"),
+    run([sys.executable, "-m", "experiments.report", "--runs", str(runs), "--out", str(tmp_path / "report.md"),
          "--plots", str(tmp_path)], root, env)
     report = (tmp_path / "report.md").read_text()
     assert all(title in report for title in ("## 1. Learning curve", "## 2. Biased labelled sample",
                                              "## 3. Traditional regularizers", "Δ vs random"))
     for plot in ("learning_curve.png", "biased_vs_random.png"):
         assert (tmp_path / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_change_to_an_imported_module_makes_its_stages_dirty(project):
+    """DVC's view of code deps (tests/test_dvc_deps.py checks them statically) on the real repro."""
+    root, env = project
+    run(["dvc", "repro"], root, env)
+    metrics_module = root / "heads" / "metrics.py"
+    original = metrics_module.read_text()
+    try:
+        metrics_module.write_text(original + "\n# a change\n")
+        changed = set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env)))
+    finally:
+        metrics_module.write_text(original)
+    assert {f"evaluate@{model}-0" for model in MODELS} <= changed
+    assert not changed & {"prepare", "extract", "extract_text", "compare"}
+    assert set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env))) == set()

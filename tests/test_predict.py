@@ -12,14 +12,16 @@ import sys
 import jax
 import numpy as np
 import pytest
+from conftest import ROOT
 from flax import serialization
 
-from conftest import ROOT
 from features.extract import fingerprint
+from features.settings import ExtractParams
 from features.text import tokenize_line
 from heads.checkpoint import save_head
-from pipeline.predict import Tagger, conll_block, entity_spans, json_record, tag_lines
-from pipeline.train import HeadParams, build_model
+from heads.model import build_model
+from heads.tagger import Tagger, conll_block, entity_spans, json_record, tag_lines
+from pipeline.params import HeadParams
 
 CATEGORIES = ["O", "city", "date", "product"]
 SMALL = HeadParams(hidden=[16], latent_dim=8)  # lists, as from params.yaml (msgpack has no tuple)
@@ -30,10 +32,13 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None):
     baseline = input_kind == "piece_ids"
     vocabulary = list(range(0, len(encoder.tokenizer), 3))  # the piece ids "seen in training"
     vocab = len(vocabulary) + 1
-    model = build_model("baseline" if baseline else "bert_ner", len(CATEGORIES), SMALL, 8, vocab)
+    model = build_model(input_kind, len(CATEGORIES), hidden=SMALL.hidden, latent_dim=SMALL.latent_dim,
+                        dropout=SMALL.dropout, embed_dim=8, vocab_size=vocab)
     example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size), np.float16)
     params = model.init(jax.random.key(0), example)["params"]
-    features = fingerprint(encoder, [1, 2], "mean", "first", False, 128, 32, "corpus")
+    settings = ExtractParams(layers=(1, 2), combine="mean", pooling="first", precision="fp32",
+                             max_length=128, stride=32)
+    features = fingerprint(encoder, settings, False, 128, "corpus")
     if weights_sha256:
         features["weights_sha256"] = weights_sha256
     config = {"model": "baseline" if baseline else "bert_ner", "seed": 0, "categories": CATEGORIES,
@@ -82,7 +87,7 @@ def test_conll_and_json_output(encoder, tmp_path, input_kind):
     out = io.StringIO()
     tag_lines(tagger, lines, out, as_json=True, batch_sentences=2)
     records = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [r["words"] for r in records] == sentences and [r["text"] for r in records] == [l for l in lines if l]
+    assert [r["words"] for r in records] == sentences and [r["text"] for r in records] == [line for line in lines if line]
     for record in records:
         spans = entity_spans(record["categories"])
         assert [(e["start"], e["end"], e["category"]) for e in record["entities"]] == spans

@@ -9,14 +9,15 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cache.rows import ConcatRows
 from cache.store import CacheWriter, open_cache
-from conftest import ROOT
-from data.prepared import words_sha256
+from data.prepared_io import words_sha256
 from features.extract import extract_to_cache, fingerprint
+from features.settings import ExtractParams
 from features.text import TextError, TextSentences, check_encoding, scan_text, tokenize_line
 
 LINES = [
@@ -119,7 +120,9 @@ class FailingSentences(TextSentences):
 def test_text_extraction_counts_and_resumes(encoder, tmp_path):
     path = write_lines(tmp_path / "text.txt", LINES * 3)
     scan = scan_text(path, chunk_sentences=4)
-    expected = fingerprint(encoder, [1, 2], "mean", "first", False, 64, 16, scan.words_sha256)
+    settings = ExtractParams(layers=(1, 2), combine="mean", pooling="first", precision="fp32", max_length=64,
+                             stride=16, chunk_sentences=4, max_batch_tokens=512)
+    expected = fingerprint(encoder, settings, False, 64, scan.words_sha256)
     options = ([1, 2], "mean", "first", False, 64, 16, 512)
 
     def writer(name):
@@ -211,7 +214,7 @@ def test_concat_rows_over_a_memmap_and_an_h5py_dataset(tmp_path):
 
 
 def test_training_inputs_with_added_or_replacing_text(tmp_path):
-    from pipeline.train import add_unlabelled_text
+    from features.inputs import add_unlabelled_text
 
     main_fp = {"encoder": "e", "layers": [1], "corpus_sha256": "corpus"}
     text_offsets = np.array([0, 2, 5])

@@ -10,9 +10,8 @@ import pytest
 from heads import checkpoint, losses
 from heads.batches import make_batch, padded_size, sentence_batches, word_rows
 from heads.model import EmbeddingHead, MLPHead
-from heads.train import (
-    _word_positions,
-    _word_table,
+from heads.predict import predict
+from heads.steps import (
     ce_step,
     init_head_params,
     init_state,
@@ -20,15 +19,24 @@ from heads.train import (
     kl_step,
     make_optimizer,
     make_steps,
-    predict,
-    train_joint_rounds,
-    train_kl_rounds,
-    train_supervised,
 )
+from heads.tables import word_positions, word_table
+from heads.train import KLPhase, train_kl_phase, train_supervised
 
 NUM_CLASSES = 4
 DIM = 16
 SMALL = dict(hidden=(32, 16), latent_dim=32)  # the seed's widths are not needed to separate blobs
+
+
+def kl_rounds(*args, joint=False, rounds, kind, prior=None, target_gradient=False, kl_weight=1.0, **options):
+    """train_kl_phase with the phase's fields as keywords."""
+    phase = KLPhase(kind=kind, rounds=rounds, schedule="joint" if joint else "alternating", prior=prior,
+                    target_gradient=target_gradient, kl_weight=kl_weight)
+    return train_kl_phase(*args, phase=phase, **options)
+
+
+train_kl_rounds = kl_rounds
+train_joint_rounds = functools.partial(kl_rounds, joint=True)
 
 
 class Corpus:
@@ -254,8 +262,8 @@ def test_word_table_rebuilds_make_batch(corpus, wrap):
     size = 64
     for inputs in (corpus.features, corpus.piece_ids):
         for labels in (corpus.labels, None):
-            rows, stacked = _word_positions(corpus.offsets, batches, size, labels)
-            table = np.asarray(_word_table(wrap(inputs), rows))
+            rows, stacked = word_positions(corpus.offsets, batches, size, labels)
+            table = np.asarray(word_table(wrap(inputs), rows))
             # Each sentence's words are in the table once, however many batches hold it.
             assert len(table) == len(word_rows(corpus.offsets, corpus.labelled_ids)) + 1
             for b, ids in enumerate(batches):
@@ -264,7 +272,7 @@ def test_word_table_rebuilds_make_batch(corpus, wrap):
                 np.testing.assert_array_equal(stacked.labels[b], expected.labels)
                 np.testing.assert_array_equal(stacked.mask[b], expected.mask)
     with pytest.raises(ValueError, match="more than the padded size"):
-        _word_positions(corpus.offsets, batches, 8, corpus.labels)
+        word_positions(corpus.offsets, batches, 8, corpus.labels)
 
 
 def test_empty_schedules(corpus, supervised):

@@ -1,4 +1,4 @@
-"""The train stage's input helpers: the baseline's compact vocabulary and explicit priors."""
+"""The train stage's library helpers: the baseline's compact vocabulary and explicit priors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.train import baseline_inputs, baseline_vocabulary, explicit_prior
+from heads.losses import explicit_prior
+from heads.model import baseline_inputs, baseline_vocabulary
 
 
 @settings(max_examples=50, deadline=None)

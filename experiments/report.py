@@ -1,4 +1,7 @@
-"""report stage of the experiments: reports/experiments/*.json -> reports/experiments.md with plots."""
+"""The experiments' report: reports/experiments/*.json -> reports/experiments.md with plots.
+
+    python -m experiments.report --runs reports/experiments --out reports/experiments.md --plots reports/experiments
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.prepared import atomic_write_text
+from data.prepared_io import atomic_write_text
 from pipeline.params import run_main
 
 RARE = ("art", "nat", "eve")
@@ -73,9 +76,9 @@ def size_axis(axis, sizes) -> None:
 
 def bias_plot(random_runs: list, biased_runs: list, plots: Path) -> None:
     """Biased minus random test mean F1, per model and labelled size."""
-    from heads.plots import _pyplot, save_png_atomic
+    from heads.plots import pyplot, save_png_atomic
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for color, model in enumerate(dict.fromkeys(r["model"] for r in random_runs + biased_runs)):
         sizes = sorted({r["size"] for r in biased_runs if r["model"] == model})
@@ -96,9 +99,9 @@ def bias_plot(random_runs: list, biased_runs: list, plots: Path) -> None:
 
 
 def curve_section(curves: dict, plots: Path) -> str:
-    from heads.plots import _pyplot, save_png_atomic
+    from heads.plots import pyplot, save_png_atomic
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     runs = [r for name in ("learning_curve", "biased") for r in curves.get(name, {}).get("runs", [])]
     models = list(dict.fromkeys(r["model"] for r in runs))
@@ -126,7 +129,7 @@ def curve_section(curves: dict, plots: Path) -> str:
            "that separates the KL term's effect from the extra CE steps the KL models also take.",
            "Gains are paired by seed against BERT NER (Δ) and against the control (Δc): ▲ gain larger than its",
            "std over seeds, ▼ loss larger than its std.", "", "![learning curve](experiments/plots/learning_curve.png)", ""]
-    for name, title in (("learning_curve", "random"), ("biased", "biased")):
+    for name in ("learning_curve", "biased"):
         section_runs = curves.get(name, {}).get("runs", [])
         if not section_runs:
             continue
@@ -210,7 +213,7 @@ def joint_section(data: dict) -> str:
 def features_section(data: dict) -> str:
     cost = data["cost"]
     out = ["## 5. Features: layers and pooling", "",
-           f"BERT NER trained on 80% of the labelled split, scored on the other 20%, mean over selection seeds.",
+           "BERT NER trained on 80% of the labelled split, scored on the other 20%, mean over selection seeds.",
            f"Best: layers {data['best']['layers']}, {data['best']['pooling']} pooling; pipeline default: layers "
            f"{data['default']['layers']}, {data['default']['pooling']} pooling.", ""]
     rows = [[" ".join(map(str, r["layers"])), r["pooling"], f"{r['validation_mean_f1']:.4f}",

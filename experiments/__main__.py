@@ -1,0 +1,81 @@
+"""Experiments beyond the seed: one subcommand per question, each writing reports/experiments/<name>.json.
+
+    learning_curve  labelled size 64..5,120, random sample, unlabelled pool fixed
+    biased          the same sizes, sentences with fewer O words drawn first;
+                    data-distribution prior from the (biased) sample vs a given one
+    regularizers    L2 weight decay and dropout, grid chosen on validation, alone and with the KL terms
+    joint           CE + lambda * KL in one step (lambda chosen on validation) vs the alternating steps
+    features        encoder layers x pooling, chosen on validation (runs the encoder on the labelled split)
+    class_weights   inverse-frequency class weights in CE, per-category F1 of the rare categories
+    target_gradient confidence KL with DEC's fixed target vs the seed's gradient through the target
+
+    python -m experiments learning_curve --out reports/experiments/learning_curve.json
+
+Heads are built from the main params.yaml (heads, bert_ner, kl, kl_models,
+extract), so the experiments test the pipeline's own heads; the grids and
+sizes come from the ``experiments`` section of experiments/params.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+from data.prepared_io import atomic_write_text
+from experiments import questions
+from experiments.runner import Runner
+from pipeline.params import enable_compilation_cache, load_section, run_main
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentParams:
+    """Section ``experiments`` of experiments/params.yaml."""
+    seeds: tuple = (0, 1, 2, 3, 4)                     # test-split runs per point
+    selection_seeds: tuple = (0, 1, 2)                 # validation runs per grid point
+    sizes: tuple = (64, 128, 256, 512, 1024, 2560, 5120)
+    pool_size: int = 5120                              # labelled pool; the other non-test sentences are unlabelled
+    bias_strength: float = 10.0                        # biased draw: weight exp(-strength * O share)
+    validation_fraction: float = 0.2                   # of the labelled split, for every selection
+    weight_decays: tuple = (1e-4, 1e-3, 1e-2, 1e-1)
+    dropouts: tuple = (0.1, 0.3, 0.5)
+    lambdas: tuple = (0.001, 0.01, 0.1, 1.0)           # the confidence KL sums over words: small lambdas
+    layer_choices: tuple = ((2,), (3,), (4,), (6,), (2, 3, 4), (3, 4, 5), (1, 2, 3, 4, 5, 6))
+    poolings: tuple = ("first", "mean")
+
+
+EXPERIMENTS = {
+    "learning_curve": lambda runner: questions.curve(runner, biased=False),
+    "biased": lambda runner: questions.curve(runner, biased=True),
+    "regularizers": questions.regularizers,
+    "joint": questions.joint,
+    "features": questions.features,
+    "class_weights": questions.class_weights,
+    "target_gradient": questions.target_gradient,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--experiment-params", default="experiments/params.yaml")
+    parser.add_argument("--prepared", default="data/prepared")
+    parser.add_argument("--cache", default="cache/features.h5")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    enable_compilation_cache()
+    settings = load_section(ExperimentParams, "experiments", args.experiment_params)
+    runner = Runner(settings, args.params, args.prepared, args.cache)
+    start = time.perf_counter()
+    result = EXPERIMENTS[args.experiment](runner)
+    payload = {"experiment": args.experiment, "seconds": round(time.perf_counter() - start, 1),
+               "params": dataclasses.asdict(settings), "features": runner.fingerprint,
+               **(result if isinstance(result, dict) else {"runs": result})}
+    atomic_write_text(args.out, json.dumps(payload, indent=1))
+
+
+if __name__ == "__main__":
+    run_main(main)

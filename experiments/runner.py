@@ -1,0 +1,151 @@
+"""Train and score many heads in one process, for the experiments (learning curves, sweeps).
+
+The DVC pipeline trains one head per stage; an experiment trains hundreds, so
+here the features stay memory-mapped, the XLA executables are reused, and
+entity F1 is the vectorised ``entity_f1_fast`` (checked against seqeval).
+Heads are built from the pipeline's own params sections (``heads``,
+``bert_ner``, ``kl``, ``kl_models``), so an experiment tests the pipeline's
+heads; an experiment's overrides are explicit ``dataclasses.replace`` calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from data.prepared_io import read_prepared
+from features.inputs import load_inputs
+from heads.batches import word_rows
+from heads.losses import explicit_prior, inverse_frequency_weights
+from heads.metrics import entity_f1_fast, word_metrics
+from heads.model import build_model
+from heads.predict import predict
+from heads.train import KLPhase, train_kl_phase, train_supervised
+from pipeline.params import (
+    ExtractParams,
+    HeadParams,
+    KLModelParams,
+    KLParams,
+    SupervisedParams,
+    load_section,
+    read_params,
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """What every experiment run reads: features (memory-mapped), labels, tags, sentences."""
+
+    features: object          # (W, D) float16, indexable by row arrays
+    labels: np.ndarray        # (W,) int32 category ids; training reads only labelled rows
+    tags: list[str]           # (W,) the true tags as written (BIO), for entity F1
+    offsets: np.ndarray       # (S+1,)
+    categories: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """A trained head and how long its training took."""
+
+    params: dict
+    model: object
+    seconds: float
+
+
+def _class_weights(corpus: Corpus, labelled: np.ndarray, heads: HeadParams):
+    if not heads.class_weighting:
+        return None
+    return inverse_frequency_weights(corpus.labels[word_rows(corpus.offsets, labelled)], len(corpus.categories))
+
+
+def train_ner(corpus: Corpus, labelled: np.ndarray, seed: int, heads: HeadParams, epochs: int) -> Head:
+    """BERT NER as the pipeline trains it: CE for ``epochs`` passes over the labelled sentences."""
+    model = build_model("features", len(corpus.categories), hidden=heads.hidden, latent_dim=heads.latent_dim,
+                        dropout=heads.dropout)
+    start = time.perf_counter()
+    params, _ = train_supervised(None, corpus.features, corpus.labels, corpus.offsets, labelled, model=model,
+                                 epochs=epochs, batch_sentences=heads.batch_sentences,
+                                 learning_rate=heads.learning_rate, weight_decay=heads.weight_decay,
+                                 class_weights=_class_weights(corpus, labelled, heads), seed=seed)
+    return Head(params, model, time.perf_counter() - start)
+
+
+def train_kl(corpus: Corpus, start_from: Head, labelled: np.ndarray, unlabelled: np.ndarray, seed: int,
+             heads: HeadParams, phase: KLPhase) -> Head:
+    """A KL model from ``start_from``'s weights, as the pipeline's train stage runs ``phase``."""
+    start = time.perf_counter()
+    params, _ = train_kl_phase(start_from.params, corpus.features, corpus.labels, corpus.offsets, labelled,
+                               unlabelled, phase, model=start_from.model, batch_sentences=heads.batch_sentences,
+                               weight_decay=heads.weight_decay,
+                               class_weights=_class_weights(corpus, labelled, heads), seed=seed)
+    return Head(params, start_from.model, time.perf_counter() - start)
+
+
+def score(corpus: Corpus, head: Head, sentences: np.ndarray) -> dict:
+    """Word and entity metrics of ``head`` on ``sentences`` (test or validation ids)."""
+    rows = word_rows(corpus.offsets, sentences)
+    probabilities, _ = predict(head.params, head.model, corpus.features[rows])
+    predicted = probabilities.argmax(1)
+    metrics = word_metrics(corpus.labels[rows], predicted, corpus.categories)
+    lengths = np.diff(corpus.offsets)[sentences]
+    entity = entity_f1_fast([corpus.tags[r] for r in rows], predicted, corpus.categories,
+                            np.concatenate([[0], np.cumsum(lengths)]))
+    return {"accuracy": metrics["accuracy"], "accuracy_no_o": metrics["accuracy_no_o"],
+            "mean_f1": metrics["mean_f1"], "entity_f1": entity["f1"],
+            "f1": {c: v["f1"] for c, v in metrics["per_category"].items()},
+            "predicted_share": {c: v["predicted_share"] for c, v in metrics["per_category"].items()},
+            "train_seconds": round(head.seconds, 3)}
+
+
+class Runner:
+    """The corpus, splits and head recipes (from params.yaml) shared by every experiment."""
+
+    def __init__(self, params: object, params_path: str, prepared_dir: str, cache_path: str):
+        self.params = params                    # the experiments' own section (experiments.cli.ExperimentParams)
+        self.extract = load_section(ExtractParams, "extract", params_path)
+        self.heads = load_section(HeadParams, "heads", params_path)
+        self.kl = load_section(KLParams, "kl", params_path)
+        self.epochs = load_section(SupervisedParams, "bert_ner", params_path).epochs
+        self.kl_models = {name: load_section(KLModelParams, f"kl_models.{name}", params_path)
+                          for name in read_params(params_path).get("kl_models") or {}}
+        self.prepared = read_prepared(prepared_dir)
+        features, self.fingerprint = load_inputs(cache_path, self.extract, self.prepared.meta["words_sha256"],
+                                                 piece_ids=False)
+        tags = [t for sentence in self.prepared.tags for t in sentence]
+        self.corpus = Corpus(features, self.prepared.labels, tags, self.prepared.offsets, self.prepared.categories)
+        self.split = self.prepared.split
+        self.prior = explicit_prior(self.kl.prior, self.prepared.categories)
+        rng = np.random.default_rng(0)
+        labelled = self.split["labelled"]
+        is_validation = rng.random(labelled.size) < self.params.validation_fraction
+        self.train_part, self.validation_part = labelled[~is_validation], labelled[is_validation]
+        self.non_test = np.sort(np.concatenate([self.split["labelled"], self.split["unlabelled"]]))
+
+    def ner(self, labelled, seed, corpus: Corpus | None = None, **overrides) -> Head:
+        """BERT NER with the ``heads`` section, ``overrides`` (e.g. dropout=0.3) replacing its values."""
+        return train_ner(corpus or self.corpus, labelled, seed, dataclasses.replace(self.heads, **overrides),
+                         self.epochs)
+
+    def phase(self, model: str, **overrides) -> KLPhase:
+        """KL model ``model``'s phase as the pipeline runs it, with ``overrides`` of KLPhase fields."""
+        recipe = self.kl_models[model]
+        phase = KLPhase(kind=recipe.kind, rounds=recipe.rounds, schedule=self.kl.schedule,
+                        kl_weight=self.kl.weight, prior=self.prior, target_gradient=self.kl.target_gradient,
+                        learning_rate=self.kl.learning_rate)
+        return dataclasses.replace(phase, **overrides)
+
+    def kl_heads(self, ner: Head, labelled, unlabelled, seed, models=None, heads: dict | None = None,
+                 **overrides) -> dict:
+        """Each KL model of params.yaml (or ``models``) trained from ``ner``; {model: Head}.
+
+        ``heads`` overrides values of the ``heads`` section, ``overrides`` fields of the phase.
+        """
+        head_params = dataclasses.replace(self.heads, **(heads or {}))
+        return {model: train_kl(self.corpus, ner, labelled, unlabelled, seed, head_params,
+                                self.phase(model, **overrides))
+                for model in self.kl_models if models is None or model in models}
+
+    def score(self, head: Head, sentences) -> dict:
+        return score(self.corpus, head, sentences)

@@ -1,0 +1,79 @@
+"""What a head reads from the feature caches: the corpus's word inputs, plus extra unlabelled text.
+
+Training, evaluation and the experiments all open the corpus cache here, so
+they refuse the same stale caches in the same words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cache.rows import ConcatRows
+from cache.store import open_cache
+from features.extract import FEATURES_CODE_VERSION
+from features.settings import ExtractParams
+
+
+def load_inputs(cache_path: str, extract: ExtractParams, corpus_sha256: str, piece_ids: bool):
+    """Features (or, with ``piece_ids``, each word's first-piece id) of every word, and the cache fingerprint.
+
+    The cache must hold features made with every setting of ``extract`` that
+    changes them (all but ``threads``, ``backend`` and ``ray_address``), by this code, for the corpus whose words
+    hash to ``corpus_sha256``; any other cache is refused as stale in one line
+    that names each differing setting. An explicit device, precision or window
+    length must also be what the extraction resolved. The weights' hash cannot be known
+    without loading the encoder: the extract stage checks it when resuming and
+    ``predict`` when loading a head.
+    """
+    expected = {
+        "encoder": extract.encoder,
+        "layers": [int(layer) for layer in extract.layers],
+        "combine": extract.combine,
+        "pooling": extract.pooling,
+        "device_requested": extract.device,
+        "precision_requested": extract.precision,
+        "max_length_requested": int(extract.max_length),
+        "stride": int(extract.stride),
+        "chunk_sentences": int(extract.chunk_sentences),
+        "max_batch_tokens": int(extract.max_batch_tokens),
+        "corpus_sha256": corpus_sha256,
+        "code_version": FEATURES_CODE_VERSION,
+    }
+    if extract.device in ("cpu", "cuda"):
+        expected["device"] = extract.device
+    if extract.precision in ("bf16", "fp32"):
+        expected["precision"] = extract.precision
+    if extract.max_length:
+        expected["max_length"] = int(extract.max_length)
+    with open_cache(cache_path, expected) as cache:
+        # The features stay memory-mapped: training reads only the rows of its batches.
+        inputs = cache.piece_ids[...] if piece_ids else cache.features
+        return inputs, cache.fingerprint
+
+
+def add_unlabelled_text(inputs, offsets: np.ndarray, labels: np.ndarray, unlabelled: np.ndarray,
+                        text_cache: str, mode: str, feature_fingerprint: dict):
+    """Inputs, offsets, labels and unlabelled ids with the text cache's sentences appended.
+
+    The text's rows follow the corpus's (a ConcatRows view: nothing is copied)
+    and carry no label (-1). ``mode`` 'add' keeps the corpus's unlabelled
+    sentences, 'replace' drops them. The text cache must hold features of the
+    very encoder, weights, layers, pooling and precision of the corpus cache.
+    Returns (inputs, offsets, labels, unlabelled ids, a summary for the config).
+    """
+    with open_cache(text_cache) as cache:
+        text_features, text_offsets, text_fingerprint = cache.features, cache.offsets, cache.fingerprint
+    differ = [f"{k}: text cache has {text_fingerprint.get(k)!r}, corpus cache has {v!r}"
+              for k, v in feature_fingerprint.items() if k != "corpus_sha256" and text_fingerprint.get(k) != v]
+    if differ:
+        raise ValueError(f"{text_cache}: made with other extract settings ({'; '.join(differ)}); "
+                         "rerun the extract_text stage")
+    num_sentences, num_words = len(offsets) - 1, int(offsets[-1])
+    text_ids = np.arange(num_sentences, num_sentences + len(text_offsets) - 1, dtype=np.int64)
+    inputs = ConcatRows(inputs, text_features)
+    offsets = np.concatenate([offsets, num_words + text_offsets[1:]])                    # (S + T + 1,)
+    labels = np.concatenate([labels, np.full(int(text_offsets[-1]), -1, dtype=labels.dtype)])
+    unlabelled = text_ids if mode == "replace" else np.concatenate([unlabelled, text_ids])
+    summary = {"mode": mode, "sentences": len(text_ids), "words": int(text_offsets[-1]),
+               "corpus_sha256": text_fingerprint["corpus_sha256"]}
+    return inputs, offsets, labels, unlabelled, summary
