@@ -51,15 +51,20 @@ def random_split(num_sentences: int, test_size: float, labelled_size: float, see
 def read_id_file(path: str, num_sentences: int) -> np.ndarray:
     """Sentence numbers, one per line, 1-based as in the corpus; returns 0-based ids."""
     ids = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            if not text.isdigit() or not 1 <= int(text) <= num_sentences:
-                raise ValueError(f"{path}:{number}: expected a sentence number in 1..{num_sentences}, "
-                                 f"found {text!r}")
-            ids.append(int(text) - 1)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+                         "expected sentence numbers, one per line") from None
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= num_sentences:
+            raise ValueError(f"{path}:{number}: expected a sentence number in 1..{num_sentences}, "
+                             f"found {text!r}")
+        ids.append(int(text) - 1)
     return np.asarray(ids, dtype=np.int64)
 
 
@@ -85,3 +90,9 @@ def ranked_pool(candidates: np.ndarray, seed: int, outside: np.ndarray | None = 
             raise ValueError("a biased draw needs each sentence's outside share")
         gumbel = gumbel - strength * outside[candidates]
     return candidates[np.argsort(-gumbel, kind="stable")]
+
+
+def shared_sentences(words: list[list[str]], ids: np.ndarray, other_ids: np.ndarray) -> int:
+    """How many of the sentences ``ids`` have the very words of some sentence in ``other_ids``."""
+    other = {tuple(words[i]) for i in other_ids}
+    return sum(tuple(words[i]) in other for i in ids)

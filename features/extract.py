@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cache.store import CacheWriter
+from cache.store import CacheWriter, cache_totals
 from features.align import Windows, tokenize
 from features.encoder import Encoder, cpu_supports_bf16, load_encoder
 from features.settings import ExtractParams
@@ -311,7 +311,10 @@ def encode_to_cache(params: ExtractParams, sentences, offsets, words_sha256: str
     path = writer.finish()
     seconds = time.perf_counter() - start
     log.info("wrote %s: %d words in %.1f s", path, counters["words"], seconds)
-    return dict(counters, backend="local", device=device, seconds=round(seconds, 2),
+    totals = cache_totals(path)  # the whole cache: after a resume, counters cover only this run's chunks
+    return dict(sentences=totals["sentences"], words=totals["words"], chunks=totals["chunks"],
+                chunks_resumed=writer.chunks_done_at_open, this_run=counters,
+                backend="local", device=device, seconds=round(seconds, 2),
                 pieces_per_second=round(counters["pieces"] / max(seconds, 1e-9), 1),
                 padding_fill=round(counters["pieces"] / max(counters["padded_slots"], 1), 4),
                 peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -1,31 +1,58 @@
-"""Self-describing head files: the parameters plus the config that made them.
+"""Self-describing head files: the parameters plus the config that made them, checksummed.
 
 A file is the msgpack (flax.serialization) of
-``{"format": "ssner-head", "version": 1, "config": config, "params": params}``.
-No pickle: loading a file never runs code. Tuples in ``config`` come back as
-lists (msgpack has no tuple).
+``{"format": "ssner-head", "version": 2, "sha256": hex, "payload": bytes}``,
+where ``payload`` is the msgpack of ``{"config": config, "params": params}`` and
+``sha256`` its hash, so a flipped byte anywhere in the weights is refused on
+load instead of silently changing predictions. No pickle: loading a file never
+runs code. Tuples in ``config`` come back as lists (msgpack has no tuple).
+
+No file with a NaN or Inf weight is ever written, and a loaded head must be
+one the model code can rebuild: its config names an input kind, at least two
+categories and an architecture, and its parameters have exactly the shapes
+of that architecture. Every refusal is one line naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import jax
+import numpy as np
 from flax import serialization
+from flax.traverse_util import flatten_dict
 
 FORMAT = "ssner-head"
-VERSION = 1
+VERSION = 2  # 2: payload + sha256
+INPUTS = ("features", "piece_ids")
+
+
+def _leaves(params) -> dict:
+    """``{"Dense_0/kernel": array}`` for every leaf of a params tree."""
+    return {"/".join(map(str, key)): value for key, value in flatten_dict(params).items()}
+
+
+def nonfinite_parameters(params) -> list[str]:
+    """Names of the parameters that hold a NaN or an Inf."""
+    return [name for name, value in _leaves(params).items()
+            if np.issubdtype(np.asarray(value).dtype, np.inexact) and not np.isfinite(value).all()]
 
 
 def save_head(path, params, config):
-    """Write ``params`` and ``config`` (a msgpack-able dict) to ``path`` atomically."""
+    """Write ``params`` and ``config`` (a msgpack-able dict) to ``path`` atomically.
+
+    Refuses (ValueError, nothing written) parameters holding NaN or Inf.
+    """
     path = os.fspath(path)
-    record = {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": dict(config),
-        "params": jax.device_get(serialization.to_state_dict(params)),
-    }
+    state = jax.device_get(serialization.to_state_dict(params))
+    bad = nonfinite_parameters(state)
+    if bad:
+        raise ValueError(f"{path}: not written: parameter(s) {', '.join(bad[:5])} hold NaN or Inf "
+                         "(training diverged; lower the learning rate or check the features)")
+    payload = serialization.msgpack_serialize({"config": dict(config), "params": state})
+    record = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(payload).hexdigest(),
+              "payload": payload}
     encoded = serialization.msgpack_serialize(record)
     partial = path + ".tmp"
     with open(partial, "wb") as f:
@@ -35,12 +62,80 @@ def save_head(path, params, config):
     os.replace(partial, path)  # a reader sees the old file or the whole new one
 
 
-def load_head(path):
-    """Read a head file written by ``save_head``; returns (params, config).
+def _config_problem(config: dict) -> str | None:
+    """Why ``config`` cannot rebuild a head, or None."""
+    categories = config.get("categories")
+    if (not isinstance(categories, list) or len(categories) < 2
+            or not all(isinstance(c, str) and c for c in categories) or len(set(categories)) != len(categories)):
+        return f"categories must be a list of two or more distinct names, found {categories!r}"
+    if config.get("input") not in INPUTS:
+        return f"input must be one of {', '.join(INPUTS)}, found {config.get('input')!r}"
+    heads = config.get("heads")
+    if not isinstance(heads, dict):
+        return "config has no 'heads' architecture"
+    hidden = heads.get("hidden")
+    if (not isinstance(hidden, list) or not all(isinstance(w, int) and w > 0 for w in hidden)
+            or not isinstance(heads.get("latent_dim"), int) or heads["latent_dim"] <= 0
+            or not isinstance(heads.get("dropout"), (int, float))):
+        return (f"heads must give hidden (positive ints), latent_dim and dropout, found "
+                f"hidden={hidden!r}, latent_dim={heads.get('latent_dim')!r}, dropout={heads.get('dropout')!r}")
+    if config["input"] == "piece_ids":
+        if not isinstance(config.get("vocabulary"), list) or not isinstance(config.get("vocab_size"), int):
+            return "a piece-id head needs its vocabulary and vocab_size"
+        if not isinstance(config.get("embed_dim"), int) or config["embed_dim"] <= 0:
+            return f"a piece-id head needs a positive embed_dim, found {config.get('embed_dim')!r}"
+    if not isinstance(config.get("features"), dict):
+        return "config has no feature fingerprint (the cache it was trained on)"
+    return None
 
-    Raises ValueError on any file that is not one of ours.
+
+def _expected_shapes(config: dict, dim: int | None) -> dict:
+    """Parameter shapes of the architecture ``config`` names, for inputs of width ``dim``."""
+    from heads.model import model_from_config
+
+    model = model_from_config(config)
+    example = (np.zeros((1,), np.int32) if config["input"] == "piece_ids"
+               else np.zeros((1, dim), np.float16))
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), example)["params"])
+    return {name: tuple(leaf.shape) for name, leaf in _leaves(shapes).items()}
+
+
+def check_head(path: str, params, config: dict) -> None:
+    """Refuse (one-line ValueError) a head whose config or parameters cannot be used."""
+    problem = _config_problem(config)
+    if problem:
+        raise ValueError(f"{path}: malformed head config: {problem}")
+    found = {name: tuple(np.shape(value)) for name, value in _leaves(params).items()}
+    if not found:
+        raise ValueError(f"{path}: malformed head: no parameters")
+    bad = nonfinite_parameters(params)
+    if bad:
+        raise ValueError(f"{path}: parameter(s) {', '.join(bad[:5])} hold NaN or Inf; retrain the head")
+    # A feature head's input width is its first kernel's fan-in: take it from the file.
+    first = [shape for name, shape in sorted(found.items()) if name.endswith("kernel") and len(shape) == 2]
+    dim = first[0][0] if first else 1
+    expected = _expected_shapes(config, dim)
+    if found != expected:
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected))
+        wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+        detail = "; ".join(part for part in (
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unknown {', '.join(extra[:3])}" if extra else "",
+            ", ".join(f"{k} is {found[k]}, expected {expected[k]}" for k in wrong[:3])) if part)
+        raise ValueError(f"{path}: malformed head: parameters do not fit the architecture its config "
+                         f"names ({detail})")
+
+
+def load_head(path):
+    """Read and check a head file written by ``save_head``; returns (params, config).
+
+    Raises ValueError (one line, naming the file) on any file that is not one of
+    ours, that is corrupt, or whose config and parameters do not fit together.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory, not a head file")
     with open(path, "rb") as f:
         encoded = f.read()
 
@@ -54,8 +149,18 @@ def load_head(path):
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise refuse(f"no '{FORMAT}' format tag")
     if record.get("version") != VERSION:
-        raise refuse(f"format version {record.get('version')!r}, expected {VERSION}")
-    params, config = record.get("params"), record.get("config")
+        raise refuse(f"format version {record.get('version')!r}, expected {VERSION}; retrain the head")
+    payload, digest = record.get("payload"), record.get("sha256")
+    if not isinstance(payload, bytes) or not isinstance(digest, str):
+        raise refuse("no payload or checksum")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise ValueError(f"{path}: corrupt head file: its payload does not match its sha256 checksum")
+    try:
+        content = serialization.msgpack_restore(payload)
+    except Exception as err:
+        raise refuse(f"unreadable payload: {type(err).__name__}") from None
+    params, config = content.get("params"), content.get("config")
     if not isinstance(params, dict) or not isinstance(config, dict):
         raise refuse("missing params or config")
+    check_head(path, params, config)
     return params, config

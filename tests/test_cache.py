@@ -8,6 +8,7 @@ import pytest
 
 from cache.store import CacheError, CacheWriter, open_cache
 from features.extract import extract_to_cache, fingerprint
+from features.settings import ExtractParams
 
 SENTENCES = [["Thousands", "of", "demonstrators"], ["London"], ["NaN", "null", "NA", "\x85"],
              ["a", "b"], ["Iraq", "war"]]
@@ -15,7 +16,9 @@ OFFSETS = np.concatenate([[0], np.cumsum([len(s) for s in SENTENCES])])
 
 
 def make_writer(path, encoder, layers=(2, 3), chunk_sentences=2):
-    print_ = fingerprint(encoder, list(layers), "mean", "first", False, 512, 128, "corpus-hash")
+    settings = ExtractParams(layers=tuple(layers), combine="mean", pooling="first", precision="fp32",
+                             max_length=512, stride=128, chunk_sentences=chunk_sentences)
+    print_ = fingerprint(encoder, settings, False, 512, "corpus-hash")
     return CacheWriter(path, print_, OFFSETS, encoder.hidden_size, chunk_sentences), print_
 
 
@@ -95,3 +98,32 @@ def test_foreign_and_corrupt_files_are_refused(tmp_path):
         handle["features"] = np.zeros((2, 3))
     with pytest.raises(CacheError, match="foreign.h5: not a feature cache written by this project"):
         open_cache(foreign)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _StopAt(list):
+    """Sentences that raise when chunk ``stop`` is read: an extraction killed mid-way."""
+
+    def __init__(self, sentences, stop):
+        super().__init__(sentences)
+        self.stop = stop
+
+    def __getitem__(self, key):
+        if isinstance(key, slice) and key.start == self.stop:
+            raise _Interrupted
+        return super().__getitem__(key)
+
+
+def test_resumed_extraction_stats_describe_the_whole_cache(tmp_path):
+    from features.extract import encode_to_cache
+
+    settings = ExtractParams(layers=(2,), precision="fp32", chunk_sentences=2, device="cpu")
+    out = str(tmp_path / "f.h5")
+    with pytest.raises(_Interrupted):
+        encode_to_cache(settings, _StopAt(SENTENCES, 2), OFFSETS, "corpus", out)
+    stats = encode_to_cache(settings, SENTENCES, OFFSETS, "corpus", out)
+    assert (stats["sentences"], stats["words"], stats["chunks"]) == (len(SENTENCES), int(OFFSETS[-1]), 3)
+    assert stats["chunks_resumed"] == 1 and stats["this_run"]["sentences"] == len(SENTENCES) - 2

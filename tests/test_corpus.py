@@ -5,12 +5,11 @@ from __future__ import annotations
 import zipfile
 
 import numpy as np
-
 import pytest
+from conftest import write_kaggle_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import write_kaggle_csv
 from data.corpus import CorpusError, read_conll, read_corpus, read_kaggle_csv
 from data.split import random_split
 from data.tags import category_vocabulary, validate_tags
@@ -106,7 +105,7 @@ def test_tag_scheme_is_enforced(tmp_path):
     path = write_kaggle_csv(tmp_path / "c.csv", [[("a", "O"), ("b", "geo")]])
     corpus = read_kaggle_csv(path)
     assert validate_tags(corpus, "auto") == "plain"
-    with pytest.raises(CorpusError, match="sentence 1, word 2: tag 'geo' is not BIO"):
+    with pytest.raises(CorpusError, match=r"c.csv:3: tag 'geo' is not BIO"):
         validate_tags(corpus, "bio")
     with pytest.raises(CorpusError, match="category 'geo' is not among the declared"):
         validate_tags(corpus, "plain", ["O", "per"])

@@ -1,0 +1,439 @@
+"""Bad input, table-driven: every row is one malformed (or awkward but valid) input a user could give.
+
+Each row runs the project's own entry point in this process (a stage's ``main``
+through ``run_main``, as the command line does) and asserts: the exit status;
+no traceback (an uncaught exception fails the test); for a refusal, one line
+``error: <file>:<line>: ...`` naming the file (and the line or rows where one
+exists); for an accepted input, that every input word comes out unchanged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from flax import serialization
+
+from cache.store import CacheError, CacheWriter, cache_totals, open_cache
+from data.prepared_io import read_prepared
+from features.extract import fingerprint
+from features.inputs import load_inputs
+from features.settings import ExtractParams
+from heads.checkpoint import load_head, save_head
+from pipeline.params import run_main
+
+# ---------------------------------------------------------------- helpers
+
+
+def run_cli(main, argv, capsys, monkeypatch) -> tuple[int, str, str]:
+    """Run a stage's ``main`` as its command line does; returns (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["stage", *argv])
+    status = 0
+    try:
+        run_main(main)
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(err: str, *needles: str) -> None:
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+# ---------------------------------------------------------------- corpora through the prepare stage
+
+GOOD = "book\tO\nto\tO\nPorto\tB-city\n\nhi\tO\nLisbon\tB-city\n"
+GOOD_WORDS = [["book", "to", "Porto"], ["hi", "Lisbon"]]
+KAGGLE = "Sentence #,Word,POS,Tag\nSentence: 1,Zürich,NNP,B-geo\n,is,VBZ,O\nSentence: 2,NaN,NN,O\n,Bern,NNP,B-geo\n"
+
+# (id, file name, content (str: utf-8, bytes: as is), prepare overrides, expected)
+# expected: ("ok", words, tags or None) | ("error", substring naming the problem, ":line" or "")
+CORPORA = [
+    ("lf", "c.conll", GOOD, {}, ("ok", GOOD_WORDS, None)),
+    ("crlf", "c.conll", GOOD.replace("\n", "\r\n"), {}, ("ok", GOOD_WORDS, None)),
+    ("cr-only", "c.conll", GOOD.replace("\n", "\r"), {}, ("ok", GOOD_WORDS, None)),
+    ("mixed-endings", "c.conll", "book\tO\r\nto\tO\rPorto\tB-city\n\nhi\tO\nLisbon\tB-city", {},
+     ("ok", GOOD_WORDS, None)),
+    ("bom-conll", "c.conll", "\ufeff" + GOOD, {}, ("ok", GOOD_WORDS, None)),
+    ("space-separated", "c.conll", GOOD.replace("\t", " "), {}, ("ok", GOOD_WORDS, None)),
+    ("runs-of-spaces", "c.conll", GOOD.replace("\t", "   "), {}, ("ok", GOOD_WORDS, None)),
+    ("four-columns", "c.conll", "book NN x O\nto TO x O\nPorto NNP x B-city\n", {},
+     ("ok", [["book", "to", "Porto"]], [["O", "O", "B-city"]])),
+    ("docstart", "c.conll", "-DOCSTART- -X- O\n\n" + GOOD, {}, ("ok", GOOD_WORDS, None)),
+    ("tab-word-with-space", "c.conll", "New York\tB-city\nis\tO\n", {},
+     ("ok", [["New York", "is"]], [["B-city", "O"]])),
+    ("missing-value-words", "c.conll", "NaN\tO\nnull\tO\nNA\tB-x\nNone\tO\n\x85\tO\n", {},
+     ("ok", [["NaN", "null", "NA", "None", "\x85"]], None)),
+    ("space-in-word", "c.conll", "New York B-city\nis O\n", {}, ("error", "a word containing a space", ":2")),
+    ("tab-in-word", "c.conll", "a\tO\nNew\tYork\tB-city\n", {}, ("error", "a word containing a tab", ":2")),
+    ("three-columns-word-tag-0", "c.conll", "book O 0\nPorto B-city 0\n", {},
+     ("error", "only one category ('0'): a head needs O", "")),
+    ("three-columns-tag-column-1", "c.conll", "book O 0\nPorto B-city 0\n", {"tag_column": 1},
+     ("ok", [["book", "Porto"]], [["O", "B-city"]])),
+    ("tag-column-out-of-range", "c.conll", GOOD, {"tag_column": 5}, ("error", "tag_column is 5", ":1")),
+    ("bare-B", "c.conll", "a\tB-\nb\tO\nc\tB-x\n", {}, ("error", "tag 'B-' has a prefix but no category", ":1")),
+    ("bare-I", "c.conll", "a\tO\nb\tI-\nc\tB-x\n", {}, ("error", "tag 'I-' has a prefix but no category", ":2")),
+    ("lower-case", "c.conll", "a\to\nb\tb-city\nc\ti-city\n", {},
+     ("ok", [["a", "b", "c"]], [["O", "B-city", "I-city"]])),
+    ("bioes", "c.conll", "a\tS-city\nb\tO\nc\tB-x\nd\tI-x\ne\tE-x\n", {},
+     ("ok", [["a", "b", "c", "d", "e"]], [["B-city", "O", "B-x", "I-x", "I-x"]])),
+    ("bilou", "c.conll", "a\tU-city\nb\tO\nc\tB-x\nd\tL-x\n", {},
+     ("ok", [["a", "b", "c", "d"]], [["B-city", "O", "B-x", "I-x"]])),
+    ("iob1", "c.conll", "a\tI-x\nb\tI-x\nc\tO\nd\tI-y\n", {},
+     ("ok", [["a", "b", "c", "d"]], [["B-x", "I-x", "O", "B-y"]])),
+    ("only-O", "c.conll", "a\tO\nb\tO\n", {}, ("error", "only one category ('O')", "")),
+    ("no-O", "c.conll", "a\tcity\nb\tdate\n", {}, ("error", "no word is tagged O", "")),
+    ("missing-tag", "c.conll", "a\tO\nb\n", {}, ("error", "missing tag", ":2")),
+    ("mixed-separators", "c.conll", "a\tO\nb B-x\n", {}, ("error", "mixed tab and space", ":2")),
+    ("empty-word", "c.conll", "a\tO\n\tB-x\n", {}, ("error", "empty word", ":2")),
+    ("tag-with-space", "c.csv", "Sentence #,Word,POS,Tag\nSentence: 1,a,DT,B x\n", {},
+     ("error", "contains whitespace", ":2")),
+    ("empty-file", "c.conll", "", {}, ("error", "empty file", ":1")),
+    ("blank-file", "c.conll", "\n\n\n", {}, ("error", "empty file", ":1")),
+    ("latin1-as-utf8", "c.conll", "a\tO\n\nCitro\xebn\tB-org\n".encode("latin-1"), {"encoding": "utf-8"},
+     ("error", "not valid utf-8", ":3")),
+    ("latin1-auto", "c.conll", "a\tO\n\nCitro\xebn\tB-org\n".encode("latin-1"), {},
+     ("ok", [["a"], ["Citroën"]], None)),
+    ("unknown-encoding", "c.conll", GOOD, {"encoding": "klingon-8"}, ("error", "unknown encoding 'klingon-8'", "")),
+    ("gzip", "c.conll", gzip.compress(GOOD.encode()), {}, ("error", "not a text file: gzip", "")),
+    ("binary", "c.conll", b"a\tO\n\x00\x01\x02\x03\tO\n", {}, ("error", "not a text file: binary", ":2")),
+    ("utf16-auto", "c.conll", GOOD.encode("utf-16"), {}, ("ok", GOOD_WORDS, None)),
+    ("utf16-as-utf8", "c.conll", GOOD.encode("utf-16"), {"encoding": "utf-8"}, ("error", "UTF-16 text", ":1")),
+    ("directory", "dir", None, {}, ("error", "is a directory", "")),
+    ("missing-file", "absent.conll", "absent", {}, ("error", "file not found", "")),
+    ("kaggle-utf8-auto", "c.csv", KAGGLE, {}, ("ok", [["Zürich", "is"], ["NaN", "Bern"]], None)),
+    ("kaggle-latin1-auto", "c.csv", KAGGLE.encode("latin-1"), {}, ("ok", [["Zürich", "is"], ["NaN", "Bern"]], None)),
+    ("kaggle-bom", "c.csv", "\ufeff" + KAGGLE, {}, ("ok", [["Zürich", "is"], ["NaN", "Bern"]], None)),
+    ("kaggle-cr-only", "c.csv", KAGGLE.replace("\n", "\r"), {}, ("ok", [["Zürich", "is"], ["NaN", "Bern"]], None)),
+    ("kaggle-quoted-comma", "c.csv", KAGGLE.replace(",is,", ',"1,000",'), {},
+     ("ok", [["Zürich", "1,000"], ["NaN", "Bern"]], None)),
+    ("kaggle-extra-field", "c.csv", KAGGLE.replace(",is,VBZ,O", ",is,VBZ,O,x"), {},
+     ("error", "expected 4 fields, found 5", ":3")),
+    ("kaggle-missing-column", "c.csv", "Sentence #,Word,POS\nSentence: 1,a,DT\n", {},
+     ("error", "missing column(s) Tag", ":1")),
+    ("kaggle-no-sentence-id", "c.csv", "Sentence #,Word,POS,Tag\n,a,DT,O\n", {},
+     ("error", "first row has no 'Sentence #'", ":2")),
+    ("kaggle-empty-tag", "c.csv", "Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,b,NN,\n", {},
+     ("error", "word 'b' has no tag", ":3")),
+    ("kaggle-tag-column-name", "c.csv", KAGGLE.replace("POS", "Label").replace(",NNP,", ",B-x,")
+     .replace(",VBZ,", ",O,").replace(",NN,", ",O,"), {"tag_column": "Label"},
+     ("ok", [["Zürich", "is"], ["NaN", "Bern"]], [["B-x", "O"], ["O", "B-x"]])),
+    ("zip-not-named-zip", "c.conll", b"PK\x03\x04\x14\x00rest of a zip", {}, ("error", "not a text file: a zip", "")),
+    ("broken-zip", "c.zip", b"PK\x03\x04 definitely not a zip", {}, ("error", "unreadable zip", "")),
+]
+
+
+def write_input(directory: Path, name: str, content) -> Path:
+    path = directory / name
+    if content is None:
+        path.mkdir()
+    elif content == "absent":
+        pass
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_bytes(content.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("name, content, overrides, expected", [row[1:] for row in CORPORA],
+                         ids=[row[0] for row in CORPORA])
+def test_corpus(tmp_path, capsys, monkeypatch, name, content, overrides, expected):
+    from pipeline.prepare import main
+
+    path = write_input(tmp_path, name, content)
+    params = {"prepare": dict({"corpus": str(path), "test_size": 0, "labelled_size": "all"}, **overrides)}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    status, _, err = run_cli(main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "out")],
+                             capsys, monkeypatch)
+    if expected[0] == "ok":
+        assert status == 0, err
+        prepared = read_prepared(tmp_path / "out")
+        assert prepared.words == expected[1]  # every word, unchanged
+        if expected[2] is not None:
+            assert prepared.tags == expected[2]
+    else:
+        assert status == 1
+        assert_one_line_error(err, str(path) + expected[2], expected[1])
+
+
+def test_test_sentences_in_the_labelled_split_are_counted(tmp_path, capsys, monkeypatch, caplog):
+    from pipeline.prepare import main
+
+    corpus = tmp_path / "c.conll"
+    corpus.write_text("\n\n".join(["a\tO\nPorto\tB-city"] * 6 + ["b\tO\nLisbon\tB-city"] * 2) + "\n")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"prepare": {"corpus": str(corpus), "test_size": 2, "labelled_size": "all"}}))
+    status, _, _ = run_cli(main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "out")],
+                           capsys, monkeypatch)
+    assert status == 0
+    shared = read_prepared(tmp_path / "out").meta["test_sentences_in_labelled"]
+    assert shared == 2 and "2 of 2 test sentences also appear" in caplog.text
+
+
+# ---------------------------------------------------------------- plain text (unlabelled text, predict --file)
+
+TEXTS = [
+    ("lf", b"book a flight\nto Porto\n", ("ok", [["book", "a", "flight"], ["to", "Porto"]])),
+    ("crlf", b"book a flight\r\nto Porto\r\n", ("ok", [["book", "a", "flight"], ["to", "Porto"]])),
+    ("cr-only", b"book a flight\rto Porto\r", ("ok", [["book", "a", "flight"], ["to", "Porto"]])),
+    ("bom", b"\xef\xbb\xbfbook a flight\n", ("ok", [["book", "a", "flight"]])),
+    ("nel-is-whitespace-not-a-line-break", "a\x85b\nc\n".encode(), ("ok", [["a", "b"], ["c"]])),
+    ("blank-lines", b"\n\nhi\n\n", ("ok", [["hi"]])),
+    ("gzip", gzip.compress(b"book a flight\n"), ("error", "not a text file: gzip", ":1")),
+    ("utf16", "book\n".encode("utf-16"), ("error", "NUL byte", ":1")),
+    ("latin1-as-utf8", "ok\nZ\xfcrich\n".encode("latin-1"), ("error", "not valid utf-8", ":2")),
+    ("empty", b"", ("error", "no text", ":1")),
+]
+
+
+@pytest.mark.parametrize("content, expected", [row[1:] for row in TEXTS], ids=[row[0] for row in TEXTS])
+def test_text_file(tmp_path, content, expected):
+    from features.text import TextError, TextSentences, scan_text
+
+    path = tmp_path / "text.txt"
+    path.write_bytes(content)
+    if expected[0] == "ok":
+        scan = scan_text(path, chunk_sentences=1)
+        assert TextSentences(scan)[0:scan.num_sentences] == expected[1]
+    else:
+        with pytest.raises(TextError) as error:
+            scan = scan_text(path)
+        message = str(error.value)
+        assert "\n" not in message and message.startswith(f"{path}{expected[2]}") and expected[1] in message
+
+
+# ---------------------------------------------------------------- heads
+
+def small_head(path, encoder, **config_changes):
+    from test_predict import make_head
+
+    make_head(path, encoder)
+    if config_changes:
+        params, config = load_head(path)
+        config.update(config_changes)
+        write_raw_head(path, params, config)
+    return path
+
+
+def write_raw_head(path, params, config, version=2):
+    """A head file written around save_head's checks (as a buggy or foreign writer would)."""
+    import hashlib
+
+    payload = serialization.msgpack_serialize({"config": config, "params": params})
+    record = {"format": "ssner-head", "version": version, "sha256": hashlib.sha256(payload).hexdigest(),
+              "payload": payload}
+    Path(path).write_bytes(serialization.msgpack_serialize(record))
+
+
+def flip_bytes(path, count=16):
+    data = bytearray(Path(path).read_bytes())
+    middle = len(data) // 2
+    for i in range(middle, middle + count):
+        data[i] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+
+
+def nan_params(params):
+    import jax
+
+    return jax.tree_util.tree_map(lambda a: np.full_like(a, np.nan) if a.dtype.kind == "f" else a, params)
+
+
+HEADS = [
+    ("flipped-bytes", lambda p, e: flip_bytes(small_head(p, e)), "does not match its sha256"),
+    ("nan-params", lambda p, e: write_raw_head(p, nan_params(load_head(small_head(p, e))[0]),
+                                              load_head(p)[1]), "hold NaN or Inf"),
+    ("empty-params", lambda p, e: write_raw_head(p, {}, load_head(small_head(p, e))[1]), "no parameters"),
+    ("unknown-param", lambda p, e: write_raw_head(p, dict(load_head(small_head(p, e))[0], Extra_0={"w": np.ones(2)}),
+                                                  load_head(p)[1]), "unknown Extra_0/w"),
+    ("no-categories", lambda p, e: small_head(p, e, categories=[]), "categories must be a list"),
+    ("unknown-input", lambda p, e: small_head(p, e, input="pixels"), "input must be one of"),
+    ("no-architecture", lambda p, e: small_head(p, e, heads=None), "no 'heads' architecture"),
+    ("wrong-shapes", lambda p, e: small_head(p, e, categories=["O", "a", "b", "c", "d", "e"]), "do not fit"),
+    ("old-version", lambda p, e: Path(p).write_bytes(serialization.msgpack_serialize(
+        {"format": "ssner-head", "version": 1, "config": {}, "params": {}})), "format version 1"),
+    ("garbage", lambda p, e: Path(p).write_bytes(b"not a head at all"), "not a head file"),
+    ("truncated", lambda p, e: Path(p).write_bytes(Path(small_head(p, e)).read_bytes()[:100]), "head"),
+]
+
+
+@pytest.mark.parametrize("damage, message", [row[1:] for row in HEADS], ids=[row[0] for row in HEADS])
+def test_damaged_head_is_refused_by_predict(encoder, tmp_path, capsys, monkeypatch, damage, message):
+    import features.encoder
+    from pipeline.predict import main
+
+    monkeypatch.setattr(features.encoder, "load_encoder", lambda name, *a, **k: encoder)
+
+    path = tmp_path / "head.msgpack"
+    damage(path, encoder)
+    status, out, err = run_cli(main, ["--head", str(path), "hello world"], capsys, monkeypatch)
+    assert status == 1 and out == ""
+    assert_one_line_error(err, str(path), message)
+
+
+def test_save_head_refuses_nan(encoder, tmp_path):
+    params, config = load_head(small_head(tmp_path / "ok.msgpack", encoder))
+    with pytest.raises(ValueError, match="hold NaN or Inf") as error:
+        save_head(tmp_path / "nan.msgpack", nan_params(params), config)
+    assert "\n" not in str(error.value) and not (tmp_path / "nan.msgpack").exists()
+
+
+# ---------------------------------------------------------------- predict inputs
+
+PREDICT = [
+    ("text-args", lambda d: ["book a flight to Porto", "hi\rthere"], ("ok", [["book", "a", "flight", "to", "Porto"],
+                                                                          ["hi"], ["there"]])),
+    ("file-cr-only", lambda d: ["--file", write(d, b"book a\rflight\r")], ("ok", [["book", "a"], ["flight"]])),
+    ("file-bom", lambda d: ["--file", write(d, b"\xef\xbb\xbfbook it\n")], ("ok", [["book", "it"]])),
+    ("file-latin1", lambda d: ["--file", write(d, "Z\xfcrich\n".encode("latin-1")), "--encoding", "latin-1"],
+     ("ok", [["Zürich"]])),
+    ("file-directory", lambda d: ["--file", str(d)], ("error", "is a directory", "")),
+    ("file-missing", lambda d: ["--file", str(d / "absent.txt")], ("error", "no such file", "")),
+    ("file-gzip", lambda d: ["--file", write(d, gzip.compress(b"hi\n"))], ("error", "not a text file: gzip", ":1")),
+    ("file-utf16", lambda d: ["--file", write(d, "hi\n".encode("utf-16"))], ("error", "NUL byte", ":1")),
+    ("file-bad-utf8", lambda d: ["--file", write(d, b"ok\nZ\xfcrich\n")], ("error", "not valid utf-8", ":2")),
+    ("encoding-unknown", lambda d: ["--file", write(d, b"hi\n"), "--encoding", "klingon"],
+     ("error", "--encoding: unknown text encoding 'klingon'", "")),
+    ("encoding-utf16", lambda d: ["--file", write(d, b"hi\n"), "--encoding", "utf-16"],
+     ("error", "--encoding: encoding 'utf-16' is not read line by line", "")),
+    ("batch-zero", lambda d: ["--batch-sentences", "0", "hi"], ("error", "--batch-sentences 0", "")),
+]
+
+
+def write(directory: Path, content: bytes) -> str:
+    path = directory / "input.txt"
+    path.write_bytes(content)
+    return str(path)
+
+
+@pytest.mark.parametrize("arguments, expected", [row[1:] for row in PREDICT], ids=[row[0] for row in PREDICT])
+def test_predict_input(encoder, tmp_path, capsys, monkeypatch, arguments, expected):
+    import features.encoder
+    import features.extract
+    from pipeline.predict import main
+
+    # The session's encoder, loaded once, and left whole: other tests read its upper layers.
+    monkeypatch.setattr(features.encoder, "load_encoder", lambda name, *a, **k: encoder)
+    monkeypatch.setattr(features.extract, "truncate_encoder", lambda *a: None)
+    head = small_head(tmp_path / "head.msgpack", encoder)
+    argv = arguments(tmp_path)
+    status, out, err = run_cli(main, ["--head", str(head), *argv], capsys, monkeypatch)
+    if expected[0] == "ok":
+        assert status == 0, err
+        sentences = [[row.split("\t")[0] for row in block.split("\n") if row]
+                     for block in out.strip("\n").split("\n\n")]
+        assert sentences == expected[1]  # every word, unchanged
+    else:
+        assert status == 1 and out == ""
+        named = "" if "--encoding" in expected[1] else next((a for a in argv if a.startswith(str(tmp_path))), "")
+        assert_one_line_error(err, named + expected[2], expected[1])
+
+
+# ---------------------------------------------------------------- feature caches
+
+SETTINGS = ExtractParams(layers=(1, 2), combine="mean", pooling="first", precision="fp32", max_length=64,
+                         stride=16, chunk_sentences=2, max_batch_tokens=512)
+OFFSETS = np.array([0, 3, 5, 9, 10, 12])
+
+
+def write_cache(path, encoder, settings=SETTINGS, features=None):
+    """A complete cache of random features with the fingerprint ``settings`` give."""
+    print_ = fingerprint(encoder, settings, settings.precision == "bf16", settings.max_length or 512, "corpus")
+    writer = CacheWriter(path, print_, OFFSETS, 4, settings.chunk_sentences)
+    features = np.random.default_rng(0).standard_normal((12, 4)) if features is None else features
+    for chunk in writer.pending_chunks():
+        first, last = writer.chunk_sentence_range(chunk)
+        rows = slice(OFFSETS[first], OFFSETS[last])
+        writer.write_chunk(chunk, features[rows], np.arange(rows.start, rows.stop, dtype=np.int32))
+    return writer.finish()
+
+
+def poke(path, rows, value):
+    """Overwrite feature rows on disk, behind the writer's back (a bad disk, a bad copy)."""
+    with h5py.File(path, "r+") as handle:
+        handle["features"][rows] = value
+
+
+STALE = [("precision", {"precision": "bf16"}), ("stride", {"stride": 8}), ("max_length", {"max_length": 32}),
+         ("chunk_sentences", {"chunk_sentences": 4}), ("max_batch_tokens", {"max_batch_tokens": 1024}),
+         ("pooling", {"pooling": "mean"}), ("layers", {"layers": (3,)}), ("device", {"device": "cuda"})]
+
+
+@pytest.mark.parametrize("setting, change", STALE, ids=[row[0] for row in STALE])
+def test_stale_extract_setting_is_refused(encoder, tmp_path, setting, change):
+    import dataclasses
+
+    path = write_cache(tmp_path / "f.h5", encoder)
+    load_inputs(path, SETTINGS, "corpus", piece_ids=False)  # the settings it was made with: accepted
+    with pytest.raises(CacheError) as error:
+        load_inputs(path, dataclasses.replace(SETTINGS, **change), "corpus", piece_ids=False)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{path}: stale cache") and setting in message
+
+
+CACHES = [
+    ("nan-on-disk", lambda p: poke(p, slice(6, 8), np.nan), "NaN or Inf features in word row(s) 6, 7"),
+    ("inf-on-disk", lambda p: poke(p, 11, np.inf), "word row(s) 11 (sentence(s) 5"),
+    ("flipped-value", lambda p: poke(p, 4, 0.5), "chunk 0 (word rows 0..4) does not match its checksum"),
+    ("truncated", lambda p: Path(p).write_bytes(Path(p).read_bytes()[:500]), "not a readable HDF5 file"),
+    ("old-format", lambda p: h5py.File(p, "r+").attrs.__setitem__("version", 2), "cache format version 2"),
+]
+
+
+@pytest.mark.parametrize("damage, message", [row[1:] for row in CACHES], ids=[row[0] for row in CACHES])
+def test_damaged_cache_is_refused(encoder, tmp_path, damage, message):
+    path = write_cache(tmp_path / "f.h5", encoder)
+    damage(path)
+    with pytest.raises(CacheError) as error:
+        open_cache(path)
+    text = str(error.value)
+    assert "\n" not in text and text.startswith(str(path)) and message in text
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e6], ids=["nan", "inf", "beyond-float16"])
+def test_writer_refuses_non_finite_features(encoder, tmp_path, value):
+    features = np.random.default_rng(0).standard_normal((12, 4))
+    features[10, 2] = value
+    with pytest.raises(CacheError, match=r"f\.h5\.partial: the encoder gave NaN or Inf features for "
+                                         r"word row\(s\) 10 \(sentence\(s\) 5"):
+        write_cache(tmp_path / "f.h5", encoder, features=features)
+
+
+def test_resumed_cache_totals_cover_every_chunk(encoder, tmp_path):
+    path = tmp_path / "f.h5"
+    print_ = fingerprint(encoder, SETTINGS, False, 64, "corpus")
+    writer = CacheWriter(path, print_, OFFSETS, 4, 2)
+    writer.write_chunk(0, np.zeros((5, 4)), np.zeros(5, np.int32))
+    writer.close()
+    resumed = CacheWriter(path, print_, OFFSETS, 4, 2)
+    assert resumed.pending_chunks() == [1, 2]
+    for chunk in resumed.pending_chunks():
+        first, last = resumed.chunk_sentence_range(chunk)
+        rows = int(OFFSETS[last] - OFFSETS[first])
+        resumed.write_chunk(chunk, np.ones((rows, 4)), np.zeros(rows, np.int32))
+    resumed.finish()
+    assert cache_totals(path) == {"sentences": 5, "words": 12, "chunks": 3, "chunks_done": 3}
+
+
+def test_training_stops_on_a_non_finite_loss():
+    from heads.model import build_model
+    from heads.train import train_supervised
+
+    inputs = np.random.default_rng(0).standard_normal((12, 4)).astype(np.float16)
+    inputs[3] = np.nan
+    labels = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0], np.int32)
+    model = build_model("features", 2, hidden=[8], latent_dim=4)
+    with pytest.raises(ValueError, match=r"non-finite loss \(NaN or Inf\) at step 0, epoch 1 of 2"):
+        train_supervised(None, inputs, labels, OFFSETS, np.arange(5), model=model, epochs=2,
+                         learning_rate=1e-3, batch_sentences=8, weight_decay=0.0, class_weights=None, seed=0)
