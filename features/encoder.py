@@ -63,8 +63,12 @@ def weights_sha256(model) -> str:
     return digest.hexdigest()
 
 
-def load_encoder(name: str, threads: int | None = None) -> Encoder:
-    """Load encoder ``name`` (packaged name, HF hub name or local path) for inference on the CPU."""
+def load_encoder(name: str, threads: int | None = None, device: str = "cpu") -> Encoder:
+    """Load encoder ``name`` (packaged name, HF hub name or local path) for inference on ``device``.
+
+    ``threads`` sets torch's CPU threads (None: all cores); ``device`` is a
+    torch device name, "cpu" or "cuda" (``features.extract.resolve_device``).
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub is reachable: never wait on one
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -80,7 +84,8 @@ def load_encoder(name: str, threads: int | None = None) -> Encoder:
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"encoder {name!r}: a fast tokenizer is required (word_ids() alignment)")
     model.eval().requires_grad_(False)
-    return Encoder(name, model, tokenizer, weights_sha256(model))
+    digest = weights_sha256(model)   # hashed on the CPU, before any move: the same on every device
+    return Encoder(name, model.to(device), tokenizer, digest)
 
 
 def cpu_supports_bf16() -> bool:
