@@ -253,6 +253,8 @@ def _encode_on_ray(params, sentences, offsets, words_sha256, out, actors, progre
     # The driver loads the encoder on its CPU once, for the fingerprint (the weights' hash).
     encoder, layers, max_length = load_for_params(params, "cpu", 1)
     expected = fingerprint(encoder, params, bf16, max_length, words_sha256)
+    if "device" in expected:   # a fingerprint that names the device names the actors' one, not the driver's
+        expected["device"] = device
     dim = feature_dim(encoder, layers, params.combine)
     del encoder
     writer = CacheWriter(out, expected, offsets, dim, params.chunk_sentences)
