@@ -67,3 +67,40 @@ class ConcatRows:
         """Every row in memory: what ``np.asarray(view)`` gives (it reads the whole arrays)."""
         whole = self[np.arange(len(self))]
         return whole if dtype is None else whole.astype(dtype)
+
+
+class ConcatColumns:
+    """Columns of ``parts`` (each (N, D_i), one row count) side by side, read row by row, cast to ``dtype``.
+
+    ``view[rows]`` gives ``np.concatenate([part[rows] for part in parts], 1)``:
+    a memory-mapped feature cache gains extra columns (the word-shape flags)
+    without a second copy of it on disk or in memory.
+    """
+
+    def __init__(self, *parts, dtype=np.float16):
+        if not parts or len({len(part) for part in parts}) != 1:
+            raise ValueError(f"ConcatColumns needs arrays of one row count, got {[len(p) for p in parts]}")
+        self.parts, self.dtype = parts, np.dtype(dtype)
+        self.shape = (len(parts[0]), sum(int(part.shape[1]) for part in parts))
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self[np.asarray([key])][0]
+        if isinstance(key, slice):
+            return np.concatenate([np.asarray(part[key], self.dtype) for part in self.parts], axis=1)
+        rows = np.asarray(key, np.int64)
+        # Sorted unique rows: h5py datasets need them, and a memmap reads each page once.
+        unique, inverse = np.unique(rows, return_inverse=True)
+        picked = np.concatenate([np.asarray(part[unique], self.dtype) for part in self.parts], axis=1)
+        return picked[inverse.reshape(-1)]
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self[np.arange(len(self))]
+        return whole if dtype is None else whole.astype(dtype)

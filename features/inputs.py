@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cache.rows import ConcatRows
+from cache.rows import ConcatColumns, ConcatRows
 from cache.store import open_cache
 from features.extract import FEATURES_CODE_VERSION
 from features.settings import ExtractParams
@@ -51,14 +51,37 @@ def load_inputs(cache_path: str, extract: ExtractParams, corpus_sha256: str, pie
         return inputs, cache.fingerprint
 
 
+def with_shape_flags(features, sentences) -> ConcatColumns:
+    """``features`` (W, D) with the 8 word-shape flags of ``sentences``' words appended, (W, D + 8) float16.
+
+    A view: the cache stays memory-mapped, the flags (W, 8) are computed here in memory.
+    """
+    from features.shape import shape_flags
+
+    flags = shape_flags(sentences)  # (W, 8)
+    if len(flags) != len(features):
+        raise ValueError(f"the feature cache has {len(features)} words, the sentences {len(flags)}")
+    return ConcatColumns(features, flags)
+
+
+def text_sentences(path: str, encoding: str) -> list[list[str]]:
+    """The words of a text file, one sentence per line with a word, as extract_text splits them."""
+    from features.text import TextSentences, scan_text
+
+    sentences = TextSentences(scan_text(path, encoding))
+    return sentences[0:len(sentences)]
+
+
 def add_unlabelled_text(inputs, offsets: np.ndarray, labels: np.ndarray, unlabelled: np.ndarray,
-                        text_cache: str, mode: str, feature_fingerprint: dict):
+                        text_cache: str, mode: str, feature_fingerprint: dict, text_words=None):
     """Inputs, offsets, labels and unlabelled ids with the text cache's sentences appended.
 
     The text's rows follow the corpus's (a ConcatRows view: nothing is copied)
     and carry no label (-1). ``mode`` 'add' keeps the corpus's unlabelled
     sentences, 'replace' drops them. The text cache must hold features of the
     very encoder, weights, layers, pooling and precision of the corpus cache.
+    With ``text_words`` (the text's sentences) the text's rows get the
+    word-shape flags, as the corpus's inputs must have them too.
     Returns (inputs, offsets, labels, unlabelled ids, a summary for the config).
     """
     with open_cache(text_cache) as cache:
@@ -70,6 +93,8 @@ def add_unlabelled_text(inputs, offsets: np.ndarray, labels: np.ndarray, unlabel
                          "rerun the extract_text stage")
     num_sentences, num_words = len(offsets) - 1, int(offsets[-1])
     text_ids = np.arange(num_sentences, num_sentences + len(text_offsets) - 1, dtype=np.int64)
+    if text_words is not None:
+        text_features = with_shape_flags(text_features, text_words)
     inputs = ConcatRows(inputs, text_features)
     offsets = np.concatenate([offsets, num_words + text_offsets[1:]])                    # (S + T + 1,)
     labels = np.concatenate([labels, np.full(int(text_offsets[-1]), -1, dtype=labels.dtype)])

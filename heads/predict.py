@@ -30,12 +30,52 @@ def predict_padded(params, model, inputs):
     return _probabilities(_hashable(model), params, jnp.asarray(inputs))
 
 
+def _sentence_chunks(starts, n, max_words, max_sentences):
+    """(first, last) word ranges of at most ``max_sentences`` whole sentences and ``max_words`` words each.
+
+    A sentence longer than ``max_words`` is a chunk of its own.
+    """
+    bounds = np.append(starts, n)
+    chunks, first, count = [], 0, 0
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        if count and (stop - first > max_words or count == max_sentences):
+            chunks.append((first, int(start)))
+            first, count = int(start), 0
+        count += 1
+    if n:
+        chunks.append((first, n))
+    return chunks
+
+
+def _predict_context(params, model, inputs, batch_words, batch_sentences=256):
+    """``predict`` for a context head: chunks cut at sentence starts, each padded to ``batch_words``."""
+    inputs = np.asarray(inputs)
+    n = len(inputs)
+    starts = np.flatnonzero(inputs[:, model.first_word_column] > 0.5)
+    if n and (not len(starts) or starts[0] != 0):
+        starts = np.concatenate([[0], starts])
+    model = model.clone(max_sentences=batch_sentences)
+    probabilities = np.empty((n, model.num_classes), np.float32)
+    latent = np.empty((n, model.latent_dim), np.float32)
+    for first, last in _sentence_chunks(starts, n, batch_words, batch_sentences):
+        size = max(batch_words, 1 << (last - first - 1).bit_length())  # a rare long sentence: a power of two
+        piece = np.zeros((size,) + inputs.shape[1:], inputs.dtype)
+        piece[: last - first] = inputs[first:last]
+        chunk_probabilities, chunk_latent = predict_padded(params, model, piece)
+        probabilities[first:last] = np.asarray(chunk_probabilities[: last - first])
+        latent[first:last] = np.asarray(chunk_latent[: last - first])
+    return probabilities, latent
+
+
 def predict(params, model, inputs, batch_words=65536):
     """Category probabilities (N, C) and latent vectors (N, latent_dim), float32 NumPy.
 
     Runs in chunks of one fixed size (the last one zero-padded), so a call
-    compiles once however many words it gets.
+    compiles once however many words it gets. A context head (one with
+    ``first_word_column``) gets whole sentences, in chunks of 8,192 words.
     """
+    if hasattr(model, "first_word_column"):
+        return _predict_context(params, model, inputs, min(batch_words, 8192))
     n = len(inputs)
     probabilities = np.empty((n, model.num_classes), np.float32)
     latent = np.empty((n, model.latent_dim), np.float32)

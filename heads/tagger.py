@@ -17,11 +17,12 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from features.extract import release_freed_memory
+from features.shape import shape_flags
 from features.text import decode_lines, read_sentences
 from heads.checkpoint import load_head
 from heads.metrics import categories_to_bio
 from heads.model import baseline_inputs, model_from_config
-from heads.predict import predict_padded
+from heads.predict import predict, predict_padded
 
 
 def check_weights(head_path: str, features: dict, encoder) -> None:
@@ -86,6 +87,8 @@ class Tagger:
             # float16, as the cache stores them: the head sees what it was trained on.
             inputs = encode_windows(self.encoder, windows, self.layers, self.combine, self.pooling,
                                     self.bf16, self.max_batch_tokens).astype(np.float16)  # (W, D)
+            if self.config["heads"].get("shape_flags"):
+                inputs = np.concatenate([inputs, shape_flags(sentences)], axis=1)  # (W, D + 8)
         else:
             inputs = baseline_inputs(windows.first_piece_id, self.config["vocabulary"])  # (W,)
         predicted = self._predict(inputs)
@@ -93,6 +96,8 @@ class Tagger:
         return [[self.categories[i] for i in predicted[a:b]] for a, b in zip(offsets[:-1], offsets[1:])]
 
     def _predict(self, inputs: np.ndarray) -> np.ndarray:
+        if hasattr(self.model, "first_word_column"):  # a context head reads whole sentences
+            return predict(self.params, self.model, inputs)[0].argmax(-1)
         rows = len(inputs)
         size = max(256, 1 << (rows - 1).bit_length())
         padded = np.zeros((size,) + inputs.shape[1:], inputs.dtype)

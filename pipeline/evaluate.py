@@ -13,6 +13,7 @@ import numpy as np
 
 from cache.store import open_cache
 from data.prepared_io import atomic_write_text, read_prepared
+from features.inputs import with_shape_flags
 from heads.batches import word_rows
 from heads.checkpoint import load_head
 from heads.metrics import confusion, entity_metrics, sentences_from_offsets, word_metrics
@@ -50,6 +51,8 @@ def evaluate(head_path: str, prepared_dir: str, cache_path: str, metrics_path: s
             inputs = baseline_inputs(cache.piece_ids[...][rows], config["vocabulary"])
         else:
             inputs = cache.features[rows]
+            if config["heads"].get("shape_flags"):
+                inputs = with_shape_flags(inputs, [prepared.words[s] for s in test])[:]
     probabilities, latent = predict(params, model_from_config(config), inputs)
     predicted = probabilities.argmax(1)
     true = prepared.labels[rows]

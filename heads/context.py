@@ -1,0 +1,81 @@
+"""A context head: a bidirectional LSTM over each sentence's cached word vectors, then the seed's MLP.
+
+The heads see a batch as its words laid end to end, (P, D), whole sentences in
+order and zero rows of padding at the end, the same as the MLP does, so every
+loss, step, schedule and table is shared. The BiLSTM needs the sentences back:
+it reads where each one starts from the ``first_word`` shape flag among the
+input columns (``heads.shape_flags`` must be on), lays the words out on a grid
+of rows of ``row_words`` words (a longer sentence is cut into windows of that
+length), runs the LSTMs along the rows with their true lengths, and gathers
+each word's two states back to its place.
+
+The grid has ``max_sentences + ceil(P / row_words)`` rows: enough for any P
+words in at most ``max_sentences`` sentences, since a sentence of n words takes
+ceil(n / row_words) <= n / row_words + 1 rows. Training batches hold at most
+``batch_sentences`` sentences; ``heads.predict`` cuts longer inputs at
+sentence starts and sets ``max_sentences`` per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from heads.model import MLPBody
+
+
+def sentence_grid(starts, real, row_words: int, rows: int):
+    """Where each word sits on a (rows, row_words) grid: (row, column), each (P,) int32.
+
+    ``starts`` (P,) bool marks each sentence's first word, ``real`` (P,) bool
+    the words (False on padding, which gets row ``rows``: outside the grid).
+    """
+    index = jnp.arange(starts.shape[0])
+    first = jax.lax.cummax(jnp.where(starts | (index == 0), index, 0))  # (P,) the sentence's first word
+    position = index - first  # (P,) word index within its sentence
+    column = position % row_words
+    row = jnp.cumsum(column == 0) - 1  # a new row at each sentence start and each window start
+    return jnp.where(real, row, rows).astype(jnp.int32), column.astype(jnp.int32)
+
+
+class BiLSTMHead(nn.Module):
+    """Words of whole sentences (P, D) -> (logits (P, C), latent (P, latent_dim))."""
+
+    num_classes: int
+    first_word_column: int  # the input column holding the first_word shape flag
+    hidden: Sequence[int] = (256, 128, 64)  # the MLP after the LSTMs: the seed's
+    latent_dim: int = 32  # the plotted latent space
+    dropout_rate: float = 0.0
+    lstm_units: int = 128  # per direction
+    projection: int = 128  # the words' vectors are projected to this size before the LSTMs (speed)
+    row_words: int = 32  # grid row length; most sentences of news text fit in one row
+    max_sentences: int = 128  # at most this many sentences per call (a batch's batch_sentences)
+
+    @nn.compact
+    def __call__(self, x, *, deterministic=True):
+        x = x.astype(jnp.float32)  # (P, D); cached features arrive as float16
+        rows = self.max_sentences + -(-x.shape[0] // self.row_words)
+        real = jnp.any(x != 0, axis=-1)  # (P,) padding rows are all zero
+        starts = x[:, self.first_word_column] > 0.5
+        row, column = sentence_grid(starts, real, self.row_words, rows)
+        projected = nn.Dense(self.projection, name="projection")(x)  # (P, H): one matmul, not one per step
+        grid = jnp.zeros((rows, self.row_words, self.projection), jnp.float32)
+        grid = grid.at[row, column].set(projected, mode="drop")  # (R, T, H); padding rows dropped
+        lengths = jnp.zeros(rows, jnp.int32).at[row].max(column + 1, mode="drop")  # (R,)
+        lstm = nn.Bidirectional(
+            nn.RNN(nn.OptimizedLSTMCell(self.lstm_units), name="forward"),
+            nn.RNN(nn.OptimizedLSTMCell(self.lstm_units), name="backward"),
+            name="bilstm",
+        )
+        states = lstm(grid, seq_lengths=lengths)  # (R, T, 2U)
+        context = states.at[row, column].get(mode="fill", fill_value=0.0)  # (P, 2U)
+        if self.dropout_rate > 0:
+            context = nn.Dropout(self.dropout_rate)(context, deterministic=deterministic)
+        latent = MLPBody(self.hidden, self.latent_dim, self.dropout_rate, name="body")(
+            jnp.concatenate([x, context], axis=-1), deterministic=deterministic
+        )
+        logits = nn.Dense(self.num_classes, name="classifier")(latent)  # (P, C)
+        return logits, latent
