@@ -1,4 +1,4 @@
-"""The three training objectives of the head, and the class statistics they use.
+"""The training objectives of the head (CE, both KLs, entropy), and the class statistics they use.
 
 Every loss takes the logits of a flattened batch of words, (N, C), and a mask,
 (N,) bool, that is True on real words and False on padding. Masked words
@@ -145,23 +145,43 @@ def inverse_frequency_weights(labels, num_classes):
     return weights
 
 
-KL_KINDS = ("data_distribution", "confidence", "both")
+def mean_entropy(logits, mask):
+    """Entropy minimisation (Grandvalet & Bengio 2005): mean over real words of H(q_i); a float32 scalar.
+
+    H(q_i) = -sum_l q_i(l) log q_i(l), from ``log_softmax`` so it stays finite
+    for saturated logits. A fully masked batch gives 0.0.
+    """
+    log_q = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # (N, C)
+    per_word = -jnp.sum(jnp.exp(log_q) * log_q, axis=-1)  # (N,)
+    n_words = jnp.sum(mask.astype(jnp.float32))
+    return jnp.sum(jnp.where(mask, per_word, 0.0)) / _safe_mean_denominator(n_words)
 
 
-def kl_loss(logits, mask, *, kind, prior, target_gradient):
+# "entropy" is not a KL, but it is an unlabelled-batch term that the KL phase's
+# schedules, steps and controls run the same way.
+KL_KINDS = ("data_distribution", "confidence", "both", "entropy")
+
+
+def kl_loss(logits, mask, *, kind, prior, target_gradient, per_word=False):
     """The unlabelled-batch regulariser named by ``kind``; a float32 scalar.
 
     ``"data_distribution"`` and ``"confidence"`` are the DESIGN's losses as
-    defined (the confidence KL summed over words). ``"both"`` adds the
-    data-distribution KL to the confidence KL averaged over real words, so
-    the two are on the same per-word scale and neither drowns the other.
+    defined (the confidence KL summed over words, as in DEC and the seed).
+    ``per_word`` divides the confidence KL by the number of real words, so a
+    joint loss's lambda is a per-word weight like the data-distribution KL's
+    (the sum is about 2,900x larger on a 128-sentence batch). ``"both"`` always
+    adds the per-word confidence KL to the data-distribution KL, so neither
+    drowns the other. ``"entropy"`` is ``mean_entropy``.
     """
     if kind == "data_distribution":
         return data_distribution_kl(logits, mask, prior)
+    if kind == "entropy":
+        return mean_entropy(logits, mask)
+    n_words = jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
     if kind == "confidence":
-        return confidence_kl(logits, mask, target_gradient)
+        confidence = confidence_kl(logits, mask, target_gradient)
+        return confidence / n_words if per_word else confidence
     if kind == "both":
-        n_words = jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
         confidence = confidence_kl(logits, mask, target_gradient) / n_words
         return data_distribution_kl(logits, mask, prior) + confidence
     raise ValueError(f"unknown KL kind {kind!r}; expected one of {KL_KINDS}")
@@ -171,7 +191,7 @@ def check_prior(kind, prior, num_classes):
     """Fail fast on a KL kind this module does not know, or a prior that is not a distribution."""
     if kind not in KL_KINDS:
         raise ValueError(f"unknown KL kind {kind!r}; expected one of {KL_KINDS}")
-    if kind == "confidence":
+    if kind in ("confidence", "entropy"):
         return
     if prior is None:
         raise ValueError(f"KL kind {kind!r} needs a prior")

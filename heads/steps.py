@@ -78,12 +78,16 @@ def seed_init(model, example, seed):
     return _init_params(model, example, jax.random.fold_in(jax.random.key(seed), INIT_STREAM))
 
 
-def init_state(params, optimizer):
-    """A HeadState with fresh CE and KL optimizer states over ``params``."""
+def init_state(params, optimizer, kl_optimizer=None):
+    """A HeadState with fresh CE and KL optimizer states over ``params``.
+
+    ``kl_optimizer`` (None: ``optimizer``) is the KL step's, with a learning
+    rate of its own.
+    """
     return HeadState(
         params=params,
         ce_opt_state=optimizer.init(params),
-        kl_opt_state=optimizer.init(params),
+        kl_opt_state=(kl_optimizer or optimizer).init(params),
         step=jnp.zeros((), jnp.int32),
     )
 
@@ -95,7 +99,8 @@ def _logits(apply_fn, params, inputs, dropout_key):
     return logits  # (P, C)
 
 
-def _ce_objective(params, batch, apply_fn, dropout_key, class_weights):
+def ce_objective(params, batch, apply_fn, dropout_key, class_weights):
+    """(CE of a labelled batch, its metrics); the objective ``ce_step`` differentiates."""
     logits = _logits(apply_fn, params, batch.inputs, dropout_key)
     loss = losses.masked_cross_entropy(logits, batch.labels, batch.mask, class_weights)
     return loss, _ce_metrics(logits, batch)
@@ -112,9 +117,11 @@ def _ce_metrics(logits, batch):
     }
 
 
-def _kl_objective(params, batch, apply_fn, dropout_key, kind, prior, target_gradient, weight):
+def _kl_objective(params, batch, apply_fn, dropout_key, kind, prior, target_gradient, weight,
+                  per_word=False):
     logits = _logits(apply_fn, params, batch.inputs, dropout_key)
-    kl = losses.kl_loss(logits, batch.mask, kind=kind, prior=prior, target_gradient=target_gradient)
+    kl = losses.kl_loss(logits, batch.mask, kind=kind, prior=prior, target_gradient=target_gradient,
+                        per_word=per_word)
     return weight * kl, {"kl_sum": kl, "kl_batches": jnp.ones((), jnp.float32)}
 
 
@@ -125,7 +132,7 @@ def _apply_update(optimizer, params, opt_state, grads):
 
 def ce_step(state, batch, *, apply_fn, optimizer, dropout_key, class_weights=None):
     """One optimizer step on the (class-weighted) CE of a labelled batch; returns (state, metrics)."""
-    grads, metrics = jax.grad(_ce_objective, has_aux=True)(
+    grads, metrics = jax.grad(ce_objective, has_aux=True)(
         state.params, batch, apply_fn, dropout_key, class_weights
     )
     params, ce_opt_state = _apply_update(optimizer, state.params, state.ce_opt_state, grads)
@@ -164,14 +171,17 @@ def joint_step(
 ):
     """One step of the CE optimizer on CE(labelled) + kl_weight * KL(unlabelled).
 
+    The confidence KL enters as a per-word mean (``kl_loss(per_word=True)``),
+    so ``kl_weight`` is a per-word weight for every kind.
     Returns (state, metrics) with both the CE and the KL metrics.
     """
     ce_key, kl_key = jax.random.split(dropout_key)
 
     def objective(params):
-        ce, ce_metrics = _ce_objective(params, labelled, apply_fn, ce_key, class_weights)
+        ce, ce_metrics = ce_objective(params, labelled, apply_fn, ce_key, class_weights)
         weighted_kl, kl_metrics = _kl_objective(
-            params, unlabelled, apply_fn, kl_key, kind, prior, target_gradient, kl_weight
+            params, unlabelled, apply_fn, kl_key, kind, prior, target_gradient, kl_weight,
+            per_word=True,
         )
         return ce + weighted_kl, {**ce_metrics, **kl_metrics}
 
@@ -192,8 +202,13 @@ class Steps(NamedTuple):
     joint: Callable | None
 
 
-def bind_steps(model, optimizer, *, class_weights, kind, prior, target_gradient, kl_weight):
-    """Un-jitted Steps with the model, optimizer and loss options bound."""
+def bind_steps(model, optimizer, *, class_weights, kind, prior, target_gradient, kl_weight,
+               kl_optimizer=None):
+    """Un-jitted Steps with the model, optimizers and loss options bound.
+
+    ``optimizer`` serves the CE and joint steps, ``kl_optimizer`` (None: the
+    same) the KL step.
+    """
     if class_weights is not None:
         class_weights = jnp.asarray(class_weights, jnp.float32)
     ce = functools.partial(
@@ -206,16 +221,15 @@ def bind_steps(model, optimizer, *, class_weights, kind, prior, target_gradient,
     if prior is not None:
         prior = jnp.asarray(prior, jnp.float32)
     kl_options = dict(
-        apply_fn=model.apply,
-        optimizer=optimizer,
-        kind=kind,
-        prior=prior,
-        target_gradient=bool(target_gradient),
+        apply_fn=model.apply, kind=kind, prior=prior, target_gradient=bool(target_gradient)
     )
-    kl = functools.partial(kl_step, weight=kl_weight, **kl_options)
+    kl = functools.partial(
+        kl_step, weight=kl_weight, optimizer=kl_optimizer or optimizer, **kl_options
+    )
     joint = functools.partial(
-        joint_step, kl_weight=kl_weight, class_weights=class_weights, **kl_options
-    )
+        joint_step, kl_weight=kl_weight, class_weights=class_weights, optimizer=optimizer,
+        **kl_options,
+    )  # fmt: skip
     return Steps(
         lambda state, batch, key: ce(state, batch, dropout_key=key),
         lambda state, batch, key: kl(state, batch, dropout_key=key),
@@ -232,14 +246,15 @@ def make_steps(
     prior=None,
     target_gradient=False,
     kl_weight=1.0,
+    kl_optimizer=None,
 ):
-    """Bind the model, optimizer and loss options once; returns jitted Steps.
+    """Bind the model, optimizers and loss options once; returns jitted Steps.
 
     Build this once per schedule: each call makes new closures, which jit
     compiles anew.
     """
     steps = bind_steps(
         model, optimizer, class_weights=class_weights, kind=kind, prior=prior,
-        target_gradient=target_gradient, kl_weight=kl_weight,
+        target_gradient=target_gradient, kl_weight=kl_weight, kl_optimizer=kl_optimizer,
     )  # fmt: skip
     return Steps(*(None if step is None else jax.jit(step) for step in steps))

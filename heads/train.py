@@ -4,7 +4,7 @@ The schedules do not call a jitted step per batch: on a CPU the Python
 between steps (dispatch, keys, adding metrics) cost about as much as the
 steps. A schedule draws all its batches first, copies the words they use to
 the device once (``heads.tables``), and runs every step as one jitted
-``lax.scan`` over the batches' word positions (``_schedule``): one compile,
+``lax.scan`` over the batches' word positions (``compiled_schedule``): one compile,
 one call, one fetch of the metrics. Step t's dropout key is
 ``fold_in(fold_in(key(seed), 1), t)``, the same as a loop calling the jitted
 steps of ``heads.steps`` would use.
@@ -16,6 +16,7 @@ import dataclasses
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from heads import losses
@@ -37,13 +38,15 @@ SCHEDULES = ("alternating", "joint")
 class KLPhase:
     """What the KL phase does after supervised training (one KL model's recipe)."""
 
-    kind: str                        # data_distribution | confidence | both (heads.losses.KL_KINDS)
+    kind: str                        # data_distribution | confidence | both | entropy (losses.KL_KINDS)
     rounds: int                      # rounds of the schedule, each one labelled and one unlabelled batch
     schedule: str = "alternating"    # alternating: the seed's KL step then CE step; joint: one step on both
-    kl_weight: float = 1.0           # KL scale (alternating; Adam nearly ignores it) or lambda (joint)
+    kl_weight: float = 1.0           # KL scale (alternating; Adam nearly ignores it) or per-word lambda (joint)
     prior: np.ndarray | None = None  # (C,) for the data-distribution KL; None: the labelled words' shares
     target_gradient: bool = False    # confidence KL: gradient through DEC's target (the seed) or not
-    learning_rate: float = 1e-3      # of the phase's Adam states (both fresh at its start)
+    learning_rate: float = 1e-3      # of the CE (and joint) step's Adam state, fresh at the phase's start
+    kl_learning_rate: float | None = None  # of the KL step's own Adam state; None: learning_rate (the seed)
+    control: bool = False            # the matched control: same batches and step count, no KL step
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -54,18 +57,19 @@ class KLPhase:
             raise ValueError(f"KL rounds must be >= 0, got {self.rounds}")
 
 
-def _schedule(step, optimizer):
-    """A jitted run of ``step`` over stacked batches, from fresh optimizer states.
+def compiled_schedule(step):
+    """A jitted run of ``step`` over stacked batches, continuing a HeadState.
 
     ``step(state, batches, dropout_root) -> (state, metrics)`` gets a tuple of
-    Batches. The returned ``run(params, tables, stacked, seed)`` takes a tuple
+    Batches. The returned ``run(state, tables, stacked, seed)`` takes a tuple
     of word tables and the matching tuple of stacked position Batches (from
     ``word_table`` and ``word_positions``, leading axis T) and returns
-    (params, metrics stacked to (T,)). The whole schedule is one
-    ``lax.scan``: no Python between steps.
+    (state, metrics stacked to (T,)). The whole run is one ``lax.scan``: no
+    Python between steps; a schedule cut into segments of one length (early
+    stopping) calls the same compiled ``run`` once per segment.
     """
 
-    def run(params, tables, stacked, seed):
+    def run(state, tables, stacked, seed):
         dropout_root = jax.random.fold_in(jax.random.key(seed), DROPOUT_STREAM)
 
         def body(state, positions):
@@ -75,24 +79,35 @@ def _schedule(step, optimizer):
             )
             return step(state, batches, dropout_root)
 
-        state, metrics = jax.lax.scan(body, init_state(params, optimizer), stacked)
-        return state.params, metrics
+        return jax.lax.scan(body, state, stacked)
 
     return jax.jit(run)
 
 
-def _run_schedule(run, params, inputs, plans, seed):
-    """``run`` (from ``_schedule``) on the words of ``plans``, (rows, stacked) pairs."""
-    tables = tuple(word_table(inputs, rows) for rows, _ in plans)
-    return run(params, tables, tuple(stacked for _, stacked in plans), seed)
+def device_tables(inputs, plans):
+    """The device word table of each (rows, stacked) plan."""
+    return tuple(word_table(inputs, rows) for rows, _ in plans)
 
 
-def _step_key(dropout_root, state):
+def segment(stacked, start, stop):
+    """Steps ``start:stop`` of a stacked Batch (NumPy slices; the same length compiles once)."""
+    return jax.tree_util.tree_map(lambda array: array[start:stop], stacked)
+
+
+def check_finite(values, where):
+    """Stop before any head is written when a loss went NaN or Inf."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(f"non-finite loss (NaN or Inf) at {where(int(bad[0]))}: "
+                         "check the features for NaN/Inf or lower the learning rate")
+
+
+def step_key(dropout_root, state):
     # Depends only on the seed and how many steps of any kind came before.
     return jax.random.fold_in(dropout_root, state.step)
 
 
-def _mean_ce(ce_sum, words):
+def mean_ce(ce_sum, words):
     return float(ce_sum / max(words, 1.0))
 
 
@@ -143,26 +158,23 @@ def train_supervised(
 
     def ce(state, batches, dropout_root):
         (labelled,) = batches
-        return steps.ce(state, labelled, _step_key(dropout_root, state))
+        return steps.ce(state, labelled, step_key(dropout_root, state))
 
-    run = _schedule(ce, optimizer)
-    params, metrics = _run_schedule(run, params, inputs, (plan,), seed)
+    run = compiled_schedule(ce)
+    state, metrics = run(init_state(params, optimizer), device_tables(inputs, (plan,)), (plan[1],), seed)
     metrics = jax.device_get(metrics)  # {name: (steps,)}
-    bad = np.flatnonzero(~np.isfinite(metrics["ce_sum"]))
-    if bad.size:  # a non-finite loss: stop before any head is written
-        per_epoch = max(len(epoch_batches[0]), 1)
-        raise ValueError(f"non-finite loss (NaN or Inf) at step {int(bad[0])}, epoch {int(bad[0]) // per_epoch + 1} "
-                         f"of {len(epoch_batches)}: check the features for NaN/Inf or lower the learning rate")
+    per_epoch = max(len(epoch_batches[0]), 1) if epoch_batches else 1
+    check_finite(metrics["ce_sum"], lambda step: f"step {step}, epoch {step // per_epoch + 1} of {epochs}")
     history, start = [], 0
     for epoch in epoch_batches:
         stop = start + len(epoch)
         ce_sum = metrics["ce_sum"][start:stop].sum(dtype=np.float64)
-        history.append(_mean_ce(ce_sum, metrics["words"][start:stop].sum(dtype=np.float64)))
+        history.append(mean_ce(ce_sum, metrics["words"][start:stop].sum(dtype=np.float64)))
         start = stop
-    return params, history
+    return state.params, history
 
 
-def _batch_stream(sentence_ids, batch_sentences, rng, count):
+def batch_stream(sentence_ids, batch_sentences, rng, count):
     """``count`` batches from consecutive shuffled passes over ``sentence_ids``."""
     if len(sentence_ids) == 0:
         raise ValueError("cannot draw batches from an empty set of sentences")
@@ -202,8 +214,8 @@ def train_kl_phase(
     prior = phase.prior
     if prior is None and phase.kind != "confidence":
         prior = losses.prior_from_labels(labels[word_rows(offsets, labelled_ids)], model.num_classes)
-    labelled_batches = _batch_stream(labelled_ids, batch_sentences, rng, phase.rounds)
-    unlabelled_batches = _batch_stream(unlabelled_ids, batch_sentences, rng, phase.rounds)
+    labelled_batches = batch_stream(labelled_ids, batch_sentences, rng, phase.rounds)
+    unlabelled_batches = batch_stream(unlabelled_ids, batch_sentences, rng, phase.rounds)
     size = padded_size(offsets, labelled_batches + unlabelled_batches, pad_multiple)
     plans = (
         word_positions(offsets, labelled_batches, size, labels),
@@ -212,31 +224,41 @@ def train_kl_phase(
     )
 
     optimizer = make_optimizer(phase.learning_rate, weight_decay)
+    kl_rate = phase.learning_rate if phase.kl_learning_rate is None else phase.kl_learning_rate
+    kl_optimizer = make_optimizer(kl_rate, weight_decay)
     steps = bind_steps(
         model, optimizer, class_weights=class_weights, kind=phase.kind, prior=prior,
-        target_gradient=phase.target_gradient, kl_weight=phase.kl_weight,
+        target_gradient=phase.target_gradient, kl_weight=phase.kl_weight, kl_optimizer=kl_optimizer,
     )  # fmt: skip
 
     def alternating(state, batches, dropout_root):
         labelled, unlabelled = batches
-        state, kl_metrics = steps.kl(state, unlabelled, _step_key(dropout_root, state))
-        state, ce_metrics = steps.ce(state, labelled, _step_key(dropout_root, state))
+        state, kl_metrics = steps.kl(state, unlabelled, step_key(dropout_root, state))
+        state, ce_metrics = steps.ce(state, labelled, step_key(dropout_root, state))
         return state, {**kl_metrics, **ce_metrics}
 
     def joint(state, batches, dropout_root):
         labelled, unlabelled = batches
-        return steps.joint(state, labelled, unlabelled, _step_key(dropout_root, state))
+        return steps.joint(state, labelled, unlabelled, step_key(dropout_root, state))
 
-    run = _schedule(joint if phase.schedule == "joint" else alternating, optimizer)
-    params, metrics = _run_schedule(run, params, inputs, plans, seed)
+    def control(state, batches, dropout_root):
+        # The KL model's CE steps alone: the step counter skips the KL step's
+        # number, so each CE step gets the dropout key it has in the KL model.
+        (labelled,) = batches
+        if phase.schedule == "alternating":
+            state = state._replace(step=state.step + 1)
+        state, ce_metrics = steps.ce(state, labelled, step_key(dropout_root, state))
+        return state, {"kl_sum": jnp.zeros(()), **ce_metrics}
+
+    body = control if phase.control else joint if phase.schedule == "joint" else alternating
+    plans = plans[:1] if phase.control else plans  # a control never reads its unlabelled batches
+    state = init_state(params, optimizer, kl_optimizer)
+    state, metrics = compiled_schedule(body)(state, device_tables(inputs, plans), tuple(p[1] for p in plans), seed)
     metrics = jax.device_get(metrics)  # {name: (rounds,)}
-    bad = np.flatnonzero(~(np.isfinite(metrics["kl_sum"]) & np.isfinite(metrics["ce_sum"])))
-    if bad.size:  # a non-finite loss: stop before any head is written
-        raise ValueError(f"non-finite loss (NaN or Inf) in KL round {int(bad[0]) + 1} of {phase.rounds}: "
-                         "check the features for NaN/Inf or lower the learning rate")
+    check_finite(metrics["kl_sum"] + metrics["ce_sum"], lambda r: f"KL round {r + 1} of {phase.rounds}")
     kl_sums, ce_sums, words = metrics["kl_sum"], metrics["ce_sum"], metrics["words"]
     history = [
-        {"kl": float(kl_sums[r]), "ce": _mean_ce(ce_sums[r], words[r])}
+        {"kl": float(kl_sums[r]), "ce": mean_ce(ce_sums[r], words[r])}
         for r in range(phase.rounds)
     ]
-    return params, history
+    return state.params, history

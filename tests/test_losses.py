@@ -247,3 +247,54 @@ def test_class_statistics_reject_bad_labels():
         losses.inverse_frequency_weights(np.array([-1, 0]), 3)
     with pytest.raises(ValueError):
         losses.prior_from_labels(np.array([], int), 3)
+
+
+# ---------------------------------------------------------------- entropy, per-word confidence
+
+
+def reference_mean_entropy(logits, mask):
+    if not mask.any():
+        return 0.0
+    from scipy.stats import entropy
+
+    return float(entropy(softmax(logits[mask].astype(np.float64), axis=-1), axis=-1).mean())
+
+
+@settings(max_examples=30, deadline=None)
+@given(word_batches())
+def test_mean_entropy_matches_scipy(example):
+    logits, _, mask, _ = example
+    assert close(losses.mean_entropy(jnp.asarray(logits), jnp.asarray(mask)), reference_mean_entropy(logits, mask))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_entropy_value_and_gradient_finite_and_zero_when_masked(scale):
+    logits = jnp.asarray(np.random.default_rng(0).standard_normal((6, 9)).astype(np.float32) * scale)
+    mask = jnp.asarray([True, True, False, True, False, False])
+    value, grad = jax.value_and_grad(losses.mean_entropy)(logits, mask)
+    assert np.isfinite(float(value)) and np.isfinite(np.asarray(grad)).all()
+    assert np.all(np.asarray(grad)[~np.asarray(mask)] == 0)
+    assert float(losses.mean_entropy(logits, jnp.zeros(6, bool))) == 0.0
+    # A uniform distribution has the most entropy: log C per word.
+    assert close(losses.mean_entropy(jnp.zeros((3, 9)), jnp.ones(3, bool)), np.log(9))
+
+
+@pytest.mark.parametrize("target_gradient", TARGET_GRADIENT)
+def test_per_word_confidence_is_the_sum_over_real_words_divided_by_their_count(target_gradient):
+    rng = np.random.default_rng(1)
+    logits = jnp.asarray(rng.standard_normal((10, 9)).astype(np.float32) * 3)
+    mask = jnp.asarray(rng.random(10) < 0.7)
+    options = dict(kind="confidence", prior=None, target_gradient=target_gradient)
+    summed = losses.kl_loss(logits, mask, **options)
+    per_word = losses.kl_loss(logits, mask, per_word=True, **options)
+    assert close(per_word, reference_confidence_kl(np.asarray(logits), np.asarray(mask)) / int(mask.sum()))
+    assert close(summed / int(mask.sum()), per_word) and float(summed) > float(per_word)
+
+
+def test_kl_loss_entropy_kind_and_check_prior():
+    logits, mask = jnp.asarray(np.eye(4, dtype=np.float32) * 5), jnp.ones(4, bool)
+    assert close(losses.kl_loss(logits, mask, kind="entropy", prior=None, target_gradient=False),
+                 reference_mean_entropy(np.asarray(logits), np.asarray(mask)))
+    losses.check_prior("entropy", None, 4)  # needs no prior
+    with pytest.raises(ValueError, match="unknown KL kind"):
+        losses.check_prior("bogus", None, 4)

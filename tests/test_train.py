@@ -340,7 +340,7 @@ def test_kl_step_uses_its_own_optimizer_state(corpus, supervised):
 def test_make_steps_validates_kl_options():
     optimizer = make_optimizer(1e-3)
     with pytest.raises(ValueError, match="unknown KL kind"):
-        make_steps(model(), optimizer, kind="entropy", prior=np.full(4, 0.25))
+        make_steps(model(), optimizer, kind="bogus", prior=np.full(4, 0.25))
     with pytest.raises(ValueError, match="needs a prior"):
         make_steps(model(), optimizer, kind="data_distribution")
     with pytest.raises(ValueError, match="summing to 1"):
@@ -385,7 +385,9 @@ def test_predict_chunks_agree(corpus, supervised):
 
 def test_checkpoint_roundtrip(tmp_path, corpus, supervised):
     params, _ = supervised
-    config = {"model": "bert_ner", "num_classes": NUM_CLASSES, "hidden": [32, 16], "seed": 7}
+    config = {"model": "bert_ner", "num_classes": NUM_CLASSES, "hidden": [32, 16], "seed": 7,
+              "categories": ["O", "a", "b", "c"], "input": "features", "features": {"encoder": "test"},
+              "heads": {"hidden": [32, 16], "latent_dim": 32, "dropout": 0.0}}
     path = tmp_path / "head.msgpack"
     checkpoint.save_head(path, params, config)
     assert not (tmp_path / "head.msgpack.tmp").exists()
