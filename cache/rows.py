@@ -4,7 +4,8 @@ Training indexes its inputs by word-row numbers (``inputs[rows]``). With extra
 unlabelled text, the rows of the corpus cache and of the text cache are one
 row space: corpus rows first, then the text's. ``ConcatRows`` maps each row
 number to its array and reads only the rows asked for, so two memory-mapped
-caches of any size cost only the rows of the batches in memory.
+caches of any size cost only the rows of the batches in memory. ``ConcatColumns``
+puts columns side by side the same way (the cached vectors and the word-shape flags).
 """
 
 from __future__ import annotations
@@ -12,25 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 
-class ConcatRows:
-    """Rows of ``parts`` (each (n_i, D), one dtype) stacked: row r of the view is a row of one part.
+class _RowView:
+    """Indexing shared by the views: an int, a slice or a 1-D integer array of rows, as NumPy would."""
 
-    Indexable by an int, a slice or a 1-D integer array (any order, repeats
-    allowed, negative counts from the end); returns a NumPy array like the
-    same index on the concatenation would.
-    """
-
-    def __init__(self, *parts):
-        if not parts:
-            raise ValueError("ConcatRows needs at least one array")
-        shapes = {tuple(part.shape[1:]) for part in parts}
-        dtypes = {np.dtype(part.dtype) for part in parts}
-        if len(shapes) != 1 or len(dtypes) != 1:
-            raise ValueError(f"arrays differ in row shape {sorted(shapes)} or dtype {sorted(map(str, dtypes))}")
-        self.parts = parts
-        self.starts = np.concatenate([[0], np.cumsum([len(part) for part in parts])]).astype(np.int64)
-        self.dtype = dtypes.pop()
-        self.shape = (int(self.starts[-1]),) + shapes.pop()
+    shape: tuple
+    dtype: np.dtype
 
     @property
     def ndim(self) -> int:
@@ -52,6 +39,38 @@ class ConcatRows:
         rows = np.where(rows < 0, rows + total, rows)
         if rows.size and (rows.min() < 0 or rows.max() >= total):
             raise IndexError(f"row index out of range for {total} rows")
+        return self._rows(rows)
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __array__(self, dtype=None, copy=None):
+        """Every row in memory: what ``np.asarray(view)`` gives (it reads the whole arrays)."""
+        whole = self[np.arange(len(self))]
+        return whole if dtype is None else whole.astype(dtype)
+
+
+class ConcatRows(_RowView):
+    """Rows of ``parts`` (each (n_i, D), one dtype) stacked: row r of the view is a row of one part.
+
+    Indexable by an int, a slice or a 1-D integer array (any order, repeats
+    allowed, negative counts from the end); returns a NumPy array like the
+    same index on the concatenation would.
+    """
+
+    def __init__(self, *parts):
+        if not parts:
+            raise ValueError("ConcatRows needs at least one array")
+        shapes = {tuple(part.shape[1:]) for part in parts}
+        dtypes = {np.dtype(part.dtype) for part in parts}
+        if len(shapes) != 1 or len(dtypes) != 1:
+            raise ValueError(f"arrays differ in row shape {sorted(shapes)} or dtype {sorted(map(str, dtypes))}")
+        self.parts = parts
+        self.starts = np.concatenate([[0], np.cumsum([len(part) for part in parts])]).astype(np.int64)
+        self.dtype = dtypes.pop()
+        self.shape = (int(self.starts[-1]),) + shapes.pop()
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows),) + self.shape[1:], self.dtype)            # (N, D)
         part_of = np.searchsorted(self.starts, rows, side="right") - 1     # (N,)
         for p, part in enumerate(self.parts):
@@ -63,13 +82,8 @@ class ConcatRows:
             out[where] = np.asarray(part[local])[inverse]
         return out
 
-    def __array__(self, dtype=None, copy=None):
-        """Every row in memory: what ``np.asarray(view)`` gives (it reads the whole arrays)."""
-        whole = self[np.arange(len(self))]
-        return whole if dtype is None else whole.astype(dtype)
 
-
-class ConcatColumns:
+class ConcatColumns(_RowView):
     """Columns of ``parts`` (each (N, D_i), one row count) side by side, read row by row, cast to ``dtype``.
 
     ``view[rows]`` gives ``np.concatenate([part[rows] for part in parts], 1)``:
@@ -83,24 +97,8 @@ class ConcatColumns:
         self.parts, self.dtype = parts, np.dtype(dtype)
         self.shape = (len(parts[0]), sum(int(part.shape[1]) for part in parts))
 
-    @property
-    def ndim(self) -> int:
-        return 2
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key) -> np.ndarray:
-        if isinstance(key, (int, np.integer)):
-            return self[np.asarray([key])][0]
-        if isinstance(key, slice):
-            return np.concatenate([np.asarray(part[key], self.dtype) for part in self.parts], axis=1)
-        rows = np.asarray(key, np.int64)
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
         # Sorted unique rows: h5py datasets need them, and a memmap reads each page once.
         unique, inverse = np.unique(rows, return_inverse=True)
         picked = np.concatenate([np.asarray(part[unique], self.dtype) for part in self.parts], axis=1)
         return picked[inverse.reshape(-1)]
-
-    def __array__(self, dtype=None, copy=None):
-        whole = self[np.arange(len(self))]
-        return whole if dtype is None else whole.astype(dtype)

@@ -10,6 +10,7 @@ import argparse
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from data.prepared_io import atomic_write_text
@@ -61,6 +62,60 @@ def bench_table(extraction: Path, heads: Path, full_run: Path) -> str:
     return "\n".join(lines)
 
 
+def section(markdown: str, heading_word: str) -> str | None:
+    """The body of the first ``## `` section whose heading contains ``heading_word``, or None."""
+    match = re.search(rf"^## [^\n]*{heading_word}[^\n]*\n(.*?)(?=^## |\Z)", markdown, re.S | re.M)
+    return match.group(1).strip() if match else None
+
+
+def encoders_table(path: Path) -> str:
+    """bench/encoders.json as a Markdown table, with the rule and the choice it made."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = ["| encoder | layers | head | shape flags | val. entity F1 | val. mean F1 | val. accuracy no O "
+             "| train s / head |", "|---|---|---|---|---|---|---|---|"]
+    costs = []
+    for name, entry in data["encoders"].items():
+        for row in entry["grid"]:
+            lines.append(f"| {name} | {'-'.join(map(str, row['layers']))} | {row['head']} "
+                         f"| {'yes' if row['shape_flags'] else 'no'} | {row['entity_f1']:.4f} | {row['mean_f1']:.4f} "
+                         f"| {100 * row['accuracy_no_o']:.2f}% | {row['train_seconds_per_head']} |")
+        costs.append(f"{name}: {entry['dim']}-d, {entry['words_per_second']:,.0f} words/s, full corpus about "
+                     f"{entry['full_corpus_seconds_estimate'] / 60:.1f} min and "
+                     f"{entry['full_corpus_cache_bytes'] / 2**20:,.0f} MiB of cache")
+    chosen = data["chosen"]
+    return "\n".join(lines) + (
+        f"\n\nValidation: {data['labelled_words']:,} labelled words, seeds {data['seeds']}, "
+        f"{data['epochs']} epochs per head. Extraction cost (measured on the labelled split, "
+        f"extrapolated to {data['corpus_words']:,} words): " + "; ".join(costs) + ". "
+        f"Rule: {data['rule']}. Chosen: **{chosen['encoder']}**, layers "
+        f"{'-'.join(map(str, chosen['layers']))}, {chosen['head']}, shape flags "
+        f"{'on' if chosen['shape_flags'] else 'off'}.")
+
+
+def compute_line(runs_dir: Path) -> str:
+    """Each experiment's compute time, from the seconds its JSON recorded."""
+    seconds = {p.stem: json.loads(p.read_text(encoding="utf-8")).get("seconds", 0.0)
+               for p in sorted(runs_dir.glob("*.json"))}
+    return ("Compute measured on this kind of machine (2 cores): "
+            + ", ".join(f"{name} {value / 60:.1f} min" for name, value in seconds.items())
+            + f"; {sum(seconds.values()) / 60:.0f} minutes in all.")
+
+
+def integrity_line(path: Path) -> str:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return (f"| open + verify every chunk's checksum and finiteness, {data['words']:,} x {data['dim']} float16 "
+            f"({'synthetic' if data.get('synthetic') else 'the corpus cache'}) | {data['open_and_verify_seconds']} s "
+            f"| {data['open_seconds']} s (open only) | {data['verify_gib_per_second']} GiB/s |")
+
+
+def splice_file(text: str, name: str, path: Path, render) -> str:
+    """Splice ``render(path)`` into block ``name``; a missing source file leaves the block as it is."""
+    if not path.exists():
+        print(f"readme: {path} not found: block '{name}' left as it is", file=sys.stderr)
+        return text
+    return splice(text, name, render(path))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--readme", default="README.md")
@@ -69,22 +124,32 @@ def main() -> None:
     parser.add_argument("--docs", default="docs")
     args = parser.parse_args()
     readme = Path(args.readme)
-    text = splice(readme.read_text(encoding="utf-8"), "results",
-                  Path(args.results).read_text(encoding="utf-8"))
-    text = splice(text, "probe", probe_table(Path("bench/probe_layers.json")))
-    text = splice(text, "bench", bench_table(Path("bench/extraction.json"), Path("bench/heads.json"),
-                                             Path("bench/extract_full.json")))
-    Path(args.docs).mkdir(exist_ok=True)
-    for plot in args.plots:
-        shutil.copyfile(plot, Path(args.docs) / Path(plot).name)
+    docs = Path(args.docs)
+    docs.mkdir(exist_ok=True)
     # The experiments report is a DVC output (git-ignored); a copy in docs/ is what the README links.
     experiments = Path("reports/experiments.md")
     if experiments.exists():
-        shutil.copyfile(experiments, Path(args.docs) / "experiments.md")
-        plots = Path(args.docs) / "experiments" / "plots"
+        shutil.copyfile(experiments, docs / "experiments.md")
+        plots = docs / "experiments" / "plots"
         plots.mkdir(parents=True, exist_ok=True)
         for plot in Path("reports/experiments/plots").glob("*.png"):
             shutil.copyfile(plot, plots / plot.name)
+    for plot in args.plots:
+        if Path(plot).exists():
+            shutil.copyfile(plot, docs / Path(plot).name)
+    text = readme.read_text(encoding="utf-8")
+    text = splice_file(text, "results", Path(args.results), lambda p: p.read_text(encoding="utf-8"))
+    text = splice_file(text, "findings", docs / "experiments.md",
+                       lambda p: section(p.read_text(encoding="utf-8"), "Recommendation")
+                       or "(the experiments report has no recommendation yet: `make experiments`)")
+    text = splice_file(text, "encoders", Path("bench/encoders.json"), encoders_table)
+    if list(Path("reports/experiments").glob("*.json")):
+        text = splice(text, "compute", compute_line(Path("reports/experiments")))
+    text = splice_file(text, "probe", Path("bench/probe_layers.json"), probe_table)
+    bench = bench_table(Path("bench/extraction.json"), Path("bench/heads.json"), Path("bench/extract_full.json"))
+    if Path("bench/integrity.json").exists():
+        bench += "\n" + integrity_line(Path("bench/integrity.json"))
+    text = splice(text, "bench", bench)
     atomic_write_text(readme, text)
 
 
