@@ -18,10 +18,11 @@ def load_inputs(cache_path: str, extract: ExtractParams, corpus_sha256: str, pie
     """Features (or, with ``piece_ids``, each word's first-piece id) of every word, and the cache fingerprint.
 
     The cache must hold features made with every setting of ``extract`` that
-    changes them (all but ``threads``, ``backend`` and ``ray_address``), by this code, for the corpus whose words
-    hash to ``corpus_sha256``; any other cache is refused as stale in one line
-    that names each differing setting. An explicit device, precision or window
-    length must also be what the extraction resolved. The weights' hash cannot be known
+    changes them (all but ``threads``, ``backend``, ``ray_address`` and ``device``), by this code, for the
+    corpus whose words hash to ``corpus_sha256``; any other cache is refused as stale in one line
+    that names each differing setting. An explicit precision or window length must also be what the
+    extraction resolved. The device is recorded but not compared: a cache made on a GPU serves
+    training on the CPU (the kernels differ only in rounding; not measured here, for want of a GPU). The weights' hash cannot be known
     without loading the encoder: the extract stage checks it when resuming and
     ``predict`` when loading a head.
     """
@@ -30,7 +31,6 @@ def load_inputs(cache_path: str, extract: ExtractParams, corpus_sha256: str, pie
         "layers": [int(layer) for layer in extract.layers],
         "combine": extract.combine,
         "pooling": extract.pooling,
-        "device_requested": extract.device,
         "precision_requested": extract.precision,
         "max_length_requested": int(extract.max_length),
         "stride": int(extract.stride),
@@ -39,8 +39,6 @@ def load_inputs(cache_path: str, extract: ExtractParams, corpus_sha256: str, pie
         "corpus_sha256": corpus_sha256,
         "code_version": FEATURES_CODE_VERSION,
     }
-    if extract.device in ("cpu", "cuda"):
-        expected["device"] = extract.device
     if extract.precision in ("bf16", "fp32"):
         expected["precision"] = extract.precision
     if extract.max_length:

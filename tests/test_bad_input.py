@@ -367,7 +367,7 @@ def poke(path, rows, value):
 
 STALE = [("precision", {"precision": "bf16"}), ("stride", {"stride": 8}), ("max_length", {"max_length": 32}),
          ("chunk_sentences", {"chunk_sentences": 4}), ("max_batch_tokens", {"max_batch_tokens": 1024}),
-         ("pooling", {"pooling": "mean"}), ("layers", {"layers": (3,)}), ("device", {"device": "cuda"})]
+         ("pooling", {"pooling": "mean"}), ("layers", {"layers": (3,)})]
 
 
 @pytest.mark.parametrize("setting, change", STALE, ids=[row[0] for row in STALE])
@@ -380,6 +380,15 @@ def test_stale_extract_setting_is_refused(encoder, tmp_path, setting, change):
         load_inputs(path, dataclasses.replace(SETTINGS, **change), "corpus", piece_ids=False)
     message = str(error.value)
     assert "\n" not in message and message.startswith(f"{path}: stale cache") and setting in message
+
+
+def test_the_device_does_not_make_a_cache_stale(encoder, tmp_path):
+    """Issue 12: a cache made on a GPU serves CPU training; the device is recorded, not compared."""
+    import dataclasses
+
+    path = write_cache(tmp_path / "f.h5", encoder)
+    _, fingerprint = load_inputs(path, dataclasses.replace(SETTINGS, device="cuda"), "corpus", piece_ids=False)
+    assert fingerprint["device"] == "cpu"
 
 
 CACHES = [
