@@ -1,6 +1,8 @@
 """Experiments beyond the seed: one subcommand per question, each writing reports/experiments/<name>.json.
 
-    learning_curve  labelled size 64..5,120, random sample, unlabelled pool fixed
+    selection       the validated defaults: KL step size, joint lambda, target gradient, self-training threshold
+    learning_curve  labelled size 64..5,120, random sample, unlabelled pool fixed: converged BERT NER, the
+                    validated KL-phase models and self-training, each with its matched control
     biased          the same sizes, sentences with fewer O words drawn first;
                     data-distribution prior from the (biased) sample vs a given one
     regularizers    L2 weight decay and dropout, grid chosen on validation, alone and with the KL terms
@@ -40,7 +42,10 @@ class ExperimentParams:
     validation_fraction: float = 0.2                   # of the labelled split, for every selection
     weight_decays: tuple = (1e-4, 1e-3, 1e-2, 1e-1)
     dropouts: tuple = (0.1, 0.3, 0.5)
-    lambdas: tuple = (0.001, 0.01, 0.1, 1.0)           # the confidence KL sums over words: small lambdas
+    lambdas: tuple = (0.01, 0.1, 1.0, 10.0)            # per-word joint-loss weights (every kind is per word)
+    kl_learning_rates: tuple = (1e-5, 1e-4, 1e-3)      # the KL step's own Adam (the seed's: 1e-3)
+    thresholds: tuple = (0.7, 0.9, 0.97)               # self-training: global probability / per-category quantile
+    selection_parts: tuple = ("kl", "self_training")   # what `selection` chooses (one part per process, if split)
     layer_choices: tuple = ((2,), (3,), (4,), (6,), (2, 3, 4), (3, 4, 5), (1, 2, 3, 4, 5, 6))
     poolings: tuple = ("first", "mean")
 
@@ -53,6 +58,7 @@ EXPERIMENTS = {
     "features": questions.features,
     "class_weights": questions.class_weights,
     "target_gradient": questions.target_gradient,
+    "selection": questions.selection,
 }
 
 

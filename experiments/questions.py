@@ -6,6 +6,7 @@ only scores the chosen settings.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -23,14 +24,12 @@ log = logging.getLogger("experiments")
 
 
 def ce_control(runner: Runner, ner, labelled, unlabelled, seed):
-    """BERT NER plus the KL models' extra CE steps without any KL: the control for every KL gain.
+    """The old unmatched control of the seed rows' experiments: BERT NER plus the most CE steps any seed KL model takes.
 
-    A KL model's rounds also take a CE step each; this head takes the same CE
-    steps (the joint schedule with lambda = 0, so the KL term has no effect)
-    for the largest number of rounds any KL model uses.
+    The learning curve uses matched controls instead (``matched_heads``).
     """
-    rounds = max(recipe.rounds for recipe in runner.kl_models.values())
-    model = next(iter(runner.kl_models))
+    rounds = max(runner.kl_models[m].rounds for m in runner.seed_models)
+    model = runner.seed_models[0]
     return runner.kl_heads(ner, labelled, unlabelled, seed, models=[model], schedule="joint",
                            kl_weight=0.0, rounds=rounds)[model]
 
@@ -41,14 +40,44 @@ def record(runs: list, metrics: dict, **fields) -> None:
              metrics["mean_f1"], metrics["entity_f1"])
 
 
+def matched_heads(runner: Runner, teacher, labelled, unlabelled, seed, models, evaluated, controls=None,
+                  **overrides) -> dict:
+    """{name: metrics on ``evaluated``} of each KL-phase model and its matched control, from ``teacher``.
+
+    A control takes the model's CE steps on the same labelled batches, with
+    no KL step; controls that would be identical (same rounds, schedule and
+    CE step size: the labelled batches are drawn first from the same seed)
+    are trained once (also across calls that pass the same ``controls`` dict).
+    """
+    scores, controls = {}, ({} if controls is None else controls)
+    for model in models:
+        phase = runner.phase(model, **overrides)
+        head = runner.kl_heads(teacher, labelled, unlabelled, seed, models=[model], **overrides)[model]
+        scores[model] = runner.score(head, evaluated)
+        key = (phase.rounds, phase.schedule, phase.learning_rate)
+        if key not in controls:
+            control = runner.kl_heads(teacher, labelled, unlabelled, seed, models=[model], control=True,
+                                      **overrides)[model]
+            controls[key] = runner.score(control, evaluated)
+        scores[f"{model}_control"] = controls[key]
+    return scores
+
+
 def curve(runner: Runner, biased: bool) -> list:
-    """Learning curve over labelled sizes, for a random or an O-biased labelled sample."""
+    """Learning curve over labelled sizes, for a random or an O-biased labelled sample.
+
+    At each size and seed: BERT NER on the seed's 20 epochs and trained to
+    convergence (bert_ner_es); from the converged head, each validated KL-phase
+    model of params.yaml (KL terms and entropy minimisation) and self-training,
+    each with its matched control.
+    """
     p = runner.params
     outside = outside_share(runner.prepared.tags)
     # A prior the user could know without the biased sample: the shares of the random labelled split.
     given_prior = prior_from_labels(runner.corpus.labels[word_rows(runner.corpus.offsets, runner.split["labelled"])],
                                     len(runner.corpus.categories))
-    runs = []
+    dd_models = [m for m in runner.validated_models if runner.kl_models[m].kind == "data_distribution"]
+    runs, test = [], runner.split["test"]
     for seed in p.seeds:
         order = ranked_pool(runner.non_test, seed, outside, p.bias_strength if biased else 0.0)
         unlabelled = np.sort(order[p.pool_size:])
@@ -56,18 +85,85 @@ def curve(runner: Runner, biased: bool) -> list:
             labelled = np.sort(order[:size])
             sample = {"sample": "biased" if biased else "random", "size": size, "seed": seed,
                       "labelled_o_share": round(float(outside[labelled].mean()), 4)}
-            ner = runner.ner(labelled, seed)
-            record(runs, runner.score(ner, runner.split["test"]), model="bert_ner", **sample)
-            record(runs, runner.score(ce_control(runner, ner, labelled, unlabelled, seed), runner.split["test"]),
-                   model="bert_ner_extra_ce", **sample)
-            for model, head in runner.kl_heads(ner, labelled, unlabelled, seed).items():
-                record(runs, runner.score(head, runner.split["test"]), model=model, **sample)
-            if biased:
-                head = runner.kl_heads(ner, labelled, unlabelled, seed, models=["bert_dd_kl"],
-                                       prior=given_prior)["bert_dd_kl"]
-                record(runs, runner.score(head, runner.split["test"]), model="bert_dd_kl_given_prior",
-                       **sample)
+            record(runs, runner.score(runner.ner(labelled, seed), test), model="bert_ner", **sample)
+            teacher = runner.converged(labelled, seed)
+            record(runs, runner.score(teacher, test), model="bert_ner_es", **sample)
+            for model, metrics in matched_heads(runner, teacher, labelled, unlabelled, seed,
+                                                runner.validated_models, test).items():
+                record(runs, metrics, model=model, **sample)
+            record(runs, runner.score(runner.self_trained(teacher, labelled, unlabelled, seed), test),
+                   model="ner_self_training", **sample)
+            record(runs, runner.score(runner.self_trained(teacher, labelled, unlabelled, seed, control=True), test),
+                   model="ner_self_training_control", **sample)
+            if biased and dd_models:
+                head = runner.kl_heads(teacher, labelled, unlabelled, seed, models=dd_models[:1],
+                                       prior=given_prior)[dd_models[0]]
+                record(runs, runner.score(head, test), model=f"{dd_models[0]}_given_prior", **sample)
     return runs
+
+
+def selection(runner: Runner) -> dict:
+    """The validated defaults: every choice made on the validation part of the labelled split.
+
+    Teachers: BERT NER trained to convergence on the train part (its own
+    early stopping holds out a part of that). For each validated KL-phase
+    model: the alternating schedule over KL step sizes (and, for the
+    confidence KL, with and without the gradient through DEC's target), and
+    the joint schedule over per-word lambdas. Self-training: the threshold,
+    global or per category. Each grid point is scored by validation entity F1
+    averaged over the selection seeds, beside its matched control.
+    """
+    p = runner.params
+    labelled, validation, unlabelled = runner.train_part, runner.validation_part, runner.split["unlabelled"]
+    seeds = list(p.selection_seeds)
+    teachers = {seed: runner.converged(labelled, seed) for seed in seeds}
+    supervised = [{"seed": seed, "best_step": teachers[seed].info["best_step"],
+                   "converged": runner.score(teachers[seed], validation)["entity_f1"],
+                   "epochs_20": runner.score(runner.ner(labelled, seed), validation)["entity_f1"]}
+                  for seed in seeds]
+    log.info("supervised on validation: %s", supervised)
+    grids, chosen, controls = {}, {}, {}
+    for model in (runner.validated_models if "kl" in p.selection_parts else []):
+        kind = runner.kl_models[model].kind
+        flags = (False, True) if kind == "confidence" else (None,)
+        configs = [{"schedule": "alternating", "kl_learning_rate": rate, **({} if flag is None else
+                                                                            {"target_gradient": flag})}
+                   for rate in p.kl_learning_rates for flag in flags]
+        configs += [{"schedule": "joint", "kl_weight": weight} for weight in p.lambdas]
+        rows = []
+        for config in configs:
+            scores = [matched_heads(runner, teachers[seed], labelled, unlabelled, seed, [model], validation,
+                                    controls.setdefault(seed, {}), **config) for seed in seeds]
+            rows.append({**config, "validation_entity_f1": float(np.mean([s[model]["entity_f1"] for s in scores])),
+                         "control_entity_f1": float(np.mean([s[f"{model}_control"]["entity_f1"] for s in scores])),
+                         "validation_accuracy": float(np.mean([s[model]["accuracy"] for s in scores]))})
+            log.info("selection %s %s", model, rows[-1])
+        grids[model] = rows
+        chosen[model] = max(rows, key=lambda row: row["validation_entity_f1"])
+    rows = []
+    for per_category in ((False, True) if "self_training" in p.selection_parts else ()):
+        for threshold in p.thresholds:
+            scores = [runner.score(runner.self_trained(teachers[seed], labelled, unlabelled, seed,
+                                                       threshold=threshold, per_category=per_category), validation)
+                      for seed in seeds]
+            rows.append({"threshold": threshold, "per_category": per_category,
+                         "validation_entity_f1": float(np.mean([s["entity_f1"] for s in scores])),
+                         "validation_accuracy": float(np.mean([s["accuracy"] for s in scores]))})
+            log.info("selection self-training %s", rows[-1])
+    if rows:
+        control = [runner.score(runner.self_trained(teachers[seed], labelled, unlabelled, seed, control=True),
+                                validation)["entity_f1"] for seed in seeds]
+        grids["ner_self_training"] = rows
+        chosen["ner_self_training"] = dict(max(rows, key=lambda row: row["validation_entity_f1"]),
+                                           control_entity_f1=float(np.mean(control)))
+    defaults = {model: {k: v for k, v in dataclasses.asdict(runner.phase(model)).items()
+                        if k in ("schedule", "kl_learning_rate", "kl_weight", "target_gradient")}
+                for model in runner.validated_models}
+    defaults["ner_self_training"] = {"threshold": runner.self_training.threshold,
+                                     "per_category": runner.self_training.per_category}
+    return {"supervised": supervised, "grids": grids, "chosen": chosen, "defaults": defaults,
+            "grid_values": {"kl_learning_rates": list(p.kl_learning_rates), "lambdas": list(p.lambdas),
+                            "thresholds": list(p.thresholds)}}
 
 
 def select(runner: Runner, grid: list, train_and_score) -> tuple[object, list]:

@@ -124,20 +124,22 @@ def curve_section(curves: dict, plots: Path) -> str:
     plt.close(figure)
 
     out = ["## 1. Learning curve (random labelled sample)", "",
-           "Test mean F1 / entity F1, mean ± std over seeds. The unlabelled pool is fixed; labelled samples are",
-           "nested. `bert_ner_extra_ce` is BERT NER plus the KL phase's CE steps with no KL term: the control",
-           "that separates the KL term's effect from the extra CE steps the KL models also take.",
-           "Gains are paired by seed against BERT NER (Δ) and against the control (Δc): ▲ gain larger than its",
-           "std over seeds, ▼ loss larger than its std.", "", "![learning curve](experiments/plots/learning_curve.png)", ""]
+           "Test entity F1 (seqeval-style, the headline), the seed's mean F1 and accuracy: mean ± std over seeds.",
+           "The unlabelled pool is fixed; labelled samples are nested. `bert_ner` is the seed's schedule (20",
+           "epochs); `bert_ner_es` is trained to convergence (early stopping on 20% of the labelled sample, then",
+           "refit on all of it) and is the starting point of every semi-supervised model. Each `X_control` takes",
+           "X's CE steps on the same labelled batches in the same order, with no unlabelled term. Δc: X minus",
+           "its control, paired by seed, with the paired t-test's p-value (for `bert_ner_es` the reference is",
+           "`bert_ner`).", "", "![learning curve](experiments/plots/learning_curve.png)", ""]
     for name in ("learning_curve", "biased"):
         section_runs = curves.get(name, {}).get("runs", [])
         if not section_runs:
             continue
         if name == "biased":
             out += ["## 2. Biased labelled sample", "",
-                    "Sentences with fewer O words drawn first (weight exp(-strength × O share)). `bert_dd_kl` takes",
-                    "its prior from the (biased) labelled sample; `bert_dd_kl_given_prior` from a user-given prior",
-                    "(the category shares of the unbiased 2,560-sentence labelled split). \"Δ vs random\" is the",
+                    "Sentences with fewer O words drawn first (weight exp(-strength × O share)). The data-",
+                    "distribution KL takes its prior from the (biased) labelled sample; `..._given_prior` from a",
+                    "user-given prior (the category shares of the unbiased labelled split). \"Δ vs random\" is the",
                     "biased mean minus the random-sample mean of the same model and size (± the std of that",
                     "difference).", "", "![biased minus random](experiments/plots/biased_vs_random.png)", ""]
             random_runs = curves.get("learning_curve", {}).get("runs", [])
@@ -148,21 +150,137 @@ def curve_section(curves: dict, plots: Path) -> str:
         for size in sizes:
             for model in models:
                 rs = [r for r in section_runs if r["size"] == size and r["model"] == model]
-                gain = paired_gain(section_runs, model, "bert_ner", "mean_f1", size=size)
-                control = paired_gain(section_runs, model, "bert_ner_extra_ce", "mean_f1", size=size)
-                is_kl = model not in CE_MODELS
-                row = [size, model, cell([r["mean_f1"] for r in rs]), cell([r["entity_f1"] for r in rs]),
-                       f"{gain[0]:+.4f}{mark(*gain)}" if model != "bert_ner" else "",
-                       f"{control[0]:+.4f}{mark(*control)}" if is_kl else "",
-                       f"{np.mean([r['labelled_o_share'] for r in rs]):.3f}"]
+                if not rs:
+                    continue
+                reference = control_of(model, models)
+                row = [size, model, cell([r["entity_f1"] for r in rs]), cell([r["mean_f1"] for r in rs]),
+                       cell([100 * r["accuracy"] for r in rs], 2),
+                       gain_cell(paired_test(section_runs, model, reference, "entity_f1", size=size))
+                       if reference else ""]
                 if name == "biased":
-                    versus = difference([r["mean_f1"] for r in rs],
-                                        [r["mean_f1"] for r in random_runs if r["size"] == size and r["model"] == model])
+                    versus = difference([r["entity_f1"] for r in rs],
+                                        [r["entity_f1"] for r in random_runs if r["size"] == size and r["model"] == model])
                     row.append("" if np.isnan(versus[0]) else f"{versus[0]:+.4f} ± {versus[1]:.4f}")
                 rows.append(row)
-        header = ["labelled", "model", "mean F1", "entity F1", "Δ mean F1 vs BERT NER", "Δc vs extra-CE control",
-                  "O share of sample"] + (["Δ vs random"] if name == "biased" else [])
+        header = ["labelled", "model", "entity F1", "mean F1", "accuracy %", "Δc entity F1 vs control (p)"] + (
+            ["Δ entity F1 vs random"] if name == "biased" else [])
         out += [table(header, rows), ""]
+    return "\n".join(out)
+
+
+METHODS = ("ner_self_training", "ner_entropy", "ner_dd_kl", "ner_conf_kl", "ner_both_kl")  # each has X_control
+
+
+def control_of(model: str, models) -> str | None:
+    """The matched control a model is tested against (bert_ner_es: the seed's schedule), or None."""
+    if model == "bert_ner_es" and "bert_ner" in models:
+        return "bert_ner"
+    return f"{model}_control" if f"{model}_control" in models else None
+
+
+def paired_test(runs, model, reference, metric, **where) -> dict:
+    """Mean gain of ``model`` over ``reference`` paired by seed, its std and the paired t-test's p-value."""
+    from scipy.stats import ttest_rel
+
+    by_seed = {}
+    for run in runs:
+        if all(run.get(k) == v for k, v in where.items()) and run["model"] in (model, reference):
+            by_seed.setdefault(run["seed"], {})[run["model"]] = run[metric]
+    pairs = [(pair[model], pair[reference]) for pair in by_seed.values() if len(pair) == 2]
+    if len(pairs) < 2:
+        return {"gain": float("nan"), "std": float("nan"), "p": float("nan"), "seeds": len(pairs)}
+    ours, theirs = np.array(pairs).T
+    gains = ours - theirs
+    p = 1.0 if np.allclose(gains, gains[0]) and gains[0] == 0 else float(ttest_rel(ours, theirs).pvalue)
+    return {"gain": float(gains.mean()), "std": float(gains.std(ddof=1)), "p": p, "seeds": len(pairs)}
+
+
+def p_text(p: float) -> str:
+    return "n/a" if np.isnan(p) else f"p={p:.3f}" if p >= 0.001 else "p<0.001"
+
+
+def gain_cell(test: dict) -> str:
+    if np.isnan(test["gain"]):
+        return "n/a"
+    star = " ✔" if test["p"] < 0.05 and test["gain"] > 0 else " ✘" if test["p"] < 0.05 else ""
+    return f"{test['gain']:+.4f} ± {test['std']:.4f} ({p_text(test['p'])}){star}"
+
+
+def recommendation_section(curve: dict) -> str:
+    """Which method to use at which labelled size, generated from the learning curve's paired tests."""
+    runs = curve.get("runs", [])
+    if not runs:
+        return ""
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    methods = [m for m in METHODS if m in models and f"{m}_control" in models]
+    rows, wins = [], []
+    for size in sorted({r["size"] for r in runs}):
+        tests = {m: paired_test(runs, m, f"{m}_control", "entity_f1", size=size) for m in methods}
+        best = max(tests, key=lambda m: tests[m]["gain"]) if tests else None
+        converged = paired_test(runs, "bert_ner_es", "bert_ner", "entity_f1", size=size)
+        base = stats([r["entity_f1"] for r in runs if r["size"] == size and r["model"] == "bert_ner_es"])[0]
+        if best and tests[best]["p"] < 0.05 and tests[best]["gain"] > 0:
+            verdict = f"use `{best}`"
+            wins.append(size)
+        else:
+            verdict = "use `bert_ner_es`: no method beats its control at p < 0.05"
+        rows.append([size, verdict, f"{base:.4f}",
+                     f"`{best}` {gain_cell(tests[best])}" if best else "n/a",
+                     "; ".join(f"{m} {tests[m]['gain']:+.4f} ({p_text(tests[m]['p'])})"
+                               for m in methods if m != best),
+                     gain_cell(converged)])
+    seeds = max(len({r["seed"] for r in runs if r["size"] == size}) for size in {r["size"] for r in runs})
+    summary = (f"A method beats its matched control at p < 0.05 on test entity F1 at {len(wins)} of "
+               f"{len(rows)} sizes ({', '.join(map(str, wins)) or 'none'}).")
+    return "\n".join([
+        "## Recommendation", "",
+        f"Generated from the learning curve (section 1): {seeds} seeds per size, each method against its",
+        "matched control (the same CE steps on the same labelled batches, without the unlabelled term), paired",
+        "by seed, two-sided paired t-test; ✔ a gain with p < 0.05, ✘ a loss with p < 0.05. " + summary, "",
+        table(["labelled", "recommendation", "bert_ner_es entity F1", "best method vs its control",
+               "the other methods vs theirs", "converged vs 20 epochs"], rows), ""])
+
+
+def accuracy_check(curve: dict) -> str:
+    """The confidence KL's accuracy against the converged BERT NER it starts from, per size."""
+    runs = curve.get("runs", [])
+    lines = []
+    for size in sorted({r["size"] for r in runs}):
+        test = paired_test(runs, "ner_conf_kl", "bert_ner_es", "accuracy", size=size)
+        if not np.isnan(test["gain"]):
+            lines.append(f"{size}: {100 * test['gain']:+.2f} points ({p_text(test['p'])})")
+    if not lines:
+        return ""
+    return ("Accuracy of the confidence KL at its validated defaults minus BERT NER's (converged), paired by "
+            "seed: " + "; ".join(lines) + ".\n")
+
+
+def selection_section(data: dict) -> str:
+    """The validated defaults: each grid on validation and whether params.yaml holds the choice."""
+    out = ["## 0. Validated defaults", "",
+           "Every choice below was made on the validation part (20%) of the 2,560-sentence labelled split, mean",
+           "validation entity F1 over the selection seeds, teachers = BERT NER trained to convergence on the",
+           "other 80%. \"params.yaml\" says whether the pipeline's default is the validated choice.", ""]
+    rows = [[r["seed"], r["best_step"], f"{r['converged']:.4f}", f"{r['epochs_20']:.4f}"] for r in data["supervised"]]
+    out += ["Early stopping (validation entity F1):", "",
+            table(["seed", "chosen steps", "converged", "20 epochs (the seed's)"], rows), ""]
+    grid_values = data.get("grid_values", {})
+    for model, rows in data["grids"].items():
+        chosen, default = data["chosen"][model], data["defaults"].get(model, {})
+        keys = [k for k in ("schedule", "kl_learning_rate", "target_gradient", "kl_weight", "threshold",
+                            "per_category") if any(k in r for r in rows)]
+        body = [[r.get(k, "") for k in keys] + [f"{r['validation_entity_f1']:.4f}",
+                                                 f"{r['control_entity_f1']:.4f}" if "control_entity_f1" in r else "",
+                                                 f"{100 * r['validation_accuracy']:.2f}"] for r in rows]
+        choice = {k: chosen[k] for k in keys if k in chosen}
+        agrees = all(default.get(k) == v for k, v in choice.items() if k in default)
+        edge = [k for k, values in (("kl_learning_rate", grid_values.get("kl_learning_rates")),
+                                    ("kl_weight", grid_values.get("lambdas")),
+                                    ("threshold", grid_values.get("thresholds")))
+                if k in choice and values and choice[k] in (min(values), max(values))]
+        out += [f"**{model}**: chosen {choice}; params.yaml {'holds it ✓' if agrees else f'differs: {default}'}"
+                + (f"; on the grid's edge: {', '.join(edge)}" if edge else "") + ".", "",
+                table(keys + ["validation entity F1", "its control", "validation accuracy %"], body), ""]
     return "\n".join(out)
 
 
@@ -262,6 +380,9 @@ def main() -> None:
              "(layers, lambda, weight decay, dropout) was made on a validation part of the labelled split.",
              "Compute per experiment: " + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
              + f"; {sum(seconds.values()) / 60:.0f} minutes in all.", "",
+             recommendation_section(data.get("learning_curve", {})),
+             accuracy_check(data.get("learning_curve", {})),
+             *([selection_section(data["selection"])] if "selection" in data else []),
              curve_section(data, plots)]
     for name, section in (("regularizers", regularizer_section), ("joint", joint_section),
                           ("features", features_section), ("class_weights", class_weight_section),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -121,11 +122,17 @@ def train_self_training(params, inputs, labels, offsets, labelled_ids, unlabelle
                                  weight=recipe.weight, **ce_options)
 
     def control(state, batches, dropout_root):
-        # The same step with no pseudo-labelled word and weight 0: exactly the
-        # labelled CE step, with the same batches and dropout keys.
-        labelled, pseudo = batches
-        return pseudo_label_step(state, labelled, pseudo._replace(mask=pseudo.mask & False),
-                                 dropout_key=step_key(dropout_root, state), weight=0.0, **ce_options)
+        # The labelled CE step alone, with the student's CE dropout key; the
+        # pseudo-labelled batch (the same draw) is never read.
+        labelled, _ = batches
+        ce_key, _ = jax.random.split(step_key(dropout_root, state))
+        grads, metrics = jax.grad(ce_objective, has_aux=True)(state.params, labelled, model.apply, ce_key,
+                                                              class_weights)
+        updates, ce_opt_state = optimizer.update(grads, state.ce_opt_state, state.params)
+        state = state._replace(params=optax.apply_updates(state.params, updates), ce_opt_state=ce_opt_state,
+                               step=state.step + 1)
+        zero = jnp.zeros((), jnp.float32)
+        return state, {**metrics, "pseudo_ce_sum": zero, "pseudo_words": zero}
 
     run = compiled_schedule(control if recipe.control else student)
     tables = device_tables(inputs, (labelled_plan, pseudo_plan))
@@ -137,7 +144,7 @@ def train_self_training(params, inputs, labels, offsets, labelled_ids, unlabelle
         keep = np.zeros(len(pool_rows) + 1, bool)  # + the padding row
         pseudo_labels = np.zeros(len(pool_rows) + 1, np.int32)
         if not recipe.control:
-            probabilities, _ = predict(state.params, model, tables[1][:-1])  # the teacher: the current head
+            probabilities, _ = predict(state.params, model, tables[1][: len(pool_rows)])  # teacher: the current head
             pseudo_labels[:-1], keep[:-1] = confident_pseudo_labels(probabilities, recipe.threshold,
                                                                     recipe.per_category)
         pseudo = Batch(positions, pseudo_labels[positions], pseudo_stacked.mask[start:stop] & keep[positions])

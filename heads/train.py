@@ -84,9 +84,20 @@ def compiled_schedule(step):
     return jax.jit(run)
 
 
-def device_tables(inputs, plans):
-    """The device word table of each (rows, stacked) plan."""
-    return tuple(word_table(inputs, rows) for rows, _ in plans)
+def device_tables(inputs, plans, bucket=4096):
+    """The device word table of each (rows, stacked) plan, zero rows appended up to a multiple of ``bucket``.
+
+    Positions never point past row N (the padding row), so the extra zero rows
+    are never read; they give tables of different runs few distinct shapes, so
+    the persistent compilation cache serves a schedule's next run (the
+    experiments train hundreds of heads) instead of compiling it again.
+    """
+    tables = []
+    for rows, _ in plans:
+        table = word_table(inputs, rows)  # (N + 1, D) or (N + 1,)
+        extra = -len(table) % bucket
+        tables.append(jnp.pad(table, [(0, extra)] + [(0, 0)] * (table.ndim - 1)) if extra else table)
+    return tuple(tables)
 
 
 def segment(stacked, start, stop):

@@ -19,8 +19,9 @@ import yaml
 from features.settings import ExtractParams
 
 __all__ = [
-    "ExtractParams", "HeadParams", "KLModelParams", "KLParams", "PrepareParams", "SupervisedParams",
-    "UnlabelledTextParams", "enable_compilation_cache", "load_section", "read_params", "run_main",
+    "EarlyStoppingParams", "ExtractParams", "HeadParams", "KLModelParams", "KLParams", "PrepareParams",
+    "SelfTrainingModelParams", "SelfTrainingParams", "SupervisedParams", "UnlabelledTextParams",
+    "enable_compilation_cache", "load_section", "read_params", "run_main",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -69,28 +70,73 @@ class HeadParams:
     class_weighting: bool = False    # inverse-frequency class weights in CE
 
 
+SUPERVISED_SCHEDULES = ("epochs", "early_stopping")
+
+
 @dataclasses.dataclass(frozen=True)
 class SupervisedParams:
-    """Sections ``baseline`` and ``bert_ner``."""
-    epochs: int = 20                 # the seed: 20 passes, after which it over-fit
+    """Sections ``baseline``, ``bert_ner`` and ``bert_ner_es`` (supervised heads)."""
+    epochs: int = 20                 # schedule epochs: the seed's 20 passes (400 steps at 2,560 sentences)
     embed_dim: int = 784             # baseline only: the seed's embedding size
+    schedule: str = "epochs"         # epochs: the seed's; early_stopping: by steps, section early_stopping
+
+    def __post_init__(self):
+        if self.schedule not in SUPERVISED_SCHEDULES:
+            raise ValueError(f"supervised schedule {self.schedule!r}: use one of {', '.join(SUPERVISED_SCHEDULES)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStoppingParams:
+    """Section ``early_stopping``: supervised heads trained to convergence (heads.early_stopping)."""
+    max_steps: int = 3000             # a cap; the stop comes first (validation chose ~300-1,500 steps)
+    eval_every: int = 50              # steps between validation entity-F1 scores
+    patience: int = 6                 # scores without a new best before stopping (300 steps)
+    validation_fraction: float = 0.2  # of the labelled split, held out for the criterion only
+    validation_seed: int = 0          # the same held-out part for every head seed
+    refit: bool = True                # then retrain on the whole labelled split for the chosen steps
 
 
 @dataclasses.dataclass(frozen=True)
 class KLParams:
-    """Section ``kl``: shared by the KL models."""
-    learning_rate: float = 1e-3
-    target_gradient: bool = False    # confidence KL: DEC's fixed target (False) or the seed's (True)
+    """Section ``kl``: the validated defaults of the KL-phase models (experiments ``selection``)."""
+    learning_rate: float = 1e-3      # CE (and joint) step of the phase: the supervised phase's step size
+    kl_learning_rate: float = 1e-4   # the KL step's own Adam; the seed's was 1e-3 (= the CE step's)
+    target_gradient: bool = True     # confidence KL: the seed's gradient through DEC's target won
     prior: str | list | dict = "labelled"  # category shares of the labelled split, or explicit
-    weight: float = 1.0              # KL scale (alternating) or lambda (joint)
+    weight: float = 1.0              # KL scale (alternating) or per-word lambda (joint)
     schedule: str = "alternating"    # alternating: the seed's KL step + CE step; joint: CE + w*KL
 
 
 @dataclasses.dataclass(frozen=True)
 class KLModelParams:
-    """One entry of section ``kl_models``."""
-    kind: str                        # data_distribution | confidence | both
+    """One entry of section ``kl_models``: a model's kind and rounds, and what it changes of ``kl``."""
+    kind: str                        # data_distribution | confidence | both | entropy
     rounds: int                      # rounds of (KL step, CE step)
+    init: str = "bert_ner"           # the supervised head it starts from (same seed)
+    control: bool = False            # the matched control: the same rounds and batches, no KL step
+    kl_learning_rate: float | None = None  # None: kl.kl_learning_rate (the seed rows set 1e-3)
+    target_gradient: bool | None = None    # None: kl.target_gradient
+    schedule: str | None = None      # None: kl.schedule
+    weight: float | None = None      # None: kl.weight
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfTrainingParams:
+    """Section ``self_training``: the validated defaults of self-training (heads.self_training)."""
+    rounds: int = 3                   # teacher -> student generations
+    steps: int = 100                  # steps per round: one labelled + one pseudo-labelled batch each
+    threshold: float = 0.9            # chosen on validation (experiments ``selection``)
+    per_category: bool = False        # global threshold, or the same top share of each category
+    weight: float = 1.0               # of the pseudo-label CE
+    unlabelled_sentences: int = 5120  # the pool the teacher labels
+    learning_rate: float = 1e-3       # the supervised phase's step size
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfTrainingModelParams:
+    """One entry of section ``self_training_models``."""
+    init: str = "bert_ner_es"         # the teacher: the converged supervised head of the same seed
+    control: bool = False             # the matched control: same batches and steps, no pseudo-labels
 
 
 def read_params(path: str | Path = "params.yaml") -> dict:

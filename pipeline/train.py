@@ -2,9 +2,16 @@
 
 Models:
   baseline      learned embedding of each word's first piece -> MLP, CE
-  bert_ner      cached encoder features -> MLP, CE for ``epochs`` passes of the labelled batches
-  <kl model>    starts from bert_ner's head of the same seed, then ``rounds`` of
-                (one KL step on an unlabelled batch, one CE step on a labelled batch)
+  bert_ner      cached encoder features -> MLP, CE for ``epochs`` passes of the labelled batches (the seed)
+  bert_ner_es   the same head trained to convergence: early stopping on a held-out part, then a refit
+  <kl model>    starts from its ``init`` head of the same seed, then ``rounds`` of (one KL step on an
+                unlabelled batch, one CE step on a labelled batch); ``control: true`` is its matched
+                control (the same CE steps on the same batches, no KL step)
+  <self-training model>  starts from its teacher (``init``), rounds of pseudo-labelling (or its control)
+
+The KL phase's CE step starts a fresh Adam state: heads are saved as weights
+only (heads.checkpoint), and its matched control starts the same way, so the
+comparison is fair either way.
 
 The KL models' unlabelled batches come from the corpus's unlabelled split, plus
 or instead of the sentences of extra text (``unlabelled_text``, cached by the
@@ -27,13 +34,18 @@ from features.inputs import add_unlabelled_text, load_inputs
 from heads.batches import word_rows
 from heads.checkpoint import load_head, save_head
 from heads.losses import explicit_prior, inverse_frequency_weights
+from heads.early_stopping import EarlyStopping, train_converged
 from heads.model import baseline_inputs, baseline_vocabulary, build_model
+from heads.self_training import SelfTraining, train_self_training
 from heads.train import KLPhase, train_kl_phase, train_supervised
 from pipeline.params import (
+    EarlyStoppingParams,
     ExtractParams,
     HeadParams,
     KLModelParams,
     KLParams,
+    SelfTrainingModelParams,
+    SelfTrainingParams,
     SupervisedParams,
     UnlabelledTextParams,
     enable_compilation_cache,
@@ -43,7 +55,90 @@ from pipeline.params import (
 )  # fmt: skip
 
 log = logging.getLogger("train")
-SUPERVISED = ("baseline", "bert_ner")
+SUPERVISED = ("baseline", "bert_ner", "bert_ner_es")
+
+
+def _supervised(model_id, seed, prepared, inputs, labels, input_kind, architecture, common, heads, params_path,
+                config):
+    """A supervised head: the seed's fixed epochs, or early stopping by steps then a refit."""
+    supervised = load_section(SupervisedParams, model_id, params_path)
+    labelled, vocab_size = prepared.split["labelled"], 0
+    if input_kind == "piece_ids":
+        vocabulary = baseline_vocabulary(inputs[word_rows(prepared.offsets, labelled)])
+        inputs = baseline_inputs(inputs, vocabulary)
+        vocab_size = len(vocabulary) + 1
+        config["vocabulary"] = vocabulary.tolist()
+    model = build_model(input_kind, len(prepared.categories), **architecture, embed_dim=supervised.embed_dim,
+                        vocab_size=vocab_size)
+    config.update(dataclasses.asdict(supervised), vocab_size=vocab_size)
+    if supervised.schedule == "epochs":
+        return train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model,
+                                epochs=supervised.epochs, learning_rate=heads.learning_rate, **common)
+    stopping = load_section(EarlyStoppingParams, "early_stopping", params_path)
+    config["early_stopping"] = dataclasses.asdict(stopping)
+
+    def true_tags_of(sentence_ids):
+        return [tag for s in sentence_ids for tag in prepared.tags[s]]
+
+    return train_converged(inputs, labels, prepared.offsets, labelled, true_tags_of, prepared.categories,
+                           EarlyStopping(**dataclasses.asdict(stopping)), model=model,
+                           learning_rate=heads.learning_rate, **common)
+
+
+def _load_init(init, expected_model, seed):
+    if init is None:
+        raise ValueError(f"--init ({expected_model}'s head of the same seed) is required")
+    params, init_config = load_head(init)
+    if init_config["model"] != expected_model or init_config["seed"] != seed:
+        raise ValueError(f"{init}: expected {expected_model}'s head of seed {seed}, found "
+                         f"{init_config['model']} seed {init_config['seed']}")
+    return params
+
+
+def _semi_supervised(model_id, seed, prepared, inputs, labels, architecture, common, params_path, init,
+                     text_cache, feature_fingerprint, config):
+    """A KL-phase model (kl_models) or a self-training model (self_training_models), from ``init``."""
+    all_params = read_params(params_path)
+    kl_models, self_training_models = all_params.get("kl_models") or {}, all_params.get("self_training_models") or {}
+    if model_id not in kl_models and model_id not in self_training_models:
+        raise ValueError(f"unknown model {model_id!r}: not {', '.join(SUPERVISED)}, in kl_models "
+                         f"({', '.join(kl_models)}) or in self_training_models ({', '.join(self_training_models)})")
+    is_kl = model_id in kl_models
+    recipe = (load_section(KLModelParams, f"kl_models.{model_id}", params_path) if is_kl else
+              load_section(SelfTrainingModelParams, f"self_training_models.{model_id}", params_path))
+    params = _load_init(init, recipe.init, seed)
+    model = build_model("features", len(prepared.categories), **architecture)
+    offsets, labelled, unlabelled = prepared.offsets, prepared.split["labelled"], prepared.split["unlabelled"]
+    text = load_section(UnlabelledTextParams, "unlabelled_text", params_path)
+    if text.mode != "none":
+        inputs, offsets, labels, unlabelled, config["unlabelled_text"] = add_unlabelled_text(
+            inputs, offsets, labels, unlabelled, text_cache, text.mode, feature_fingerprint)
+        log.info("unlabelled batches from %d sentences (%s, %d of extra text)", len(unlabelled),
+                 text.mode, config["unlabelled_text"]["sentences"])
+    if len(unlabelled) == 0:
+        raise ValueError(f"{model_id}: no unlabelled sentences: the corpus's unlabelled split is empty "
+                         "(prepare.labelled_size took them all); give extra text (unlabelled_text.path, "
+                         "mode add or replace) or lower prepare.labelled_size")
+    config.update(recipe=dataclasses.asdict(recipe), init=str(init))
+    if not is_kl:
+        shared = load_section(SelfTrainingParams, "self_training", params_path)
+        config["self_training"] = dataclasses.asdict(shared)
+        recipe = SelfTraining(**dataclasses.asdict(shared), control=recipe.control)
+        return train_self_training(params, inputs, labels, offsets, labelled, unlabelled, recipe, model=model,
+                                   **common)
+    kl = load_section(KLParams, "kl", params_path)
+    config["kl"] = dataclasses.asdict(kl)
+
+    def chosen(value, default):  # a model's own value, else the kl section's validated default
+        return default if value is None else value
+
+    phase = KLPhase(kind=recipe.kind, rounds=recipe.rounds, schedule=chosen(recipe.schedule, kl.schedule),
+                    kl_weight=chosen(recipe.weight, kl.weight), prior=explicit_prior(kl.prior, prepared.categories),
+                    target_gradient=chosen(recipe.target_gradient, kl.target_gradient),
+                    learning_rate=kl.learning_rate,
+                    kl_learning_rate=chosen(recipe.kl_learning_rate, kl.kl_learning_rate), control=recipe.control)
+    config["phase"] = {k: v for k, v in dataclasses.asdict(phase).items() if k != "prior"}
+    return train_kl_phase(params, inputs, labels, offsets, labelled, unlabelled, phase, model=model, **common)
 
 
 def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str,
@@ -54,7 +149,7 @@ def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str
     input_kind = "piece_ids" if model_id == "baseline" else "features"
     inputs, feature_fingerprint = load_inputs(cache_path, load_section(ExtractParams, "extract", params_path),
                                               prepared.meta["words_sha256"], piece_ids=input_kind == "piece_ids")
-    labelled, unlabelled = prepared.split["labelled"], prepared.split["unlabelled"]
+    labelled = prepared.split["labelled"]
     # Training sees the labels of the labelled split only; every other word is -1.
     labels = np.full(len(prepared.labels), -1, dtype=np.int32)
     labelled_rows = word_rows(prepared.offsets, labelled)
@@ -68,50 +163,11 @@ def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str
     config = {"model": model_id, "seed": seed, "categories": categories, "heads": dataclasses.asdict(heads),
               "features": feature_fingerprint, "input": input_kind}
     if model_id in SUPERVISED:
-        supervised = load_section(SupervisedParams, model_id, params_path)
-        vocab_size = 0
-        if input_kind == "piece_ids":
-            vocabulary = baseline_vocabulary(inputs[labelled_rows])
-            inputs = baseline_inputs(inputs, vocabulary)
-            vocab_size = len(vocabulary) + 1
-            config["vocabulary"] = vocabulary.tolist()
-        model = build_model(input_kind, len(categories), **architecture, embed_dim=supervised.embed_dim,
-                            vocab_size=vocab_size)
-        params, history = train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model,
-                                           epochs=supervised.epochs, learning_rate=heads.learning_rate,
-                                           **common)
-        config.update(dataclasses.asdict(supervised), vocab_size=vocab_size)
+        params, history = _supervised(model_id, seed, prepared, inputs, labels, input_kind, architecture, common,
+                                      heads, params_path, config)
     else:
-        kl_models = read_params(params_path).get("kl_models") or {}
-        if model_id not in kl_models:
-            raise ValueError(f"unknown model {model_id!r}: not baseline, bert_ner or in kl_models "
-                             f"({', '.join(kl_models)})")
-        recipe = load_section(KLModelParams, f"kl_models.{model_id}", params_path)
-        kl = load_section(KLParams, "kl", params_path)
-        if init is None:
-            raise ValueError(f"{model_id}: --init (bert_ner's head of the same seed) is required")
-        params, init_config = load_head(init)
-        if init_config["model"] != "bert_ner" or init_config["seed"] != seed:
-            raise ValueError(f"{init}: expected bert_ner's head of seed {seed}, found "
-                             f"{init_config['model']} seed {init_config['seed']}")
-        model = build_model(input_kind, len(categories), **architecture)
-        offsets = prepared.offsets
-        text = load_section(UnlabelledTextParams, "unlabelled_text", params_path)
-        if text.mode != "none":
-            inputs, offsets, labels, unlabelled, config["unlabelled_text"] = add_unlabelled_text(
-                inputs, offsets, labels, unlabelled, text_cache, text.mode, feature_fingerprint)
-            log.info("unlabelled batches from %d sentences (%s, %d of extra text)", len(unlabelled),
-                     text.mode, config["unlabelled_text"]["sentences"])
-        if len(unlabelled) == 0:
-            raise ValueError(f"{model_id}: no unlabelled sentences: the corpus's unlabelled split is empty "
-                             "(prepare.labelled_size took them all); give extra text (unlabelled_text.path, "
-                             "mode add or replace) or lower prepare.labelled_size")
-        phase = KLPhase(kind=recipe.kind, rounds=recipe.rounds, schedule=kl.schedule, kl_weight=kl.weight,
-                        prior=explicit_prior(kl.prior, categories), target_gradient=kl.target_gradient,
-                        learning_rate=kl.learning_rate)
-        params, history = train_kl_phase(params, inputs, labels, offsets, labelled, unlabelled, phase,
-                                         model=model, **common)
-        config.update(kind=recipe.kind, rounds=recipe.rounds, kl=dataclasses.asdict(kl), init=str(init))
+        params, history = _semi_supervised(model_id, seed, prepared, inputs, labels, architecture, common,
+                                           params_path, init, text_cache, feature_fingerprint, config)
     seconds = time.perf_counter() - start
     Path(out).mkdir(parents=True, exist_ok=True)
     save_head(Path(out) / "head.msgpack", params, config)

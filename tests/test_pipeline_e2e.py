@@ -9,7 +9,12 @@ import pytest
 import yaml
 from conftest import make_project, run_command, write_kaggle_csv
 
-MODELS = ["baseline", "bert_ner", "bert_dd_kl", "bert_conf_kl", "bert_both_kl"]
+SEED_MODELS = ["baseline", "bert_ner", "bert_dd_kl", "bert_conf_kl", "bert_both_kl"]
+# The validated rows: the converged head, the best KL term, entropy minimisation and self-training, each
+# semi-supervised one with its matched control.
+VALIDATED = ["bert_ner_es", "ner_conf_kl", "ner_conf_kl_control", "ner_entropy", "ner_entropy_control",
+             "ner_self_training", "ner_self_training_control"]
+MODELS = SEED_MODELS + VALIDATED
 NAMES = ["Anna", "Bert", "Carla", "Dmitri"]
 PLACES = ["Paris", "Lagos", "Quito", "Oslo"]
 
@@ -74,10 +79,13 @@ def test_changing_a_head_parameter_reruns_only_heads(project):
     params["kl"]["learning_rate"] = 0.0005
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env)))
-    assert changed == {"train_kl@bert_dd_kl-0", "train_kl@bert_conf_kl-0", "train_kl@bert_both_kl-0"}
+    assert changed == {"train_kl@bert_dd_kl-0", "train_kl@bert_conf_kl-0", "train_kl@bert_both_kl-0",
+                       "train_semi@ner_conf_kl-0", "train_semi@ner_conf_kl_control-0",
+                       "train_semi@ner_entropy-0", "train_semi@ner_entropy_control-0"}
     output = run(["dvc", "repro"], root, env)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert not ran & {"prepare", "extract", "train_supervised@bert_ner-0", "train_supervised@baseline-0"}
+    assert not ran & {"prepare", "extract", "train_supervised@bert_ner-0", "train_supervised@baseline-0",
+                      "train_supervised@bert_ner_es-0", "train_self_training@ner_self_training-0"}
     # compare reruns only if some metrics file changed, which a tiny corpus may not show.
     assert {"train_kl@bert_dd_kl-0", "evaluate@bert_dd_kl-0"} <= ran
 
@@ -102,9 +110,13 @@ def test_experiments_and_their_report_run_on_the_tiny_project(project, tmp_path)
     curve = json.loads((runs / "learning_curve.json").read_text())["runs"]
     biased = json.loads((runs / "biased.json").read_text())["runs"]
     kl_models = {"bert_dd_kl", "bert_conf_kl", "bert_both_kl"}
-    assert {(r["model"], r["size"]) for r in curve} == {(m, s) for m in {"bert_ner", "bert_ner_extra_ce"} | kl_models
-                                                        for s in (4, 8)}
-    assert {r["model"] for r in biased} == {r["model"] for r in curve} | {"bert_dd_kl_given_prior"}
+    methods = {"ner_dd_kl", "ner_conf_kl", "ner_both_kl", "ner_entropy", "ner_self_training"}
+    curve_models = {"bert_ner", "bert_ner_es"} | methods | {f"{m}_control" for m in methods}
+    assert {(r["model"], r["size"]) for r in curve} == {(m, s) for m in curve_models for s in (4, 8)}
+    assert {r["model"] for r in biased} == curve_models | {"ner_dd_kl_given_prior"}
+    # A matched control never reads the unlabelled words: the same control for every KL kind of 80 rounds.
+    controls = {r["model"]: r["entity_f1"] for r in curve if r["size"] == 8 and r["model"].endswith("_control")}
+    assert controls["ner_conf_kl_control"] == controls["ner_entropy_control"]
     assert {r["sample"] for r in biased} == {"biased"} and all(0 <= r["mean_f1"] <= 1 for r in curve + biased)
     regularizers = json.loads((runs / "regularizers.json").read_text())
     assert regularizers["chosen"]["weight_decay"] in (0.0, 0.01) and regularizers["chosen"]["dropout"] in (0.0, 0.3)
@@ -114,8 +126,10 @@ def test_experiments_and_their_report_run_on_the_tiny_project(project, tmp_path)
     run([sys.executable, "-m", "experiments.report", "--runs", str(runs), "--out", str(tmp_path / "report.md"),
          "--plots", str(tmp_path)], root, env)
     report = (tmp_path / "report.md").read_text()
-    assert all(title in report for title in ("## 1. Learning curve", "## 2. Biased labelled sample",
-                                             "## 3. Traditional regularizers", "Δ vs random"))
+    assert all(title in report for title in ("## Recommendation", "## 1. Learning curve",
+                                             "## 2. Biased labelled sample", "## 3. Traditional regularizers",
+                                             "Δ entity F1 vs random", "Δc entity F1 vs control (p)"))
+    assert report.index("## Recommendation") < report.index("## 1. Learning curve")
     for plot in ("learning_curve.png", "biased_vs_random.png"):
         assert (tmp_path / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
 
