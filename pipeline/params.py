@@ -26,6 +26,7 @@ __all__ = [
 
 T = TypeVar("T")
 UNLABELLED_TEXT_MODES = ("none", "add", "replace")
+HEAD_KINDS = ("mlp", "bilstm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,17 @@ class HeadParams:
     dropout: float = 0.0             # the seed used none
     weight_decay: float = 0.0        # L2 via AdamW; the seed used none
     class_weighting: bool = False    # inverse-frequency class weights in CE
+    kind: str = "mlp"                # mlp: the seed's, word by word | bilstm: a BiLSTM over the sentence first
+    shape_flags: bool = False        # append features/shape.py's 8 word-shape flags: the encoders are uncased
+    lstm_units: int = 128            # bilstm: units per direction
+    row_words: int = 32              # bilstm: a longer sentence is read in windows of this many words
+
+    def __post_init__(self):
+        if self.kind not in HEAD_KINDS:
+            raise ValueError(f"heads.kind {self.kind!r}: use one of {', '.join(HEAD_KINDS)}")
+        if self.kind == "bilstm" and not self.shape_flags:
+            raise ValueError("heads.kind bilstm reads sentence starts from the shape flags: "
+                             "set heads.shape_flags: true")
 
 
 SUPERVISED_SCHEDULES = ("epochs", "early_stopping")
@@ -79,6 +91,7 @@ class SupervisedParams:
     epochs: int = 20                 # schedule epochs: the seed's 20 passes (400 steps at 2,560 sentences)
     embed_dim: int = 784             # baseline only: the seed's embedding size
     schedule: str = "epochs"         # epochs: the seed's; early_stopping: by steps, section early_stopping
+    head_settings: dict | None = None  # this model's changes to section heads (our rows: shape_flags: true)
 
     def __post_init__(self):
         if self.schedule not in SUPERVISED_SCHEDULES:

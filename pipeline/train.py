@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from data.prepared_io import atomic_write_text, read_prepared
-from features.inputs import add_unlabelled_text, load_inputs
+from features.inputs import add_unlabelled_text, load_inputs, text_sentences, with_shape_flags
 from heads.batches import word_rows
 from heads.checkpoint import load_head, save_head
 from heads.losses import explicit_prior, inverse_frequency_weights
@@ -96,7 +96,7 @@ def _load_init(init, expected_model, seed):
 
 
 def _semi_supervised(model_id, seed, prepared, inputs, labels, architecture, common, params_path, init,
-                     text_cache, feature_fingerprint, config):
+                     text_cache, feature_fingerprint, config, shape_flags):
     """A KL-phase model (kl_models) or a self-training model (self_training_models), from ``init``."""
     all_params = read_params(params_path)
     kl_models, self_training_models = all_params.get("kl_models") or {}, all_params.get("self_training_models") or {}
@@ -111,8 +111,9 @@ def _semi_supervised(model_id, seed, prepared, inputs, labels, architecture, com
     offsets, labelled, unlabelled = prepared.offsets, prepared.split["labelled"], prepared.split["unlabelled"]
     text = load_section(UnlabelledTextParams, "unlabelled_text", params_path)
     if text.mode != "none":
+        text_words = text_sentences(text.path, text.encoding) if shape_flags else None
         inputs, offsets, labels, unlabelled, config["unlabelled_text"] = add_unlabelled_text(
-            inputs, offsets, labels, unlabelled, text_cache, text.mode, feature_fingerprint)
+            inputs, offsets, labels, unlabelled, text_cache, text.mode, feature_fingerprint, text_words)
         log.info("unlabelled batches from %d sentences (%s, %d of extra text)", len(unlabelled),
                  text.mode, config["unlabelled_text"]["sentences"])
     if len(unlabelled) == 0:
@@ -141,14 +142,32 @@ def _semi_supervised(model_id, seed, prepared, inputs, labels, architecture, com
     return train_kl_phase(params, inputs, labels, offsets, labelled, unlabelled, phase, model=model, **common)
 
 
+def model_heads(model_id: str, init: str | None, params_path: str) -> HeadParams:
+    """The head settings a model trains with: section ``heads`` with the model's own changes
+    (a supervised model's ``head_settings``), or, for a model that starts from another head, that head's."""
+    heads = load_section(HeadParams, "heads", params_path)
+    if model_id in SUPERVISED:
+        changes = load_section(SupervisedParams, model_id, params_path).head_settings or {}
+        try:
+            return dataclasses.replace(heads, **changes)
+        except TypeError as error:
+            raise ValueError(f"{params_path}: {model_id}.head_settings: {error}") from None
+    if init is None:
+        return heads  # _load_init says what is missing
+    return HeadParams(**load_head(init)[1]["heads"])
+
+
 def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str,
           init: str | None, params_path: str, text_cache: str) -> None:
-    heads = load_section(HeadParams, "heads", params_path)
+    heads = model_heads(model_id, init, params_path)
     prepared = read_prepared(prepared_dir)
     categories = prepared.categories
     input_kind = "piece_ids" if model_id == "baseline" else "features"
     inputs, feature_fingerprint = load_inputs(cache_path, load_section(ExtractParams, "extract", params_path),
                                               prepared.meta["words_sha256"], piece_ids=input_kind == "piece_ids")
+    shape_flags = heads.shape_flags and input_kind == "features"
+    if shape_flags:
+        inputs = with_shape_flags(inputs, prepared.words)  # (W, D + 8): a view, the cache stays mapped
     labelled = prepared.split["labelled"]
     # Training sees the labels of the labelled split only; every other word is -1.
     labels = np.full(len(prepared.labels), -1, dtype=np.int32)
@@ -158,16 +177,20 @@ def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str
                      if heads.class_weighting else None)
     common = dict(batch_sentences=heads.batch_sentences, weight_decay=heads.weight_decay,
                   class_weights=class_weights, seed=seed)
-    architecture = dict(hidden=heads.hidden, latent_dim=heads.latent_dim, dropout=heads.dropout)
+    architecture = dict(hidden=heads.hidden, latent_dim=heads.latent_dim, dropout=heads.dropout, head=heads.kind,
+                        input_dim=int(inputs.shape[1]) if inputs.ndim == 2 else 0, lstm_units=heads.lstm_units,
+                        row_words=heads.row_words, max_sentences=heads.batch_sentences)
     start = time.perf_counter()
     config = {"model": model_id, "seed": seed, "categories": categories, "heads": dataclasses.asdict(heads),
               "features": feature_fingerprint, "input": input_kind}
+    if heads.kind != "mlp":
+        config["input_dim"] = architecture["input_dim"]  # where the context head finds the shape flags
     if model_id in SUPERVISED:
         params, history = _supervised(model_id, seed, prepared, inputs, labels, input_kind, architecture, common,
                                       heads, params_path, config)
     else:
         params, history = _semi_supervised(model_id, seed, prepared, inputs, labels, architecture, common,
-                                           params_path, init, text_cache, feature_fingerprint, config)
+                                           params_path, init, text_cache, feature_fingerprint, config, shape_flags)
     seconds = time.perf_counter() - start
     Path(out).mkdir(parents=True, exist_ok=True)
     save_head(Path(out) / "head.msgpack", params, config)

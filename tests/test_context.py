@@ -8,11 +8,11 @@ import pytest
 
 from cache.rows import ConcatColumns
 from features.shape import FIRST_WORD, SHAPE_FLAGS, shape_flags
+from heads.batches import make_batch, word_rows
 from heads.context import sentence_grid
 from heads.model import build_model
 from heads.predict import predict
 from heads.steps import ce_step, init_state, make_optimizer
-from heads.batches import make_batch, word_rows
 
 DIM, CLASSES = 12, 3
 
