@@ -112,8 +112,9 @@ def check_head(path: str, params, config: dict) -> None:
     if bad:
         raise ValueError(f"{path}: parameter(s) {', '.join(bad[:5])} hold NaN or Inf; retrain the head")
     # A feature head's input width is its first kernel's fan-in: take it from the file.
+    # A context head records its input width: its first kernel is not the input's.
     first = [shape for name, shape in sorted(found.items()) if name.endswith("kernel") and len(shape) == 2]
-    dim = first[0][0] if first else 1
+    dim = config.get("input_dim") or (first[0][0] if first else 1)
     expected = _expected_shapes(config, dim)
     if found != expected:
         missing = sorted(set(expected) - set(found))

@@ -114,3 +114,20 @@ def test_concat_columns_reads_rows_like_the_concatenation():
 
 def test_first_word_column_is_where_the_model_looks():
     assert bilstm().first_word_column == DIM + FIRST_WORD
+
+
+def test_a_saved_bilstm_head_loads_and_predicts_the_same(tmp_path):
+    from heads.checkpoint import load_head, save_head
+    from heads.model import model_from_config
+
+    _, inputs = sentences_and_inputs([4, 6])
+    model = bilstm()
+    params = model.init(jax.random.key(2), inputs[:1])["params"]
+    config = {"model": "bert_ner", "seed": 0, "categories": ["O", "a", "b"], "input": "features",
+              "input_dim": DIM + len(SHAPE_FLAGS), "features": {"encoder": "e"},
+              "heads": {"hidden": [16], "latent_dim": 8, "dropout": 0.0, "kind": "bilstm", "shape_flags": True,
+                        "lstm_units": 8, "row_words": 4, "batch_sentences": 8}}
+    save_head(tmp_path / "head.msgpack", params, config)
+    loaded, loaded_config = load_head(tmp_path / "head.msgpack")
+    np.testing.assert_array_equal(predict(loaded, model_from_config(loaded_config), inputs)[0],
+                                  predict(params, model, inputs)[0])
