@@ -69,8 +69,13 @@ def main() -> None:
     flags = shape_flags(sentences)  # (W, 8)
     total_words = int(prepared.offsets[-1])
 
-    results = {"labelled_words": int(len(rows)), "corpus_words": total_words, "seeds": args.seeds,
-               "epochs": args.epochs, "encoders": {}}
+    results = {
+        "labelled_words": int(len(rows)),
+        "corpus_words": total_words,
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "encoders": {},
+    }
     for name in args.encoders:
         encoder = load_encoder(name)
         windows = tokenize(encoder.tokenizer, sentences, encoder.max_length, 128)
@@ -89,32 +94,54 @@ def main() -> None:
                 corpus = Corpus(inputs, labels, tags, offsets, prepared.categories)
                 head_params = dataclasses.replace(heads, kind=kind, shape_flags=use_flags)
                 start = time.perf_counter()
-                scores = [score(corpus, train_ner(corpus, train_part, seed, head_params, args.epochs),
-                                validation_part) for seed in args.seeds]
-                grid.append({"layers": list(layers), "head": kind, "shape_flags": use_flags,
-                             "train_seconds_per_head": round((time.perf_counter() - start) / len(args.seeds), 2),
-                             **{key: round(float(np.mean([s[key] for s in scores])), 4)
-                                for key in ("entity_f1", "mean_f1", "accuracy", "accuracy_no_o")}})
+                scores = [
+                    score(corpus, train_ner(corpus, train_part, seed, head_params, args.epochs), validation_part)
+                    for seed in args.seeds
+                ]
+                grid.append(
+                    {
+                        "layers": list(layers),
+                        "head": kind,
+                        "shape_flags": use_flags,
+                        "train_seconds_per_head": round((time.perf_counter() - start) / len(args.seeds), 2),
+                        **{
+                            key: round(float(np.mean([s[key] for s in scores])), 4)
+                            for key in ("entity_f1", "mean_f1", "accuracy", "accuracy_no_o")
+                        },
+                    }
+                )
                 print(name, grid[-1], flush=True)
         best = max((row for row in grid if row["shape_flags"]), key=lambda row: row["entity_f1"])
         vectors = hidden[:, best["layers"]].mean(1).astype(np.float16)
         corpus = Corpus(np.concatenate([vectors, flags], axis=1), labels, tags, offsets, prepared.categories)
         head_params = dataclasses.replace(heads, kind="bilstm", shape_flags=True)
         start = time.perf_counter()
-        scores = [score(corpus, train_ner(corpus, train_part, seed, head_params, args.epochs), validation_part)
-                  for seed in args.seeds]
-        grid.append({"layers": best["layers"], "head": "bilstm", "shape_flags": True,
-                     "train_seconds_per_head": round((time.perf_counter() - start) / len(args.seeds), 2),
-                     **{key: round(float(np.mean([s[key] for s in scores])), 4)
-                        for key in ("entity_f1", "mean_f1", "accuracy", "accuracy_no_o")}})
+        scores = [
+            score(corpus, train_ner(corpus, train_part, seed, head_params, args.epochs), validation_part)
+            for seed in args.seeds
+        ]
+        grid.append(
+            {
+                "layers": best["layers"],
+                "head": "bilstm",
+                "shape_flags": True,
+                "train_seconds_per_head": round((time.perf_counter() - start) / len(args.seeds), 2),
+                **{
+                    key: round(float(np.mean([s[key] for s in scores])), 4)
+                    for key in ("entity_f1", "mean_f1", "accuracy", "accuracy_no_o")
+                },
+            }
+        )
         print(name, grid[-1], flush=True)
         results["encoders"][name] = {
-            "dim": int(encoder.hidden_size), "layers": int(encoder.num_layers),
+            "dim": int(encoder.hidden_size),
+            "layers": int(encoder.num_layers),
             "labelled_split_seconds_all_layers": round(seconds, 1),
             "words_per_second": round(words_per_second, 1),
             "full_corpus_seconds_estimate": round(total_words / words_per_second, 1),
             "full_corpus_cache_bytes": total_words * int(encoder.hidden_size) * 2,
-            "grid": grid, "best": max(grid, key=lambda row: row["entity_f1"]),
+            "grid": grid,
+            "best": max(grid, key=lambda row: row["entity_f1"]),
         }
         del hidden, encoder
     cheapest = min(results["encoders"].values(), key=lambda e: e["full_corpus_seconds_estimate"])
@@ -126,8 +153,10 @@ def main() -> None:
         if not (too_costly and gain < args.min_gain):
             chosen = name
             break
-    results["rule"] = (f"highest validation entity F1, unless extraction costs > {args.budget}x the cheapest "
-                       f"for < {args.min_gain} entity F1")
+    results["rule"] = (
+        f"highest validation entity F1, unless extraction costs > {args.budget}x the cheapest "
+        f"for < {args.min_gain} entity F1"
+    )
     results["chosen"] = {"encoder": chosen, **results["encoders"][chosen]["best"]}
     # Throughput is only comparable within one run: other work on the machine slows every encoder.
     results["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]

@@ -36,11 +36,17 @@ def naive_loop(encoder, sentences, layers, batch_size=128):
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
     with torch.inference_mode():
         for start in range(0, len(sentences), batch_size):
-            batch = sentences[start:start + batch_size]
-            encoding = encoder.tokenizer(batch, is_split_into_words=True, truncation=True,
-                                         max_length=encoder.max_length, padding=True, return_tensors="pt")
+            batch = sentences[start : start + batch_size]
+            encoding = encoder.tokenizer(
+                batch,
+                is_split_into_words=True,
+                truncation=True,
+                max_length=encoder.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
             hidden = encoder.model(**encoding, output_hidden_states=True).hidden_states
-            combined = torch.stack([hidden[layer] for layer in layers]).mean(0)      # (B, T, H)
+            combined = torch.stack([hidden[layer] for layer in layers]).mean(0)  # (B, T, H)
             pieces += int(encoding["attention_mask"].sum())
             slots += encoding["attention_mask"].numel()
             for b in range(len(batch)):
@@ -55,8 +61,9 @@ def ours(encoder, sentences, layers, bf16, max_batch_tokens):
     windows = tokenize(encoder.tokenizer, sentences, encoder.max_length, 128)
     vectors = encode_windows(encoder, windows, layers, "mean", "first", bf16, max_batch_tokens)
     lengths = np.array([len(ids) for ids in windows.input_ids])
-    slots = sum(len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE)
-                for b in length_batches(lengths, max_batch_tokens))
+    slots = sum(
+        len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE) for b in length_batches(lengths, max_batch_tokens)
+    )
     return vectors, int(lengths.sum()), slots
 
 
@@ -73,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_section(ExtractParams, "extract")
     layers = [int(layer) for layer in params.layers]
-    sentences = read_prepared("data/prepared").words[:args.sentences]
+    sentences = read_prepared("data/prepared").words[: args.sentences]
     bf16 = cpu_supports_bf16()
 
     naive_encoder = load_encoder(params.encoder)
@@ -83,22 +90,33 @@ def main() -> None:
     naive_loop(naive_encoder, warm, layers)
     ours(fast_encoder, warm, layers, bf16, params.max_batch_tokens)
 
-    (naive_vectors, naive_rows, naive_pieces, naive_slots), naive_seconds = timed(naive_loop, naive_encoder, sentences, layers)
-    (fast_vectors, pieces, slots), fast_seconds = timed(ours, fast_encoder, sentences, layers, bf16,
-                                                        params.max_batch_tokens)
-    (fp32_vectors, _, _), fp32_seconds = timed(ours, fast_encoder, sentences, layers, False,
-                                               params.max_batch_tokens)
+    (naive_vectors, naive_rows, naive_pieces, naive_slots), naive_seconds = timed(
+        naive_loop, naive_encoder, sentences, layers
+    )
+    (fast_vectors, pieces, slots), fast_seconds = timed(
+        ours, fast_encoder, sentences, layers, bf16, params.max_batch_tokens
+    )
+    (fp32_vectors, _, _), fp32_seconds = timed(ours, fast_encoder, sentences, layers, False, params.max_batch_tokens)
 
     def min_cosine(a, b):
         return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
     figures = {
-        "sentences": len(sentences), "words": int(fast_vectors.shape[0]), "layers": layers,
-        "bf16": bf16, "cpu_threads": torch.get_num_threads(),
-        "naive": {"seconds": round(naive_seconds, 2), "pieces_per_second": round(naive_pieces / naive_seconds),
-                  "padding_fill": round(naive_pieces / naive_slots, 3)},
-        "ours": {"seconds": round(fast_seconds, 2), "pieces_per_second": round(pieces / fast_seconds),
-                 "padding_fill": round(pieces / slots, 3)},
+        "sentences": len(sentences),
+        "words": int(fast_vectors.shape[0]),
+        "layers": layers,
+        "bf16": bf16,
+        "cpu_threads": torch.get_num_threads(),
+        "naive": {
+            "seconds": round(naive_seconds, 2),
+            "pieces_per_second": round(naive_pieces / naive_seconds),
+            "padding_fill": round(naive_pieces / naive_slots, 3),
+        },
+        "ours": {
+            "seconds": round(fast_seconds, 2),
+            "pieces_per_second": round(pieces / fast_seconds),
+            "padding_fill": round(pieces / slots, 3),
+        },
         "ours_fp32": {"seconds": round(fp32_seconds, 2), "pieces_per_second": round(pieces / fp32_seconds)},
         "speedup": round(naive_seconds / fast_seconds, 2),
         "speedup_fp32_only_batching": round(naive_seconds / fp32_seconds, 2),

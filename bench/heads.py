@@ -46,8 +46,17 @@ def main() -> None:
         features = cache.features
         params, _ = train_supervised(None, features, labels, prepared.offsets, labelled, model=model, seed=0)
         supervised_seconds = time.perf_counter() - start
-        train_kl_phase(params, features, labels, prepared.offsets, labelled, unlabelled,
-                       KLPhase(kind="confidence", rounds=80), model=model, seed=0)
+        train_kl_phase(
+            params,
+            features,
+            labels,
+            prepared.offsets,
+            labelled,
+            unlabelled,
+            KLPhase(kind="confidence", rounds=80),
+            model=model,
+            seed=0,
+        )
     cached_seconds = time.perf_counter() - start
     cached_steps = 400 + 2 * 80
 
@@ -56,8 +65,9 @@ def main() -> None:
     encoder = load_encoder(extract.encoder)
     optimizer = make_optimizer(1e-3)
     steps = make_steps(model, optimizer)
-    state = init_state(init_head_params(model, np.zeros((8, encoder.hidden_size), np.float16),
-                                        jax.random.key(0)), optimizer)
+    state = init_state(
+        init_head_params(model, np.zeros((8, encoder.hidden_size), np.float16), jax.random.key(0)), optimizer
+    )
     batches = sentence_batches(labelled, 128, np.random.default_rng(0))
     key = jax.random.key(1)
     loop_seconds = []
@@ -66,8 +76,9 @@ def main() -> None:
         begin = time.perf_counter()
         sentences = [prepared.words[s] for s in ids]
         windows = tokenize(encoder.tokenizer, sentences, encoder.max_length, extract.stride)
-        vectors = encode_windows(encoder, windows, layers, "mean", "first", False, 10**9,
-                                 sort=False, batch_windows=128).astype(np.float16)
+        vectors = encode_windows(
+            encoder, windows, layers, "mean", "first", False, 10**9, sort=False, batch_windows=128
+        ).astype(np.float16)
         batch_rows = np.arange(len(vectors))
         batch = make_batch(vectors, prepared.labels[word_rows(prepared.offsets, ids)], batch_rows, 4096)
         state, _ = steps.ce(state, batch, key)
@@ -75,10 +86,18 @@ def main() -> None:
         loop_seconds.append(time.perf_counter() - begin)
     per_step = float(np.mean(loop_seconds[1:]))  # the first step also compiles
     figures = {
-        "cached": {"seconds": round(cached_seconds, 2), "supervised_400_steps_seconds": round(supervised_seconds, 2),
-                   "steps": cached_steps, "includes_jit": True},
-        "encoder_in_loop": {"measured_steps": args.loop_steps, "seconds_per_step": round(per_step, 3),
-                            "extrapolated_seconds": round(per_step * cached_steps, 1), "precision": "fp32"},
+        "cached": {
+            "seconds": round(cached_seconds, 2),
+            "supervised_400_steps_seconds": round(supervised_seconds, 2),
+            "steps": cached_steps,
+            "includes_jit": True,
+        },
+        "encoder_in_loop": {
+            "measured_steps": args.loop_steps,
+            "seconds_per_step": round(per_step, 3),
+            "extrapolated_seconds": round(per_step * cached_steps, 1),
+            "precision": "fp32",
+        },
         "speedup": round(per_step * cached_steps / cached_seconds, 1),
     }
     atomic_write_text(args.out, json.dumps(figures, indent=2) + "\n")

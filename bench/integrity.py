@@ -33,13 +33,13 @@ def synthetic_cache(path: Path, words: int, dim: int, chunk_sentences: int = 204
     for chunk in writer.pending_chunks():
         first, last = writer.chunk_sentence_range(chunk)
         rows = int(offsets[last] - offsets[first])
-        writer.write_chunk(chunk, rng.standard_normal((rows, dim), dtype=np.float32),
-                           np.ones(rows, np.int32))
+        writer.write_chunk(chunk, rng.standard_normal((rows, dim), dtype=np.float32), np.ones(rows, np.int32))
     return writer.finish()
 
 
 def measure(path: Path) -> dict:
     """Seconds to open without and with verification; the best of three (page cache warm)."""
+
     def best(verify: bool) -> float:
         times = []
         for _ in range(3):
@@ -56,11 +56,17 @@ def measure(path: Path) -> dict:
     with open_cache(path, verify=False) as cache:
         words, dim = cache.num_words, cache.dim
     size = path.stat().st_size
-    return {"cache": str(path), "words": words, "dim": dim, "bytes": size,
-            "open_seconds": round(plain, 4), "open_and_verify_seconds": round(verified, 3),
-            "verify_seconds": round(alone, 3),
-            "verify_gib_per_second": round(size / 2**30 / max(alone, 1e-9), 2),
-            "cpu": os.cpu_count()}
+    return {
+        "cache": str(path),
+        "words": words,
+        "dim": dim,
+        "bytes": size,
+        "open_seconds": round(plain, 4),
+        "open_and_verify_seconds": round(verified, 3),
+        "verify_seconds": round(alone, 3),
+        "verify_gib_per_second": round(size / 2**30 / max(alone, 1e-9), 2),
+        "cpu": os.cpu_count(),
+    }
 
 
 def main() -> None:

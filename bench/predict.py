@@ -38,12 +38,19 @@ def bench_head(head: str, text: Path, as_json: bool, batch_sentences: int) -> di
     with open(os.devnull, "w", encoding="utf-8") as sink:
         counts = tag_lines(tagger, input_lines([], str(text), "utf-8"), sink, as_json, batch_sentences)
     seconds = time.perf_counter() - loaded
-    return {"head": head, "model": tagger.config["model"], "input": tagger.config["input"],
-            "precision": tagger.config["features"]["precision"], "json": as_json,
-            "load_seconds": round(loaded - start, 2), "tag_seconds": round(seconds, 2),
-            "sentences": counts["sentences"], "words": counts["words"],
-            "sentences_per_second": round(counts["sentences"] / seconds, 1),
-            "words_per_second": round(counts["words"] / seconds, 1)}
+    return {
+        "head": head,
+        "model": tagger.config["model"],
+        "input": tagger.config["input"],
+        "precision": tagger.config["features"]["precision"],
+        "json": as_json,
+        "load_seconds": round(loaded - start, 2),
+        "tag_seconds": round(seconds, 2),
+        "sentences": counts["sentences"],
+        "words": counts["words"],
+        "sentences_per_second": round(counts["sentences"] / seconds, 1),
+        "words_per_second": round(counts["words"] / seconds, 1),
+    }
 
 
 def main() -> None:
@@ -59,16 +66,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         text = Path(work) / "sentences.txt"
         sentence_file(text, args.prepared, args.sentences, args.seed)
-        runs = [bench_head(head, text, as_json, args.batch_sentences)
-                for head in args.heads for as_json in (False, True)]
-    report = {"cpu_threads": os.cpu_count(), "load_average_before_after": [round(load_before[0], 2),
-              round(os.getloadavg()[0], 2)], "file_sentences": args.sentences,
-              "batch_sentences": args.batch_sentences, "runs": runs,
-              "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+        runs = [
+            bench_head(head, text, as_json, args.batch_sentences) for head in args.heads for as_json in (False, True)
+        ]
+    report = {
+        "cpu_threads": os.cpu_count(),
+        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "file_sentences": args.sentences,
+        "batch_sentences": args.batch_sentences,
+        "runs": runs,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
     atomic_write_text(Path(args.out), json.dumps(report, indent=2) + "\n")
     for run in runs:
-        print(f"{run['model']:>9} {'json' if run['json'] else 'conll'}: {run['sentences_per_second']:8.1f} "
-              f"sentences/s, {run['words_per_second']:9.1f} words/s (load {run['load_seconds']} s)")
+        print(
+            f"{run['model']:>9} {'json' if run['json'] else 'conll'}: {run['sentences_per_second']:8.1f} "
+            f"sentences/s, {run['words_per_second']:9.1f} words/s (load {run['load_seconds']} s)"
+        )
 
 
 if __name__ == "__main__":

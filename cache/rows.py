@@ -71,8 +71,8 @@ class ConcatRows(_RowView):
         self.shape = (int(self.starts[-1]),) + shapes.pop()
 
     def _rows(self, rows: np.ndarray) -> np.ndarray:
-        out = np.empty((len(rows),) + self.shape[1:], self.dtype)            # (N, D)
-        part_of = np.searchsorted(self.starts, rows, side="right") - 1     # (N,)
+        out = np.empty((len(rows),) + self.shape[1:], self.dtype)  # (N, D)
+        part_of = np.searchsorted(self.starts, rows, side="right") - 1  # (N,)
         for p, part in enumerate(self.parts):
             where = np.flatnonzero(part_of == p)
             if where.size == 0:

@@ -43,8 +43,11 @@ class CacheError(ValueError):
 
 
 def _describe_mismatch(found: dict, expected: dict) -> str:
-    diffs = [f"{k}: cache has {found.get(k)!r}, asked {expected[k]!r}"
-             for k in sorted(expected) if found.get(k) != expected[k]]
+    diffs = [
+        f"{k}: cache has {found.get(k)!r}, asked {expected[k]!r}"
+        for k in sorted(expected)
+        if found.get(k) != expected[k]
+    ]
     return "; ".join(diffs)
 
 
@@ -56,7 +59,7 @@ def _chunk_crc32(features: np.ndarray, piece_ids: np.ndarray) -> int:
 
 def nonfinite_rows(features: np.ndarray) -> np.ndarray:
     """Indices of the rows of float16 ``features`` (N, D) holding a NaN or an Inf, (K,) int64."""
-    exponent = features.view(np.uint16) & 0x7C00   # float16: all exponent bits set = Inf or NaN
+    exponent = features.view(np.uint16) & 0x7C00  # float16: all exponent bits set = Inf or NaN
     return np.flatnonzero((exponent == 0x7C00).any(axis=1))
 
 
@@ -65,8 +68,10 @@ def _describe_rows(rows: np.ndarray, offsets: np.ndarray) -> str:
     shown = rows[:5]
     sentences = np.searchsorted(offsets, shown, side="right") - 1
     more = f" and {len(rows) - len(shown)} more" if len(rows) > len(shown) else ""
-    return (f"word row(s) {', '.join(map(str, shown.tolist()))}{more} "
-            f"(sentence(s) {', '.join(str(s + 1) for s in sentences.tolist())}, 1-based)")
+    return (
+        f"word row(s) {', '.join(map(str, shown.tolist()))}{more} "
+        f"(sentence(s) {', '.join(str(s + 1) for s in sentences.tolist())}, 1-based)"
+    )
 
 
 def verify_cache(path: str | Path) -> None:
@@ -91,16 +96,20 @@ class FeatureCache:
             if attrs.get("format") != FORMAT or any(k not in self.file for k in ("features", "offsets", "piece_ids")):
                 raise CacheError(f"{self.path}: not a feature cache written by this project")
             if int(attrs.get("version", -1)) != VERSION:
-                raise CacheError(f"{self.path}: cache format version {attrs.get('version')}, "
-                                 f"this code reads {VERSION}; rerun extract")
+                raise CacheError(
+                    f"{self.path}: cache format version {attrs.get('version')}, "
+                    f"this code reads {VERSION}; rerun extract"
+                )
             if not bool(attrs.get("complete", False)):
                 raise CacheError(f"{self.path}: cache is incomplete (an interrupted extraction)")
             self.fingerprint = json.loads(attrs["fingerprint"])
             # Every field the caller names must match; a caller that cannot know a field
             # (the weights' hash without loading the encoder) leaves it out.
             if expected is not None and {k: self.fingerprint.get(k) for k in expected} != expected:
-                raise CacheError(f"{self.path}: stale cache, fingerprint differs: "
-                                 f"{_describe_mismatch(self.fingerprint, expected)}; rerun extract")
+                raise CacheError(
+                    f"{self.path}: stale cache, fingerprint differs: "
+                    f"{_describe_mismatch(self.fingerprint, expected)}; rerun extract"
+                )
         except Exception:
             self.file.close()
             raise
@@ -127,14 +136,17 @@ class FeatureCache:
             first = chunk * chunk_sentences
             last = min(first + chunk_sentences, self.num_sentences)
             start, stop = int(self.offsets[first]), int(self.offsets[last])
-            features = np.asarray(self.features[start:stop])          # (rows, D) float16
+            features = np.asarray(self.features[start:stop])  # (rows, D) float16
             bad = nonfinite_rows(features)
             if bad.size:
-                raise CacheError(f"{self.path}: NaN or Inf features in "
-                                 f"{_describe_rows(bad + start, self.offsets)}; rerun extract")
+                raise CacheError(
+                    f"{self.path}: NaN or Inf features in {_describe_rows(bad + start, self.offsets)}; rerun extract"
+                )
             if _chunk_crc32(features, self.piece_ids[start:stop]) != int(crcs[chunk]):
-                raise CacheError(f"{self.path}: chunk {chunk} (word rows {start}..{stop - 1}) does not "
-                                 "match its checksum: the file is corrupt; delete it and rerun extract")
+                raise CacheError(
+                    f"{self.path}: chunk {chunk} (word rows {start}..{stop - 1}) does not "
+                    "match its checksum: the file is corrupt; delete it and rerun extract"
+                )
 
     @property
     def num_sentences(self) -> int:
@@ -190,15 +202,18 @@ def cache_totals(path: str | Path) -> dict:
     with h5py.File(path, "r") as handle:
         offsets = handle["offsets"][...]
         done = handle["chunk_done"][...]
-        return {"sentences": len(offsets) - 1, "words": int(offsets[-1]),
-                "chunks": int(len(done)), "chunks_done": int(done.sum())}
+        return {
+            "sentences": len(offsets) - 1,
+            "words": int(offsets[-1]),
+            "chunks": int(len(done)),
+            "chunks_done": int(done.sum()),
+        }
 
 
 class CacheWriter:
     """Write a cache chunk by chunk to ``<path>.partial``; resume one whose fingerprint matches."""
 
-    def __init__(self, path: str | Path, fingerprint: dict, offsets: np.ndarray, dim: int,
-                 chunk_sentences: int):
+    def __init__(self, path: str | Path, fingerprint: dict, offsets: np.ndarray, dim: int, chunk_sentences: int):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.fingerprint = fingerprint
@@ -217,19 +232,25 @@ class CacheWriter:
         except OSError:
             log.warning("%s: unreadable partial cache, starting over", self.partial)
             return None
-        same = (handle.attrs.get("format") == FORMAT
-                and handle.attrs.get("fingerprint") == json.dumps(self.fingerprint, sort_keys=True)
-                and handle.attrs.get("chunk_sentences") == self.chunk_sentences
-                and int(handle.attrs.get("version", -1)) == VERSION
-                and "chunk_crc32" in handle
-                and handle["features"].shape == (self.offsets[-1], dim)
-                and np.array_equal(handle["offsets"][...], self.offsets))
+        same = (
+            handle.attrs.get("format") == FORMAT
+            and handle.attrs.get("fingerprint") == json.dumps(self.fingerprint, sort_keys=True)
+            and handle.attrs.get("chunk_sentences") == self.chunk_sentences
+            and int(handle.attrs.get("version", -1)) == VERSION
+            and "chunk_crc32" in handle
+            and handle["features"].shape == (self.offsets[-1], dim)
+            and np.array_equal(handle["offsets"][...], self.offsets)
+        )
         if not same:
             handle.close()
             log.warning("%s: partial cache made from other inputs, starting over", self.partial)
             return None
-        log.info("%s: resuming, %d of %d chunks already written", self.partial,
-                 int(handle["chunk_done"][...].sum()), num_chunks)
+        log.info(
+            "%s: resuming, %d of %d chunks already written",
+            self.partial,
+            int(handle["chunk_done"][...].sum()),
+            num_chunks,
+        )
         return handle
 
     def _create(self, num_chunks: int, dim: int):
@@ -241,9 +262,13 @@ class CacheWriter:
         handle.create_dataset("piece_ids", shape=(words,), dtype=np.int32)
         handle.create_dataset("chunk_done", shape=(num_chunks,), dtype=np.uint8)
         handle.create_dataset("chunk_crc32", shape=(num_chunks,), dtype=np.uint32)
-        handle.attrs.update(format=FORMAT, version=VERSION, complete=False,
-                            chunk_sentences=self.chunk_sentences,
-                            fingerprint=json.dumps(self.fingerprint, sort_keys=True))
+        handle.attrs.update(
+            format=FORMAT,
+            version=VERSION,
+            complete=False,
+            chunk_sentences=self.chunk_sentences,
+            fingerprint=json.dumps(self.fingerprint, sort_keys=True),
+        )
         for key, value in self.fingerprint.items():
             handle.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
         return handle
@@ -264,17 +289,19 @@ class CacheWriter:
         if features.shape[0] != expected or piece_ids.shape[0] != expected:
             raise ValueError(f"chunk {chunk}: {features.shape[0]} vectors for {expected} words")
         with np.errstate(over="ignore"):  # beyond ±65504 becomes Inf, refused just below
-            features = np.ascontiguousarray(features, dtype=np.float16)   # (rows, D)
+            features = np.ascontiguousarray(features, dtype=np.float16)  # (rows, D)
         piece_ids = np.ascontiguousarray(piece_ids, dtype=np.int32)
         bad = nonfinite_rows(features)
         if bad.size:
-            raise CacheError(f"{self.partial}: the encoder gave NaN or Inf features for "
-                             f"{_describe_rows(bad + rows.start, self.offsets)}; nothing of chunk {chunk} "
-                             "was written")
+            raise CacheError(
+                f"{self.partial}: the encoder gave NaN or Inf features for "
+                f"{_describe_rows(bad + rows.start, self.offsets)}; nothing of chunk {chunk} "
+                "was written"
+            )
         self.file["features"][rows] = features
         self.file["piece_ids"][rows] = piece_ids
         self.file["chunk_crc32"][chunk] = _chunk_crc32(features, piece_ids)
-        self.file["chunk_done"][chunk] = 1   # after the data and its checksum: a crash leaves it undone
+        self.file["chunk_done"][chunk] = 1  # after the data and its checksum: a crash leaves it undone
         self.file.flush()
 
     def finish(self) -> Path:

@@ -101,8 +101,9 @@ def _check_encoding(encoding: str, path: Path) -> str:
     try:
         return codecs.lookup(encoding).name
     except LookupError:
-        raise CorpusError(f"{path}: unknown encoding {encoding!r} (prepare.encoding: auto, utf-8, "
-                          "latin-1, cp1252, ...)") from None
+        raise CorpusError(
+            f"{path}: unknown encoding {encoding!r} (prepare.encoding: auto, utf-8, latin-1, cp1252, ...)"
+        ) from None
 
 
 def _decode(raw: bytes, name: str, encoding: str) -> str:
@@ -119,22 +120,29 @@ def _decode(raw: bytes, name: str, encoding: str) -> str:
                 encoding = "utf-8"
                 raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                log.info("%s:%d: not valid UTF-8, read as %s", name, _line_of(raw, error.start),
-                         FALLBACK_ENCODING)
+                log.info("%s:%d: not valid UTF-8, read as %s", name, _line_of(raw, error.start), FALLBACK_ENCODING)
                 encoding = FALLBACK_ENCODING
     elif utf16 and not encoding.startswith("utf-16"):
-        raise _fail(name, 1, f"UTF-16 text (byte-order mark) read as {encoding}: set the encoding to "
-                             "utf-16 or auto, or convert it (iconv -f UTF-16 -t UTF-8)")
+        raise _fail(
+            name,
+            1,
+            f"UTF-16 text (byte-order mark) read as {encoding}: set the encoding to "
+            "utf-16 or auto, or convert it (iconv -f UTF-16 -t UTF-8)",
+        )
     if not encoding.startswith(("utf-16", "utf-32")) and b"\x00" in raw:
         raise _fail(name, _line_of(raw, raw.index(b"\x00")), "not a text file: binary data (NUL byte)")
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as error:
         line = _line_of(raw, error.start)
-        raise _fail(name, line, f"not valid {encoding} (byte 0x{raw[error.start]:02x}); "
-                                "set the corpus encoding (auto, utf-8, latin-1, ...)") from None
+        raise _fail(
+            name,
+            line,
+            f"not valid {encoding} (byte 0x{raw[error.start]:02x}); "
+            "set the corpus encoding (auto, utf-8, latin-1, ...)",
+        ) from None
     if "\x00" in text:
-        raise _fail(name, text[:text.index("\x00")].count("\n") + 1, "not a text file: NUL character")
+        raise _fail(name, text[: text.index("\x00")].count("\n") + 1, "not a text file: NUL character")
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -154,7 +162,9 @@ def _open_text(path: Path, encoding: str) -> tuple[str, str]:
                 raw = archive.read(members[0])
                 name = f"{path}!{members[0]}"
         except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as error:
-            raise _fail(path, None, f"unreadable zip ({str(error).splitlines()[0] if str(error) else error!r})") from None
+            raise _fail(
+                path, None, f"unreadable zip ({str(error).splitlines()[0] if str(error) else error!r})"
+            ) from None
     else:
         raw = path.read_bytes()
         name = str(path)
@@ -165,17 +175,25 @@ def _column(spec, header: list[str], what: str, name: str, line: int) -> int:
     """The index of column ``spec``: a header name (CSV) or an index (negative from the end)."""
     if isinstance(spec, str):
         if spec not in header:
-            raise _fail(name, line, f"no column {spec!r} for the {what} (prepare.{what}_column); "
-                                    f"found {', '.join(header)}")
+            raise _fail(
+                name, line, f"no column {spec!r} for the {what} (prepare.{what}_column); found {', '.join(header)}"
+            )
         return header.index(spec)
     if not -len(header) <= spec < len(header):
-        raise _fail(name, line, f"prepare.{what}_column is {spec}, but the line has {len(header)} "
-                                "columns (counted from 0; -1 is the last)")
+        raise _fail(
+            name,
+            line,
+            f"prepare.{what}_column is {spec}, but the line has {len(header)} columns (counted from 0; -1 is the last)",
+        )
     return spec % len(header)
 
 
-def read_kaggle_csv(path: str | Path, encoding: str = "latin-1", word_column: int | str | None = None,
-                    tag_column: int | str | None = None) -> Corpus:
+def read_kaggle_csv(
+    path: str | Path,
+    encoding: str = "latin-1",
+    word_column: int | str | None = None,
+    tag_column: int | str | None = None,
+) -> Corpus:
     """Read the Kaggle GMB CSV; ``Sentence #`` is set only on a sentence's first row.
 
     The word and tag columns default to ``Word`` and ``Tag``; give a header name
@@ -187,8 +205,7 @@ def read_kaggle_csv(path: str | Path, encoding: str = "latin-1", word_column: in
         raise _fail(name, 1, "empty file")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader)
-    needed = [KAGGLE_COLUMNS[0]] + [c for c, spec in zip(KAGGLE_COLUMNS[1:], (word_column, tag_column))
-                                    if spec is None]
+    needed = [KAGGLE_COLUMNS[0]] + [c for c, spec in zip(KAGGLE_COLUMNS[1:], (word_column, tag_column)) if spec is None]
     missing = [c for c in needed if c not in header]
     if missing:
         raise _fail(name, 1, f"missing column(s) {', '.join(missing)}; found {', '.join(header)}")
@@ -205,8 +222,9 @@ def read_kaggle_csv(path: str | Path, encoding: str = "latin-1", word_column: in
         if not row:
             continue
         if len(row) != width:
-            raise _fail(name, line, f"expected {width} fields, found {len(row)} "
-                                    "(a word with an unquoted comma or quote?)")
+            raise _fail(
+                name, line, f"expected {width} fields, found {len(row)} (a word with an unquoted comma or quote?)"
+            )
         if row[sid_col].strip():
             words.append([])
             tags.append([])
@@ -279,8 +297,12 @@ def read_conll(path: str | Path, encoding: str = "utf-8", word_column: int = 0, 
                 raise _fail(name, number, f"the word and tag columns are both column {word_col}")
         elif len(columns) != width:
             holder = "a space (the file is space-separated)" if separator == " " else "a tab"
-            raise _fail(name, number, f"{len(columns)} columns, but line {width_line} has {width}: "
-                                      f"a word containing {holder}? Nothing is cut silently; fix the line")
+            raise _fail(
+                name,
+                number,
+                f"{len(columns)} columns, but line {width_line} has {width}: "
+                f"a word containing {holder}? Nothing is cut silently; fix the line",
+            )
         word, tag = columns[word_col], columns[tag_col].strip()
         if word == "":
             raise _fail(name, number, "empty word")
@@ -300,8 +322,13 @@ def read_conll(path: str | Path, encoding: str = "utf-8", word_column: int = 0, 
     return Corpus(words, tags, name, first_lines, word_lines)
 
 
-def read_corpus(path: str | Path, fmt: str = "auto", encoding: str = "auto",
-                word_column: int | str | None = None, tag_column: int | str | None = None) -> Corpus:
+def read_corpus(
+    path: str | Path,
+    fmt: str = "auto",
+    encoding: str = "auto",
+    word_column: int | str | None = None,
+    tag_column: int | str | None = None,
+) -> Corpus:
     """Read a corpus in ``fmt`` ('kaggle', 'conll' or 'auto': by extension, .csv/.zip is Kaggle).
 
     ``encoding`` 'auto' reads UTF-8, else Latin-1 (a UTF-16 byte-order mark: UTF-16).
@@ -317,8 +344,11 @@ def read_corpus(path: str | Path, fmt: str = "auto", encoding: str = "auto",
     if fmt == "conll":
         for spec, what in ((word_column, "word"), (tag_column, "tag")):
             if spec is not None and not isinstance(spec, int):
-                raise CorpusError(f"{path}: prepare.{what}_column {spec!r}: a CoNLL file has no header; "
-                                  "give a column index (0 is the first, -1 the last)")
-        return read_conll(path, encoding, 0 if word_column is None else word_column,
-                          -1 if tag_column is None else tag_column)
+                raise CorpusError(
+                    f"{path}: prepare.{what}_column {spec!r}: a CoNLL file has no header; "
+                    "give a column index (0 is the first, -1 the last)"
+                )
+        return read_conll(
+            path, encoding, 0 if word_column is None else word_column, -1 if tag_column is None else tag_column
+        )
     raise CorpusError(f"{path}: unknown corpus format {fmt!r} (use kaggle, conll or auto)")

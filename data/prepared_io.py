@@ -65,11 +65,15 @@ def write_prepared(directory: Path, words, tags, categories, split, meta) -> Non
     directory = Path(directory)
     lines = (json.dumps({"words": w, "tags": t}, ensure_ascii=False) for w, t in zip(words, tags))
     atomic_write_text(directory / "sentences.jsonl", "\n".join(lines) + "\n")
-    atomic_write_text(directory / "split.json",
-                      json.dumps({k: v.tolist() for k, v in split.items()}))
-    full_meta = dict(meta, categories=categories, num_sentences=len(words),
-                     num_words=sum(map(len, words)), words_sha256=words_sha256(words),
-                     split_sizes={k: int(len(v)) for k, v in split.items()})
+    atomic_write_text(directory / "split.json", json.dumps({k: v.tolist() for k, v in split.items()}))
+    full_meta = dict(
+        meta,
+        categories=categories,
+        num_sentences=len(words),
+        num_words=sum(map(len, words)),
+        words_sha256=words_sha256(words),
+        split_sizes={k: int(len(v)) for k, v in split.items()},
+    )
     # meta.json is written last: its presence marks a complete prepared directory.
     atomic_write_text(directory / "meta.json", json.dumps(full_meta, indent=2, ensure_ascii=False))
 
@@ -89,6 +93,8 @@ def read_prepared(directory: Path) -> Prepared:
     split_raw = json.loads((directory / "split.json").read_text(encoding="utf-8"))
     split = {k: np.asarray(v, dtype=np.int64) for k, v in split_raw.items()}
     if len(words) != meta["num_sentences"]:
-        raise ValueError(f"{directory}: sentences.jsonl has {len(words)} sentences, "
-                         f"meta.json says {meta['num_sentences']}; rerun prepare")
+        raise ValueError(
+            f"{directory}: sentences.jsonl has {len(words)} sentences, "
+            f"meta.json says {meta['num_sentences']}; rerun prepare"
+        )
     return Prepared(words, tags, meta["categories"], split, meta)

@@ -20,9 +20,14 @@ def resolve_size(size: float | str, available: int, what: str) -> int:
     return count
 
 
-def random_split(num_sentences: int, test_size: float, labelled_size: float, seed: int,
-                 test_ids: np.ndarray | None = None,
-                 labelled_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def random_split(
+    num_sentences: int,
+    test_size: float,
+    labelled_size: float,
+    seed: int,
+    test_ids: np.ndarray | None = None,
+    labelled_ids: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Split sentence ids 0..num_sentences-1; returns sorted int64 ids per split.
 
     ``test_ids`` or ``labelled_ids`` fix those parts explicitly; the rest is drawn
@@ -55,15 +60,15 @@ def read_id_file(path: str, num_sentences: int) -> np.ndarray:
         with open(path, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
-                         "expected sentence numbers, one per line") from None
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); expected sentence numbers, one per line"
+        ) from None
     for number, line in enumerate(lines, start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
         if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= num_sentences:
-            raise ValueError(f"{path}:{number}: expected a sentence number in 1..{num_sentences}, "
-                             f"found {text!r}")
+            raise ValueError(f"{path}:{number}: expected a sentence number in 1..{num_sentences}, found {text!r}")
         ids.append(int(text) - 1)
     return np.asarray(ids, dtype=np.int64)
 
@@ -73,8 +78,9 @@ def outside_share(tags: list[list[str]], outside: str = "O") -> np.ndarray:
     return np.array([sum(t == outside for t in s) / max(len(s), 1) for s in tags])
 
 
-def ranked_pool(candidates: np.ndarray, seed: int, outside: np.ndarray | None = None,
-                strength: float = 0.0) -> np.ndarray:
+def ranked_pool(
+    candidates: np.ndarray, seed: int, outside: np.ndarray | None = None, strength: float = 0.0
+) -> np.ndarray:
     """``candidates`` in the order a labeller would draw them; take the first n for a sample of n.
 
     With ``strength`` 0 the order is a uniform random permutation. Otherwise a

@@ -47,8 +47,7 @@ def detect_scheme(corpus: Corpus) -> str:
     return "bio" if all(_is_outside(t) or _prefix(t) for s in corpus.tags for t in s) else "plain"
 
 
-def normalize_tags(corpus: Corpus, scheme: str,
-                   categories: list[str] | None = None) -> tuple[list[list[str]], str]:
+def normalize_tags(corpus: Corpus, scheme: str, categories: list[str] | None = None) -> tuple[list[list[str]], str]:
     """Check every tag against ``scheme`` (and ``categories`` when declared); return (BIO tags, scheme).
 
     Words are untouched; only tags are rewritten, and each kind of rewrite is logged with its count.
@@ -74,8 +73,7 @@ def normalize_tags(corpus: Corpus, scheme: str,
                 previous = None
                 continue
             if prefix and tag[2:] == "":
-                raise CorpusError(f"{where}: tag {tag!r} has a prefix but no category (expected e.g. "
-                                  f"{tag[:2]}city)")
+                raise CorpusError(f"{where}: tag {tag!r} has a prefix but no category (expected e.g. {tag[:2]}city)")
             if scheme == "bio":
                 if prefix is None:
                     raise CorpusError(f"{where}: tag {tag!r} is not BIO (O, B-x or I-x)")
@@ -92,13 +90,17 @@ def normalize_tags(corpus: Corpus, scheme: str,
                 category = category_of(tag)
                 previous = category
             if allowed is not None and category not in allowed:
-                raise CorpusError(f"{where}: category {category!r} is not among the declared "
-                                  f"categories {sorted(allowed)}")
+                raise CorpusError(
+                    f"{where}: category {category!r} is not among the declared categories {sorted(allowed)}"
+                )
             out.append(tag)
         normalized.append(out)
-    notes = {"outside": "lower-case o tags read as O", "case": "lower-case prefixes read as upper-case",
-             "bioes": "BIOES/BILOU tags converted to BIO (S-/U- -> B-, E-/L- -> I-)",
-             "iob1": "entities starting with I- (IOB1) converted to B-"}
+    notes = {
+        "outside": "lower-case o tags read as O",
+        "case": "lower-case prefixes read as upper-case",
+        "bioes": "BIOES/BILOU tags converted to BIO (S-/U- -> B-, E-/L- -> I-)",
+        "iob1": "entities starting with I- (IOB1) converted to B-",
+    }
     for key, count in counts.items():
         if count:
             log.info("%s: %d %s", corpus.source, count, notes[key])
@@ -113,14 +115,20 @@ def validate_tags(corpus: Corpus, scheme: str, categories: list[str] | None = No
 def check_categories(categories: list[str], source: str, tag_column_hint: bool = True) -> None:
     """Refuse a vocabulary no head can learn from: fewer than two categories, or no O."""
     found = ", ".join(map(repr, categories))
-    hint = (" Are the tags in another column? Set prepare.tag_column (0 is the first column, "
-            "-1 the last)." if tag_column_hint else "")
+    hint = (
+        " Are the tags in another column? Set prepare.tag_column (0 is the first column, -1 the last)."
+        if tag_column_hint
+        else ""
+    )
     if len(categories) < 2:
-        raise CorpusError(f"{source}: only one category ({found}): a head needs O and at least one "
-                          f"entity category to learn anything.{hint}")
+        raise CorpusError(
+            f"{source}: only one category ({found}): a head needs O and at least one "
+            f"entity category to learn anything.{hint}"
+        )
     if OUTSIDE not in categories:
-        raise CorpusError(f"{source}: no word is tagged O (categories: {found}): words outside entities "
-                          f"must be tagged O.{hint}")
+        raise CorpusError(
+            f"{source}: no word is tagged O (categories: {found}): words outside entities must be tagged O.{hint}"
+        )
 
 
 def category_vocabulary(tags: list[list[str]]) -> list[str]:

@@ -25,14 +25,14 @@ class Windows:
     every word in its chosen window (for mean pooling).
     """
 
-    input_ids: list[list[int]]   # per window, with special tokens
+    input_ids: list[list[int]]  # per window, with special tokens
     window_sentence: np.ndarray  # (num_windows,) sentence of each window
-    word_window: np.ndarray      # (num_words,)
-    word_first: np.ndarray       # (num_words,)
-    first_piece_id: np.ndarray   # (num_words,) int32, the word's first piece id
-    piece_window: np.ndarray     # (num_pieces,)
-    piece_position: np.ndarray   # (num_pieces,)
-    piece_word: np.ndarray       # (num_pieces,)
+    word_window: np.ndarray  # (num_words,)
+    word_first: np.ndarray  # (num_words,)
+    first_piece_id: np.ndarray  # (num_words,) int32, the word's first piece id
+    piece_window: np.ndarray  # (num_pieces,)
+    piece_position: np.ndarray  # (num_pieces,)
+    piece_word: np.ndarray  # (num_pieces,)
 
     @property
     def num_words(self) -> int:
@@ -40,8 +40,15 @@ class Windows:
 
 
 def _encode(tokenizer, sentences, max_length, stride):
-    return tokenizer(sentences, is_split_into_words=True, truncation=True, max_length=max_length,
-                     stride=stride, return_overflowing_tokens=True, add_special_tokens=True)
+    return tokenizer(
+        sentences,
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        add_special_tokens=True,
+    )
 
 
 def tokenize(tokenizer, sentences: list[list[str]], max_length: int, stride: int) -> Windows:
@@ -57,14 +64,12 @@ def tokenize(tokenizer, sentences: list[list[str]], max_length: int, stride: int
         seen[sentence].update(i for i in word_ids[window] if i is not None)
     broken = [s for s, words in enumerate(sentences) if len(seen[s]) != len(words)]
     if broken:
-        repaired = [[w if i in seen[s] else tokenizer.unk_token for i, w in enumerate(sentences[s])]
-                    for s in broken]
+        repaired = [[w if i in seen[s] else tokenizer.unk_token for i, w in enumerate(sentences[s])] for s in broken]
         fixed = _encode(tokenizer, repaired, max_length, stride)
         keep = [w for w, s in enumerate(window_sentence) if s not in set(broken)]
         input_ids = [input_ids[w] for w in keep] + list(fixed["input_ids"])
         word_ids = [word_ids[w] for w in keep] + [fixed.word_ids(w) for w in range(len(fixed["input_ids"]))]
-        window_sentence = ([window_sentence[w] for w in keep]
-                           + [broken[s] for s in fixed["overflow_to_sample_mapping"]])
+        window_sentence = [window_sentence[w] for w in keep] + [broken[s] for s in fixed["overflow_to_sample_mapping"]]
     return _align(sentences, input_ids, word_ids, np.asarray(window_sentence, dtype=np.int64))
 
 
@@ -73,7 +78,7 @@ def _align(sentences, input_ids, word_ids, window_sentence) -> Windows:
     num_words = int(offsets[-1])
     best_score = np.full(num_words, -1, dtype=np.int64)
     word_window = np.full(num_words, -1, dtype=np.int64)
-    spans: dict[tuple[int, int], list[int]] = {}   # (window, word row) -> piece positions
+    spans: dict[tuple[int, int], list[int]] = {}  # (window, word row) -> piece positions
     for window, ids in enumerate(word_ids):
         base = offsets[window_sentence[window]]
         real = [p for p, i in enumerate(ids) if i is not None]
@@ -104,6 +109,13 @@ def _align(sentences, input_ids, word_ids, window_sentence) -> Windows:
         piece_window.extend([window] * len(pieces))
         piece_position.extend(pieces)
         piece_word.extend([row] * len(pieces))
-    return Windows([list(ids) for ids in input_ids], window_sentence, word_window, word_first,
-                   first_piece_id, np.asarray(piece_window, dtype=np.int64),
-                   np.asarray(piece_position, dtype=np.int64), np.asarray(piece_word, dtype=np.int64))
+    return Windows(
+        [list(ids) for ids in input_ids],
+        window_sentence,
+        word_window,
+        word_first,
+        first_piece_id,
+        np.asarray(piece_window, dtype=np.int64),
+        np.asarray(piece_position, dtype=np.int64),
+        np.asarray(piece_word, dtype=np.int64),
+    )

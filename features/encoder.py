@@ -19,7 +19,7 @@ def resolve_encoder(name: str) -> str:
     """A packaged encoder's name -> its model directory; anything else is an HF name or path."""
     from features.packaged import split_zip_dir
 
-    unpacked = split_zip_dir(name)   # an encoder split over several wheels (all-mpnet-base-v2)
+    unpacked = split_zip_dir(name)  # an encoder split over several wheels (all-mpnet-base-v2)
     if unpacked is not None:
         return str(unpacked)
     module = PACKAGED_ENCODERS.get(name)
@@ -34,8 +34,8 @@ def resolve_encoder(name: str) -> str:
 @dataclasses.dataclass
 class Encoder:
     name: str
-    model: object       # transformers PreTrainedModel, eval mode, no grad
-    tokenizer: object   # a fast tokenizer (word_ids() is required)
+    model: object  # transformers PreTrainedModel, eval mode, no grad
+    tokenizer: object  # a fast tokenizer (word_ids() is required)
     weights_sha256: str
 
     @property
@@ -79,12 +79,13 @@ def load_encoder(name: str, threads: int | None = None, device: str = "cpu") -> 
         tokenizer = AutoTokenizer.from_pretrained(location)
         model = AutoModel.from_pretrained(location)
     except OSError as error:
-        raise FileNotFoundError(f"encoder {name!r}: cannot load from {location} "
-                                f"({str(error).splitlines()[0]})") from None
+        raise FileNotFoundError(
+            f"encoder {name!r}: cannot load from {location} ({str(error).splitlines()[0]})"
+        ) from None
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"encoder {name!r}: a fast tokenizer is required (word_ids() alignment)")
     model.eval().requires_grad_(False)
-    digest = weights_sha256(model)   # hashed on the CPU, before any move: the same on every device
+    digest = weights_sha256(model)  # hashed on the CPU, before any move: the same on every device
     return Encoder(name, model.to(device), tokenizer, digest)
 
 

@@ -59,7 +59,7 @@ def length_batches(lengths: np.ndarray, max_batch_tokens: int, multiple: int = P
     while start < len(order):
         longest = padded_length(int(lengths[order[start]]), multiple)
         count = max(1, max_batch_tokens // longest)
-        batches.append(order[start:start + count])
+        batches.append(order[start : start + count])
         start += count
     return batches
 
@@ -75,9 +75,17 @@ def truncate_encoder(encoder: Encoder, top_layer: int) -> None:
         encoder.model.encoder.layer = stack[:top_layer]
 
 
-def encode_windows(encoder: Encoder, windows: Windows, layers: list[int], combine: str,
-                   pooling: str, bf16: bool, max_batch_tokens: int, sort: bool = True,
-                   batch_windows: int | None = None) -> np.ndarray:
+def encode_windows(
+    encoder: Encoder,
+    windows: Windows,
+    layers: list[int],
+    combine: str,
+    pooling: str,
+    bf16: bool,
+    max_batch_tokens: int,
+    sort: bool = True,
+    batch_windows: int | None = None,
+) -> np.ndarray:
     """Word vectors (num_words, D) float32 (a NumPy array, on the CPU) for tokenised ``windows``.
 
     Runs where the encoder's model is (the CPU, or a GPU: ``load_encoder(device=...)``),
@@ -108,7 +116,7 @@ def encode_windows(encoder: Encoder, windows: Windows, layers: list[int], combin
     # Group the pieces by window once, so each batch finds its pieces by slicing.
     by_window = np.argsort(piece_window, kind="stable")
     window_starts = np.searchsorted(piece_window[by_window], np.arange(len(lengths) + 1))
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     pad_id = encoder.tokenizer.pad_token_id or 0
     with torch.inference_mode(), autocast:
         for batch in batches:
@@ -116,15 +124,16 @@ def encode_windows(encoder: Encoder, windows: Windows, layers: list[int], combin
             ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), longest), dtype=torch.long)
             for b, window in enumerate(batch):
-                ids[b, :lengths[window]] = torch.tensor(windows.input_ids[window])
-                mask[b, :lengths[window]] = 1
-            ids, mask = ids.to(device), mask.to(device)   # no-ops on the CPU
-            output = encoder.model(input_ids=ids, attention_mask=mask,
-                                   token_type_ids=torch.zeros_like(ids), output_hidden_states=True)
-            chosen = [output.hidden_states[layer].float() for layer in layers]   # each (B, T, H)
+                ids[b, : lengths[window]] = torch.tensor(windows.input_ids[window])
+                mask[b, : lengths[window]] = 1
+            ids, mask = ids.to(device), mask.to(device)  # no-ops on the CPU
+            output = encoder.model(
+                input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids), output_hidden_states=True
+            )
+            chosen = [output.hidden_states[layer].float() for layer in layers]  # each (B, T, H)
             hidden = torch.cat(chosen, -1) if combine == "concat" else torch.stack(chosen).mean(0)
-            flat = hidden.reshape(-1, dim)                                       # (B*T, D)
-            pieces = np.concatenate([by_window[window_starts[w]:window_starts[w + 1]] for w in batch])
+            flat = hidden.reshape(-1, dim)  # (B*T, D)
+            pieces = np.concatenate([by_window[window_starts[w] : window_starts[w + 1]] for w in batch])
             slot = np.empty(len(lengths), dtype=np.int64)
             slot[batch] = np.arange(len(batch))
             rows = torch.from_numpy(slot[piece_window[pieces]] * longest + piece_position[pieces]).to(device)
@@ -166,21 +175,40 @@ def fingerprint(encoder: Encoder, params: ExtractParams, bf16: bool, max_length:
     and neither are ``backend`` and ``ray_address``, which run the same code.
     """
     device = getattr(getattr(encoder.model, "device", None), "type", "cpu")
-    return {"encoder": encoder.name, "weights_sha256": encoder.weights_sha256,
-            "device": device, "device_requested": params.device,
-            "vocab_size": len(encoder.tokenizer),
-            "layers": [int(layer) for layer in params.layers], "combine": params.combine,
-            "pooling": params.pooling,
-            "precision": "bf16" if bf16 else "fp32", "precision_requested": params.precision,
-            "max_length": int(max_length), "max_length_requested": int(params.max_length),
-            "stride": int(params.stride), "chunk_sentences": int(params.chunk_sentences),
-            "max_batch_tokens": int(params.max_batch_tokens),
-            "corpus_sha256": words_sha256, "code_version": FEATURES_CODE_VERSION}
+    return {
+        "encoder": encoder.name,
+        "weights_sha256": encoder.weights_sha256,
+        "device": device,
+        "device_requested": params.device,
+        "vocab_size": len(encoder.tokenizer),
+        "layers": [int(layer) for layer in params.layers],
+        "combine": params.combine,
+        "pooling": params.pooling,
+        "precision": "bf16" if bf16 else "fp32",
+        "precision_requested": params.precision,
+        "max_length": int(max_length),
+        "max_length_requested": int(params.max_length),
+        "stride": int(params.stride),
+        "chunk_sentences": int(params.chunk_sentences),
+        "max_batch_tokens": int(params.max_batch_tokens),
+        "corpus_sha256": words_sha256,
+        "code_version": FEATURES_CODE_VERSION,
+    }
 
 
-def extract_to_cache(encoder: Encoder, sentences: Sequence[list[str]], writer: CacheWriter,
-                     layers, combine, pooling, bf16, max_length, stride, max_batch_tokens,
-                     progress: bool = True) -> dict:
+def extract_to_cache(
+    encoder: Encoder,
+    sentences: Sequence[list[str]],
+    writer: CacheWriter,
+    layers,
+    combine,
+    pooling,
+    bf16,
+    max_length,
+    stride,
+    max_batch_tokens,
+    progress: bool = True,
+) -> dict:
     """Encode every pending chunk of ``sentences`` into ``writer``; returns counters.
 
     ``sentences`` is read one chunk at a time, ``sentences[first:last]``: a list,
@@ -194,9 +222,9 @@ def extract_to_cache(encoder: Encoder, sentences: Sequence[list[str]], writer: C
     with tqdm(total=int(total), unit="sent", disable=not progress, desc="extract") as bar:
         for chunk in pending:
             first, last = writer.chunk_sentence_range(chunk)
-            vectors, piece_ids, chunk_counters = encode_chunk(encoder, sentences[first:last], layers, combine,
-                                                              pooling, bf16, max_length, stride,
-                                                              max_batch_tokens)
+            vectors, piece_ids, chunk_counters = encode_chunk(
+                encoder, sentences[first:last], layers, combine, pooling, bf16, max_length, stride, max_batch_tokens
+            )
             writer.write_chunk(chunk, vectors, piece_ids)
             counters["sentences"] += last - first
             for key, value in chunk_counters.items():
@@ -207,8 +235,9 @@ def extract_to_cache(encoder: Encoder, sentences: Sequence[list[str]], writer: C
     return counters
 
 
-def encode_chunk(encoder: Encoder, sentences: list[list[str]], layers, combine, pooling, bf16, max_length,
-                 stride, max_batch_tokens) -> tuple[np.ndarray, np.ndarray, dict]:
+def encode_chunk(
+    encoder: Encoder, sentences: list[list[str]], layers, combine, pooling, bf16, max_length, stride, max_batch_tokens
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """One chunk of sentences -> (word vectors (W, D) float32, first piece ids (W,), counters).
 
     The unit of work of both backends: the local loop above and each Ray actor
@@ -217,9 +246,15 @@ def encode_chunk(encoder: Encoder, sentences: list[list[str]], layers, combine, 
     windows = tokenize(encoder.tokenizer, sentences, max_length, stride)
     vectors = encode_windows(encoder, windows, layers, combine, pooling, bf16, max_batch_tokens)
     lengths = np.array([len(ids) for ids in windows.input_ids])
-    counters = {"words": windows.num_words, "pieces": int(lengths.sum()), "windows": len(lengths),
-                "padded_slots": sum(len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE)
-                                    for b in length_batches(lengths, max_batch_tokens))}
+    counters = {
+        "words": windows.num_words,
+        "pieces": int(lengths.sum()),
+        "windows": len(lengths),
+        "padded_slots": sum(
+            len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE)
+            for b in length_batches(lengths, max_batch_tokens)
+        ),
+    }
     return vectors, windows.first_piece_id, counters
 
 
@@ -241,8 +276,10 @@ def resolve_device(device: str) -> str:
     if torch.cuda.is_available():
         return "cuda"
     if device == "cuda":
-        raise ValueError(f"extract.device is cuda but torch {torch.__version__} sees no GPU "
-                         f"(a CPU-only torch build, or no driver); use auto or cpu")
+        raise ValueError(
+            f"extract.device is cuda but torch {torch.__version__} sees no GPU "
+            f"(a CPU-only torch build, or no driver); use auto or cpu"
+        )
     return "cpu"
 
 
@@ -291,20 +328,36 @@ def encode_to_cache(params: ExtractParams, sentences, offsets, words_sha256: str
     The corpus and any unlabelled text go through here, so both caches hold
     features of the same encoder, layers, pooling and precision.
     """
-    device = resolve_device(params.device)   # first: a wrong device fails before any work
+    device = resolve_device(params.device)  # first: a wrong device fails before any work
     bf16 = resolve_precision(params.precision, device)
     encoder, layers, max_length = load_for_params(params, device)
     expected = fingerprint(encoder, params, bf16, max_length, words_sha256)
     truncate_encoder(encoder, max(layers))
-    writer = CacheWriter(out, expected, offsets, feature_dim(encoder, layers, params.combine),
-                         params.chunk_sentences)
-    log.info("%s on %s, layers %s (%s), %s pooling, %s; %d sentences", params.encoder, device, layers,
-             params.combine, params.pooling, "bf16" if bf16 else "fp32", len(offsets) - 1)
+    writer = CacheWriter(out, expected, offsets, feature_dim(encoder, layers, params.combine), params.chunk_sentences)
+    log.info(
+        "%s on %s, layers %s (%s), %s pooling, %s; %d sentences",
+        params.encoder,
+        device,
+        layers,
+        params.combine,
+        params.pooling,
+        "bf16" if bf16 else "fp32",
+        len(offsets) - 1,
+    )
     start = time.perf_counter()
     try:
-        counters = extract_to_cache(encoder, sentences, writer, layers, params.combine,
-                                    params.pooling, bf16, max_length, params.stride,
-                                    params.max_batch_tokens)
+        counters = extract_to_cache(
+            encoder,
+            sentences,
+            writer,
+            layers,
+            params.combine,
+            params.pooling,
+            bf16,
+            max_length,
+            params.stride,
+            params.max_batch_tokens,
+        )
     except BaseException:
         writer.close()  # the partial file stays; the next run resumes from it
         raise
@@ -312,10 +365,18 @@ def encode_to_cache(params: ExtractParams, sentences, offsets, words_sha256: str
     seconds = time.perf_counter() - start
     log.info("wrote %s: %d words in %.1f s", path, counters["words"], seconds)
     totals = cache_totals(path)  # the whole cache: after a resume, counters cover only this run's chunks
-    return dict(sentences=totals["sentences"], words=totals["words"], chunks=totals["chunks"],
-                chunks_resumed=writer.chunks_done_at_open, this_run=counters,
-                backend="local", device=device, seconds=round(seconds, 2),
-                pieces_per_second=round(counters["pieces"] / max(seconds, 1e-9), 1),
-                padding_fill=round(counters["pieces"] / max(counters["padded_slots"], 1), 4),
-                peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                cache_bytes=path.stat().st_size, fingerprint=expected)
+    return dict(
+        sentences=totals["sentences"],
+        words=totals["words"],
+        chunks=totals["chunks"],
+        chunks_resumed=writer.chunks_done_at_open,
+        this_run=counters,
+        backend="local",
+        device=device,
+        seconds=round(seconds, 2),
+        pieces_per_second=round(counters["pieces"] / max(seconds, 1e-9), 1),
+        padding_fill=round(counters["pieces"] / max(counters["padded_slots"], 1), 4),
+        peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        cache_bytes=path.stat().st_size,
+        fingerprint=expected,
+    )

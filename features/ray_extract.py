@@ -30,8 +30,15 @@ import h5py
 import numpy as np
 
 from cache.store import CacheWriter
-from features.extract import (encode_chunk, feature_dim, fingerprint, load_for_params,
-                              release_freed_memory, resolve_precision, truncate_encoder)
+from features.extract import (
+    encode_chunk,
+    feature_dim,
+    fingerprint,
+    load_for_params,
+    release_freed_memory,
+    resolve_precision,
+    truncate_encoder,
+)
 from features.settings import ExtractParams
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,7 @@ def cache_encoder(backend: str):
 
 # --- shard files ---------------------------------------------------------------------------
 
+
 def shard_dir(out: str | Path) -> Path:
     """Where the shards of cache ``out`` live while it is being made: ``<out>.shards/``."""
     out = Path(out)
@@ -63,15 +71,15 @@ def shard_path(directory: Path, shard: int) -> Path:
     return directory / f"{shard:06d}.h5"
 
 
-def write_shard(path: Path, expected: dict, first: int, last: int, features: np.ndarray,
-                piece_ids: np.ndarray) -> None:
+def write_shard(path: Path, expected: dict, first: int, last: int, features: np.ndarray, piece_ids: np.ndarray) -> None:
     """Write one shard to ``path`` atomically: a file at ``path`` is always whole."""
     temporary = path.with_name(path.name + ".tmp")
     with h5py.File(temporary, "w") as handle:
         handle.create_dataset("features", data=features.astype(np.float16, copy=False))  # (W, D)
         handle.create_dataset("piece_ids", data=piece_ids.astype(np.int32, copy=False))  # (W,)
-        handle.attrs.update(format=SHARD_FORMAT, first=first, last=last,
-                            fingerprint=json.dumps(expected, sort_keys=True))
+        handle.attrs.update(
+            format=SHARD_FORMAT, first=first, last=last, fingerprint=json.dumps(expected, sort_keys=True)
+        )
     os.replace(temporary, path)
 
 
@@ -82,9 +90,13 @@ def read_shard(path: Path, expected: dict, first: int, last: int, words: int):
     try:
         with h5py.File(path, "r") as handle:
             attrs = handle.attrs
-            if (attrs.get("format") != SHARD_FORMAT or int(attrs["first"]) != first
-                    or int(attrs["last"]) != last or handle["features"].shape[0] != words
-                    or attrs.get("fingerprint") != json.dumps(expected, sort_keys=True)):
+            if (
+                attrs.get("format") != SHARD_FORMAT
+                or int(attrs["first"]) != first
+                or int(attrs["last"]) != last
+                or handle["features"].shape[0] != words
+                or attrs.get("fingerprint") != json.dumps(expected, sort_keys=True)
+            ):
                 return None
             return handle["features"][...], handle["piece_ids"][...]
     except (OSError, KeyError):
@@ -92,6 +104,7 @@ def read_shard(path: Path, expected: dict, first: int, last: int, words: int):
 
 
 # --- the actor -----------------------------------------------------------------------------
+
 
 class ShardEncoder:
     """A Ray Data actor: loads the encoder once, then encodes one shard per batch row.
@@ -107,21 +120,43 @@ class ShardEncoder:
             raise ValueError("this worker's GPU has no bf16: set extract.precision: fp32")
         self.encoder, self.layers, self.max_length = load_for_params(params, device, threads)
         self.params, self.bf16 = params, bf16
-        self.fingerprint = json.dumps(fingerprint(self.encoder, params, bf16, self.max_length, words_sha256),
-                                      sort_keys=True)
+        self.fingerprint = json.dumps(
+            fingerprint(self.encoder, params, bf16, self.max_length, words_sha256), sort_keys=True
+        )
         truncate_encoder(self.encoder, max(self.layers))
 
     def __call__(self, batch: dict) -> dict:
-        out = {key: [] for key in ("shard", "features", "piece_ids", "pieces", "windows",
-                                   "padded_slots", "fingerprint", "pid", "peak_rss_mib", "busy_seconds")}
+        out = {
+            key: []
+            for key in (
+                "shard",
+                "features",
+                "piece_ids",
+                "pieces",
+                "windows",
+                "padded_slots",
+                "fingerprint",
+                "pid",
+                "peak_rss_mib",
+                "busy_seconds",
+            )
+        }
         for shard, words in zip(batch["shard"], batch["words"]):
             sentences = json.loads(str(words))
             started = time.perf_counter()
             vectors, piece_ids, counters = encode_chunk(
-                self.encoder, sentences, self.layers, self.params.combine, self.params.pooling, self.bf16,
-                self.max_length, self.params.stride, self.params.max_batch_tokens)
+                self.encoder,
+                sentences,
+                self.layers,
+                self.params.combine,
+                self.params.pooling,
+                self.bf16,
+                self.max_length,
+                self.params.stride,
+                self.params.max_batch_tokens,
+            )
             out["shard"].append(int(shard))
-            out["features"].append(vectors.astype(np.float16).reshape(-1))   # (W*D,): shards differ in W
+            out["features"].append(vectors.astype(np.float16).reshape(-1))  # (W*D,): shards differ in W
             out["piece_ids"].append(piece_ids.astype(np.int32))
             for key in ("pieces", "windows", "padded_slots"):
                 out[key].append(counters[key])
@@ -132,8 +167,7 @@ class ShardEncoder:
             del vectors
             release_freed_memory()
         ragged = ("features", "piece_ids")
-        return {key: (_object_array(values) if key in ragged else np.asarray(values))
-                for key, values in out.items()}
+        return {key: (_object_array(values) if key in ragged else np.asarray(values)) for key, values in out.items()}
 
 
 def _object_array(arrays: list[np.ndarray]) -> np.ndarray:
@@ -144,6 +178,7 @@ def _object_array(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 # --- the cluster ---------------------------------------------------------------------------
+
 
 def runtime_env(staging: Path) -> dict:
     """The job's Ray runtime environment: the project's own code travels with the job, so
@@ -185,8 +220,12 @@ def connect(address: str) -> bool:
             ray.init(address=address, runtime_env=runtime_env(staging), logging_level=logging.WARNING)
         else:
             log.info("no extract.ray_address or RAY_ADDRESS: starting a local Ray instance")
-            ray.init(address="local", runtime_env=runtime_env(staging), include_dashboard=False,
-                     logging_level=logging.WARNING)
+            ray.init(
+                address="local",
+                runtime_env=runtime_env(staging),
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+            )
     return True
 
 
@@ -225,8 +264,16 @@ def precision_for(precision: str, device: str) -> bool:
 
 # --- the driver ----------------------------------------------------------------------------
 
-def encode_to_cache_ray(params: ExtractParams, sentences, offsets, words_sha256: str, out: str,
-                        actors: int | None = None, progress: bool = True) -> dict:
+
+def encode_to_cache_ray(
+    params: ExtractParams,
+    sentences,
+    offsets,
+    words_sha256: str,
+    out: str,
+    actors: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Fill cache ``out`` as ``features.extract.encode_to_cache`` does, with the encoding on Ray.
 
     ``actors`` overrides the count the cluster's resources give (tests, the
@@ -236,8 +283,9 @@ def encode_to_cache_ray(params: ExtractParams, sentences, offsets, words_sha256:
 
     started = connect(params.ray_address)
     try:
-        return _encode_on_ray(params, sentences, np.asarray(offsets, dtype=np.int64), words_sha256,
-                              Path(out), actors, progress)
+        return _encode_on_ray(
+            params, sentences, np.asarray(offsets, dtype=np.int64), words_sha256, Path(out), actors, progress
+        )
     finally:
         if started:
             ray.shutdown()
@@ -253,7 +301,7 @@ def _encode_on_ray(params, sentences, offsets, words_sha256, out, actors, progre
     # The driver loads the encoder on its CPU once, for the fingerprint (the weights' hash).
     encoder, layers, max_length = load_for_params(params, "cpu", 1)
     expected = fingerprint(encoder, params, bf16, max_length, words_sha256)
-    if "device" in expected:   # a fingerprint that names the device names the actors' one, not the driver's
+    if "device" in expected:  # a fingerprint that names the device names the actors' one, not the driver's
         expected["device"] = device
     dim = feature_dim(encoder, layers, params.combine)
     del encoder
@@ -261,30 +309,55 @@ def _encode_on_ray(params, sentences, offsets, words_sha256, out, actors, progre
     shards = shard_dir(out)
     shards.mkdir(parents=True, exist_ok=True)
     ranges = {chunk: writer.chunk_sentence_range(chunk) for chunk in writer.pending_chunks()}
-    todo = [chunk for chunk, (first, last) in ranges.items()
-            if read_shard(shard_path(shards, chunk), expected, first, last,
-                          int(offsets[last] - offsets[first])) is None]
+    todo = [
+        chunk
+        for chunk, (first, last) in ranges.items()
+        if read_shard(shard_path(shards, chunk), expected, first, last, int(offsets[last] - offsets[first])) is None
+    ]
     num_actors = max(1, min(num_actors, len(todo)))
-    log.info("%s, layers %s (%s), %s pooling, %s; %d sentences in %d shards, %d to encode on %d %s "
-             "actor(s), %s each", params.encoder, layers, params.combine, params.pooling,
-             "bf16" if bf16 else "fp32", len(offsets) - 1, len(ranges), len(todo),
-             num_actors, device, resources)
+    log.info(
+        "%s, layers %s (%s), %s pooling, %s; %d sentences in %d shards, %d to encode on %d %s actor(s), %s each",
+        params.encoder,
+        layers,
+        params.combine,
+        params.pooling,
+        "bf16" if bf16 else "fp32",
+        len(offsets) - 1,
+        len(ranges),
+        len(todo),
+        num_actors,
+        device,
+        resources,
+    )
 
     counters = {"sentences": 0, "words": 0, "pieces": 0, "padded_slots": 0, "windows": 0}
-    workers: dict[int, dict] = {}   # per actor process: its shards, words, busy time and peak RSS
+    workers: dict[int, dict] = {}  # per actor process: its shards, words, busy time and peak RSS
     encode_start = time.perf_counter()
     try:
         if todo:
-            items = [{"shard": chunk, "words": json.dumps(sentences[ranges[chunk][0]:ranges[chunk][1]],
-                                                          ensure_ascii=False)} for chunk in todo]
+            items = [
+                {
+                    "shard": chunk,
+                    "words": json.dumps(sentences[ranges[chunk][0] : ranges[chunk][1]], ensure_ascii=False),
+                }
+                for chunk in todo
+            ]
             dataset = ray.data.from_items(items, override_num_blocks=len(items))
             del items
             encoded = dataset.map_batches(
-                ShardEncoder, batch_size=1, batch_format="numpy",
+                ShardEncoder,
+                batch_size=1,
+                batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=num_actors),
-                fn_constructor_kwargs={"params": params, "device": device, "bf16": bf16,
-                                       "threads": resources["num_cpus"], "words_sha256": words_sha256},
-                **resources)
+                fn_constructor_kwargs={
+                    "params": params,
+                    "device": device,
+                    "bf16": bf16,
+                    "threads": resources["num_cpus"],
+                    "words_sha256": words_sha256,
+                },
+                **resources,
+            )
             with tqdm(total=len(todo), unit="shard", disable=not progress, desc="extract (ray)") as bar:
                 for batch in encoded.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
                     _store(batch, expected, ranges, offsets, dim, shards, counters, workers)
@@ -297,7 +370,7 @@ def _encode_on_ray(params, sentences, offsets, words_sha256, out, actors, progre
             found = read_shard(path, expected, first, last, int(offsets[last] - offsets[first]))
             if found is None:
                 raise RuntimeError(f"{path}: shard {chunk} missing after the Ray run")
-            writer.write_chunk(chunk, found[0], found[1])   # flushed: the shard is no longer needed
+            writer.write_chunk(chunk, found[0], found[1])  # flushed: the shard is no longer needed
             path.unlink()
         path = writer.finish()
     except BaseException:
@@ -305,41 +378,56 @@ def _encode_on_ray(params, sentences, offsets, words_sha256, out, actors, progre
         raise
     shutil.rmtree(shards, ignore_errors=True)
     seconds = time.perf_counter() - start
-    log.info("wrote %s: %d shards encoded, %d reused, %.1f s", path, len(todo), len(ranges) - len(todo),
-             seconds)
+    log.info("wrote %s: %d shards encoded, %d reused, %.1f s", path, len(todo), len(ranges) - len(todo), seconds)
     total = -(-(len(offsets) - 1) // params.chunk_sentences)
     # The same keys as the local backend's figures (whole-cache totals, then this run's counters).
-    return dict(sentences=len(offsets) - 1, words=int(offsets[-1]), chunks=total,
-                chunks_resumed=total - len(todo), this_run=counters,
-                backend="ray", device=device, actors=num_actors, actor_resources=resources,
-                shards=total, shards_encoded=len(todo), shards_reused=total - len(todo),
-                seconds=round(seconds, 2), encode_seconds=round(encode_seconds, 2),
-                assemble_seconds=round(time.perf_counter() - assemble_start, 2),
-                pieces_per_second=round(counters["pieces"] / max(encode_seconds, 1e-9), 1),
-                padding_fill=round(counters["pieces"] / max(counters["padded_slots"], 1), 4),
-                peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                actor_processes=[dict(worker, busy_seconds=round(worker["busy_seconds"], 2))
-                                 for _, worker in sorted(workers.items())],
-                cache_bytes=path.stat().st_size, fingerprint=expected)
+    return dict(
+        sentences=len(offsets) - 1,
+        words=int(offsets[-1]),
+        chunks=total,
+        chunks_resumed=total - len(todo),
+        this_run=counters,
+        backend="ray",
+        device=device,
+        actors=num_actors,
+        actor_resources=resources,
+        shards=total,
+        shards_encoded=len(todo),
+        shards_reused=total - len(todo),
+        seconds=round(seconds, 2),
+        encode_seconds=round(encode_seconds, 2),
+        assemble_seconds=round(time.perf_counter() - assemble_start, 2),
+        pieces_per_second=round(counters["pieces"] / max(encode_seconds, 1e-9), 1),
+        padding_fill=round(counters["pieces"] / max(counters["padded_slots"], 1), 4),
+        peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        actor_processes=[
+            dict(worker, busy_seconds=round(worker["busy_seconds"], 2)) for _, worker in sorted(workers.items())
+        ],
+        cache_bytes=path.stat().st_size,
+        fingerprint=expected,
+    )
 
 
 def _store(batch, expected, ranges, offsets, dim, shards, counters, workers) -> None:
     """Check one encoded shard from an actor and write it to its shard file."""
     shard = int(batch["shard"][0])
     if batch["fingerprint"][0] != json.dumps(expected, sort_keys=True):
-        raise ValueError(f"a Ray worker computed another fingerprint than the driver "
-                         f"(other encoder weights or code version on the workers?): "
-                         f"{batch['fingerprint'][0]} != {json.dumps(expected, sort_keys=True)}")
+        raise ValueError(
+            f"a Ray worker computed another fingerprint than the driver "
+            f"(other encoder weights or code version on the workers?): "
+            f"{batch['fingerprint'][0]} != {json.dumps(expected, sort_keys=True)}"
+        )
     first, last = ranges[shard]
     words = int(offsets[last] - offsets[first])
-    features = np.asarray(batch["features"][0]).reshape(words, dim)      # (W, D)
+    features = np.asarray(batch["features"][0]).reshape(words, dim)  # (W, D)
     write_shard(shard_path(shards, shard), expected, first, last, features, np.asarray(batch["piece_ids"][0]))
     counters["sentences"] += last - first
     counters["words"] += words
     for key in ("pieces", "windows", "padded_slots"):
         counters[key] += int(batch[key][0])
-    worker = workers.setdefault(int(batch["pid"][0]), {"shards": 0, "words": 0, "busy_seconds": 0.0,
-                                                        "peak_rss_mib": 0.0})
+    worker = workers.setdefault(
+        int(batch["pid"][0]), {"shards": 0, "words": 0, "busy_seconds": 0.0, "peak_rss_mib": 0.0}
+    )
     worker["shards"] += 1
     worker["words"] += words
     worker["busy_seconds"] += float(batch["busy_seconds"][0])

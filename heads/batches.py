@@ -44,10 +44,7 @@ def sentence_batches(sentence_ids, batch_sentences, rng, shuffle=True):
     sentence_ids = np.asarray(sentence_ids, np.int64).reshape(-1)
     if shuffle:
         sentence_ids = rng.permutation(sentence_ids)
-    return [
-        sentence_ids[start : start + batch_sentences]
-        for start in range(0, len(sentence_ids), batch_sentences)
-    ]
+    return [sentence_ids[start : start + batch_sentences] for start in range(0, len(sentence_ids), batch_sentences)]
 
 
 def padded_size(offsets, batches, multiple=256):

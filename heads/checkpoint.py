@@ -35,8 +35,11 @@ def _leaves(params) -> dict:
 
 def nonfinite_parameters(params) -> list[str]:
     """Names of the parameters that hold a NaN or an Inf."""
-    return [name for name, value in _leaves(params).items()
-            if np.issubdtype(np.asarray(value).dtype, np.inexact) and not np.isfinite(value).all()]
+    return [
+        name
+        for name, value in _leaves(params).items()
+        if np.issubdtype(np.asarray(value).dtype, np.inexact) and not np.isfinite(value).all()
+    ]
 
 
 def save_head(path, params, config):
@@ -48,11 +51,12 @@ def save_head(path, params, config):
     state = jax.device_get(serialization.to_state_dict(params))
     bad = nonfinite_parameters(state)
     if bad:
-        raise ValueError(f"{path}: not written: parameter(s) {', '.join(bad[:5])} hold NaN or Inf "
-                         "(training diverged; lower the learning rate or check the features)")
+        raise ValueError(
+            f"{path}: not written: parameter(s) {', '.join(bad[:5])} hold NaN or Inf "
+            "(training diverged; lower the learning rate or check the features)"
+        )
     payload = serialization.msgpack_serialize({"config": dict(config), "params": state})
-    record = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(payload).hexdigest(),
-              "payload": payload}
+    record = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload}
     encoded = serialization.msgpack_serialize(record)
     partial = path + ".tmp"
     with open(partial, "wb") as f:
@@ -65,8 +69,12 @@ def save_head(path, params, config):
 def _config_problem(config: dict) -> str | None:
     """Why ``config`` cannot rebuild a head, or None."""
     categories = config.get("categories")
-    if (not isinstance(categories, list) or len(categories) < 2
-            or not all(isinstance(c, str) and c for c in categories) or len(set(categories)) != len(categories)):
+    if (
+        not isinstance(categories, list)
+        or len(categories) < 2
+        or not all(isinstance(c, str) and c for c in categories)
+        or len(set(categories)) != len(categories)
+    ):
         return f"categories must be a list of two or more distinct names, found {categories!r}"
     if config.get("input") not in INPUTS:
         return f"input must be one of {', '.join(INPUTS)}, found {config.get('input')!r}"
@@ -74,11 +82,17 @@ def _config_problem(config: dict) -> str | None:
     if not isinstance(heads, dict):
         return "config has no 'heads' architecture"
     hidden = heads.get("hidden")
-    if (not isinstance(hidden, list) or not all(isinstance(w, int) and w > 0 for w in hidden)
-            or not isinstance(heads.get("latent_dim"), int) or heads["latent_dim"] <= 0
-            or not isinstance(heads.get("dropout"), (int, float))):
-        return (f"heads must give hidden (positive ints), latent_dim and dropout, found "
-                f"hidden={hidden!r}, latent_dim={heads.get('latent_dim')!r}, dropout={heads.get('dropout')!r}")
+    if (
+        not isinstance(hidden, list)
+        or not all(isinstance(w, int) and w > 0 for w in hidden)
+        or not isinstance(heads.get("latent_dim"), int)
+        or heads["latent_dim"] <= 0
+        or not isinstance(heads.get("dropout"), (int, float))
+    ):
+        return (
+            f"heads must give hidden (positive ints), latent_dim and dropout, found "
+            f"hidden={hidden!r}, latent_dim={heads.get('latent_dim')!r}, dropout={heads.get('dropout')!r}"
+        )
     if config["input"] == "piece_ids":
         if not isinstance(config.get("vocabulary"), list) or not isinstance(config.get("vocab_size"), int):
             return "a piece-id head needs its vocabulary and vocab_size"
@@ -94,8 +108,7 @@ def _expected_shapes(config: dict, dim: int | None) -> dict:
     from heads.model import model_from_config
 
     model = model_from_config(config)
-    example = (np.zeros((1,), np.int32) if config["input"] == "piece_ids"
-               else np.zeros((1, dim), np.float16))
+    example = np.zeros((1,), np.int32) if config["input"] == "piece_ids" else np.zeros((1, dim), np.float16)
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), example)["params"])
     return {name: tuple(leaf.shape) for name, leaf in _leaves(shapes).items()}
 
@@ -120,12 +133,16 @@ def check_head(path: str, params, config: dict) -> None:
         missing = sorted(set(expected) - set(found))
         extra = sorted(set(found) - set(expected))
         wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
-        detail = "; ".join(part for part in (
-            f"missing {', '.join(missing[:3])}" if missing else "",
-            f"unknown {', '.join(extra[:3])}" if extra else "",
-            ", ".join(f"{k} is {found[k]}, expected {expected[k]}" for k in wrong[:3])) if part)
-        raise ValueError(f"{path}: malformed head: parameters do not fit the architecture its config "
-                         f"names ({detail})")
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing[:3])}" if missing else "",
+                f"unknown {', '.join(extra[:3])}" if extra else "",
+                ", ".join(f"{k} is {found[k]}, expected {expected[k]}" for k in wrong[:3]),
+            )
+            if part
+        )
+        raise ValueError(f"{path}: malformed head: parameters do not fit the architecture its config names ({detail})")
 
 
 def load_head(path):

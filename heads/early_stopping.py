@@ -39,19 +39,18 @@ from heads.train import (
 class EarlyStopping:
     """How a supervised head is trained to convergence (section ``early_stopping`` of params.yaml)."""
 
-    max_steps: int = 3000             # cap; 3,000 steps are ~150 passes of 2,560 sentences
-    eval_every: int = 50              # steps between validation scores (one compiled segment)
-    patience: int = 6                 # segments without a new best before stopping (300 steps)
+    max_steps: int = 3000  # cap; 3,000 steps are ~150 passes of 2,560 sentences
+    eval_every: int = 50  # steps between validation scores (one compiled segment)
+    patience: int = 6  # segments without a new best before stopping (300 steps)
     validation_fraction: float = 0.2  # of the labelled split, held out for the stopping criterion
-    validation_seed: int = 0          # the held-out part is the same for every head seed
-    refit: bool = True                # retrain on the whole labelled split for the chosen steps
+    validation_seed: int = 0  # the held-out part is the same for every head seed
+    refit: bool = True  # retrain on the whole labelled split for the chosen steps
 
     def __post_init__(self):
         if self.max_steps < 1 or self.eval_every < 1 or self.patience < 1:
             raise ValueError("early_stopping: max_steps, eval_every and patience must be >= 1")
         if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"early_stopping.validation_fraction must lie in (0, 1), "
-                             f"got {self.validation_fraction}")
+            raise ValueError(f"early_stopping.validation_fraction must lie in (0, 1), got {self.validation_fraction}")
 
 
 def validation_split(labelled_ids, fraction, seed=0):
@@ -121,8 +120,10 @@ def train_steps(
         raise ValueError("train_steps needs at least one labelled sentence")
     length = max_steps if validate is None else eval_every  # steps per compiled segment
     if max_steps < 0 or (validate is not None and (eval_every < 1 or patience < 1)):
-        raise ValueError(f"need max_steps >= 0, and eval_every, patience >= 1 with validation; got "
-                         f"{max_steps}, {eval_every}, {patience}")
+        raise ValueError(
+            f"need max_steps >= 0, and eval_every, patience >= 1 with validation; got "
+            f"{max_steps}, {eval_every}, {patience}"
+        )
     rng = np.random.default_rng(seed)
     params = init_params
     if params is None:
@@ -134,8 +135,9 @@ def train_steps(
     batches = batch_stream(labelled_ids, batch_sentences, rng, total)
     rows, stacked = word_positions(offsets, batches, padded_size(offsets, batches, pad_multiple), labels)
     optimizer = make_optimizer(learning_rate, weight_decay)
-    steps = bind_steps(model, optimizer, class_weights=class_weights, kind=None, prior=None,
-                       target_gradient=False, kl_weight=1.0)
+    steps = bind_steps(
+        model, optimizer, class_weights=class_weights, kind=None, prior=None, target_gradient=False, kl_weight=1.0
+    )
 
     def ce(state, batches, dropout_root):
         (labelled,) = batches
@@ -150,8 +152,10 @@ def train_steps(
         metrics = jax.device_get(metrics)  # {name: (length,)}
         check_finite(metrics["ce_sum"], lambda step, start=start: f"step {start + step}")
         done = start + length
-        entry = {"step": done, "ce": mean_ce(metrics["ce_sum"].sum(dtype=np.float64),
-                                              metrics["words"].sum(dtype=np.float64))}
+        entry = {
+            "step": done,
+            "ce": mean_ce(metrics["ce_sum"].sum(dtype=np.float64), metrics["words"].sum(dtype=np.float64)),
+        }
         if validate is not None:
             entry["score"] = float(validate(state.params))
             if entry["score"] > best["score"]:
@@ -166,8 +170,9 @@ def train_steps(
     return best["params"], {"best_step": best["step"], "steps": history[-1]["step"], "history": history}
 
 
-def train_converged(inputs, labels, offsets, labelled_ids, true_tags_of, categories, stopping: EarlyStopping,
-                    *, model, **options):
+def train_converged(
+    inputs, labels, offsets, labelled_ids, true_tags_of, categories, stopping: EarlyStopping, *, model, **options
+):
     """A supervised head from scratch: early stopping on a held-out part, then (``refit``) all labels.
 
     ``true_tags_of(sentence_ids)`` gives the flat true tags of those sentences
@@ -176,16 +181,25 @@ def train_converged(inputs, labels, offsets, labelled_ids, true_tags_of, categor
     pad_multiple). Returns (params, info): ``train_steps``'s info of the
     stopped run plus ``refit_steps`` (0 without a refit).
     """
-    train_part, validation_part = validation_split(labelled_ids, stopping.validation_fraction,
-                                                   stopping.validation_seed)
-    validate = entity_f1_scorer(inputs, offsets, validation_part, true_tags_of(validation_part), categories,
-                                model)
-    params, info = train_steps(None, inputs, labels, offsets, train_part, model=model,
-                               max_steps=stopping.max_steps, eval_every=stopping.eval_every,
-                               patience=stopping.patience, validate=validate, **options)
+    train_part, validation_part = validation_split(labelled_ids, stopping.validation_fraction, stopping.validation_seed)
+    validate = entity_f1_scorer(inputs, offsets, validation_part, true_tags_of(validation_part), categories, model)
+    params, info = train_steps(
+        None,
+        inputs,
+        labels,
+        offsets,
+        train_part,
+        model=model,
+        max_steps=stopping.max_steps,
+        eval_every=stopping.eval_every,
+        patience=stopping.patience,
+        validate=validate,
+        **options,
+    )
     info = dict(info, refit_steps=0, validation_sentences=len(validation_part))
     if stopping.refit:
-        params, _ = train_steps(None, inputs, labels, offsets, labelled_ids, model=model,
-                                max_steps=info["best_step"], **options)
+        params, _ = train_steps(
+            None, inputs, labels, offsets, labelled_ids, model=model, max_steps=info["best_step"], **options
+        )
         info["refit_steps"] = info["best_step"]
     return params, info

@@ -108,9 +108,7 @@ def confidence_kl(logits, mask, target_gradient, eps=1e-8):
 def _category_counts(labels, num_classes):
     labels = np.asarray(labels).reshape(-1)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"labels must lie in [0, {num_classes}); got [{labels.min()}, {labels.max()}]"
-        )
+        raise ValueError(f"labels must lie in [0, {num_classes}); got [{labels.min()}, {labels.max()}]")
     return np.bincount(labels.astype(np.int64), minlength=num_classes).astype(np.float64)
 
 
@@ -197,9 +195,7 @@ def check_prior(kind, prior, num_classes):
         raise ValueError(f"KL kind {kind!r} needs a prior")
     prior = np.asarray(prior, np.float64)
     if prior.shape != (num_classes,) or (prior < 0).any() or abs(prior.sum() - 1) > 1e-4:
-        raise ValueError(
-            f"prior must be {num_classes} non-negative numbers summing to 1; got {prior.tolist()}"
-        )
+        raise ValueError(f"prior must be {num_classes} non-negative numbers summing to 1; got {prior.tolist()}")
 
 
 def explicit_prior(prior, categories: list[str]) -> np.ndarray | None:

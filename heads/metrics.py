@@ -33,19 +33,14 @@ def _check_labels(name: str, labels: np.ndarray, num_classes: int) -> np.ndarray
         raise ValueError(f"{name} must hold integer category ids, got {labels.dtype}")
     labels = labels.astype(np.int64, copy=False)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"{name} holds ids outside [0, {num_classes}): "
-            f"min {labels.min()}, max {labels.max()}"
-        )
+        raise ValueError(f"{name} holds ids outside [0, {num_classes}): min {labels.min()}, max {labels.max()}")
     return labels
 
 
 def _counts_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
     """(C, C) int64 counts, rows true category, columns predicted category."""
     flat = true * num_classes + pred  # (N,) one cell id per word
-    return np.bincount(flat, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
-    )
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -107,9 +102,7 @@ def word_metrics(true: np.ndarray, pred: np.ndarray, categories: Sequence[str]) 
     else:
         entity_words = np.ones(num_words, dtype=bool)
     num_entity_words = int(entity_words.sum())
-    accuracy_no_o = (
-        float((true[entity_words] == pred[entity_words]).mean()) if num_entity_words else None
-    )
+    accuracy_no_o = float((true[entity_words] == pred[entity_words]).mean()) if num_entity_words else None
 
     return {
         "num_words": num_words,
@@ -166,9 +159,7 @@ def _true_tags_to_bio(tags: Sequence[str]) -> list[str]:
     return converted
 
 
-def entity_metrics(
-    true_tags: Sequence[Sequence[str]], pred_categories: Sequence[Sequence[str]]
-) -> dict:
+def entity_metrics(true_tags: Sequence[Sequence[str]], pred_categories: Sequence[Sequence[str]]) -> dict:
     """Entity-level (CoNLL style, seqeval default mode) scores.
 
     `true_tags` per sentence are BIO tags or plain category tags;
@@ -179,17 +170,13 @@ def entity_metrics(
     ratios with a zero denominator are 0.0.
     """
     if len(true_tags) != len(pred_categories):
-        raise ValueError(
-            f"{len(true_tags)} true sentences but {len(pred_categories)} predicted"
-        )
+        raise ValueError(f"{len(true_tags)} true sentences but {len(pred_categories)} predicted")
     if not true_tags:
         raise ValueError("no sentences to score")
     y_true, y_pred = [], []
     for s, (tags, predicted) in enumerate(zip(true_tags, pred_categories)):
         if len(tags) != len(predicted):
-            raise ValueError(
-                f"sentence {s}: {len(tags)} true tags but {len(predicted)} predictions"
-            )
+            raise ValueError(f"sentence {s}: {len(tags)} true tags but {len(predicted)} predictions")
         y_true.append(_true_tags_to_bio(list(tags)))
         y_pred.append(categories_to_bio(list(predicted)))
 
@@ -222,9 +209,7 @@ def entity_metrics(
     }
 
 
-def confusion(
-    true: np.ndarray, pred: np.ndarray, num_classes: int, normalize: str | None = "true"
-) -> np.ndarray:
+def confusion(true: np.ndarray, pred: np.ndarray, num_classes: int, normalize: str | None = "true") -> np.ndarray:
     """(C, C) float64 confusion matrix, rows true, columns predicted category.
 
     normalize="true": each row divided by its total (rows sum to 1);
@@ -250,14 +235,13 @@ def _chunks(types: np.ndarray, starts: np.ndarray, entity: np.ndarray):
     if not entity.any():
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    chunk_of_word = np.cumsum(starts)[entity]                      # chunk number of each entity word
+    chunk_of_word = np.cumsum(starts)[entity]  # chunk number of each entity word
     ends = np.flatnonzero(entity)[np.r_[chunk_of_word[1:] != chunk_of_word[:-1], True]]
     begins = np.flatnonzero(starts)
     return begins, ends, types[begins]
 
 
-def entity_f1_fast(true_tags: Sequence[str], pred: np.ndarray, categories: Sequence[str],
-                   offsets: np.ndarray) -> dict:
+def entity_f1_fast(true_tags: Sequence[str], pred: np.ndarray, categories: Sequence[str], offsets: np.ndarray) -> dict:
     """Entity precision/recall/F1 as `entity_metrics` computes them, vectorised.
 
     `true_tags` are the flat BIO (or plain) tags of the words, `pred` their
@@ -279,12 +263,16 @@ def entity_f1_fast(true_tags: Sequence[str], pred: np.ndarray, categories: Seque
         previous = np.r_[-2, types[:-1]]
         starts = entity & (first | begins_at_b | (previous != types))
         scores[name] = _chunks(types, starts, entity)
-    keys = {name: (b.astype(np.int64) * (n + 1) + e) * (len(categories) + 1) + t
-            for name, (b, e, t) in scores.items()}
+    keys = {name: (b.astype(np.int64) * (n + 1) + e) * (len(categories) + 1) + t for name, (b, e, t) in scores.items()}
     correct = np.intersect1d(keys["true"], keys["pred"]).size
     num_true, num_pred = keys["true"].size, keys["pred"].size
     precision = correct / num_pred if num_pred else 0.0
     recall = correct / num_true if num_true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-            "num_true_entities": int(num_true), "num_pred_entities": int(num_pred)}
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "num_true_entities": int(num_true),
+        "num_pred_entities": int(num_pred),
+    }

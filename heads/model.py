@@ -42,9 +42,7 @@ class MLPHead(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, deterministic=True):
-        latent = MLPBody(self.hidden, self.latent_dim, self.dropout_rate, name="body")(
-            x, deterministic=deterministic
-        )
+        latent = MLPBody(self.hidden, self.latent_dim, self.dropout_rate, name="body")(x, deterministic=deterministic)
         logits = nn.Dense(self.num_classes, name="classifier")(latent)  # (N, C)
         return logits, latent
 
@@ -62,16 +60,25 @@ class EmbeddingHead(nn.Module):
     @nn.compact
     def __call__(self, ids, *, deterministic=True):
         x = nn.Embed(self.vocab_size, self.embed_dim, name="embedding")(ids.astype(jnp.int32))
-        head = MLPHead(
-            self.num_classes, self.hidden, self.latent_dim, self.dropout_rate, name="head"
-        )
+        head = MLPHead(self.num_classes, self.hidden, self.latent_dim, self.dropout_rate, name="head")
         return head(x, deterministic=deterministic)  # (N, C), (N, latent_dim)
 
 
-def build_model(kind: str, num_classes: int, *, hidden=(256, 128, 64), latent_dim: int = 32,
-                dropout: float = 0.0, embed_dim: int = 0, vocab_size: int = 0, head: str = "mlp",
-                input_dim: int = 0, lstm_units: int = 128, row_words: int = 32,
-                max_sentences: int = 128) -> nn.Module:
+def build_model(
+    kind: str,
+    num_classes: int,
+    *,
+    hidden=(256, 128, 64),
+    latent_dim: int = 32,
+    dropout: float = 0.0,
+    embed_dim: int = 0,
+    vocab_size: int = 0,
+    head: str = "mlp",
+    input_dim: int = 0,
+    lstm_units: int = 128,
+    row_words: int = 32,
+    max_sentences: int = 128,
+) -> nn.Module:
     """The head for input ``kind``: ``"piece_ids"`` (the baseline's embedding head) or ``"features"``.
 
     Features go to the seed's MLP (``head="mlp"``) or to a BiLSTM first
@@ -91,20 +98,36 @@ def build_model(kind: str, num_classes: int, *, hidden=(256, 128, 64), latent_di
         from heads.context import BiLSTMHead
 
         first_word_column = input_dim - len(SHAPE_FLAGS) + FIRST_WORD
-        return BiLSTMHead(num_classes, first_word_column, hidden, latent_dim, dropout, lstm_units=lstm_units,
-                          row_words=row_words, max_sentences=max_sentences)
+        return BiLSTMHead(
+            num_classes,
+            first_word_column,
+            hidden,
+            latent_dim,
+            dropout,
+            lstm_units=lstm_units,
+            row_words=row_words,
+            max_sentences=max_sentences,
+        )
     raise ValueError(f"unknown head {head!r}: expected mlp or bilstm")
 
 
 def model_from_config(config: dict) -> nn.Module:
     """Rebuild the Flax module a saved head was trained as, from its config."""
     heads = config["heads"]
-    return build_model(config["input"], len(config["categories"]), hidden=heads["hidden"],
-                       latent_dim=heads["latent_dim"], dropout=heads["dropout"],
-                       embed_dim=config.get("embed_dim", 0), vocab_size=config.get("vocab_size", 0),
-                       head=heads.get("kind", "mlp"), input_dim=config.get("input_dim", 0),
-                       lstm_units=heads.get("lstm_units", 128), row_words=heads.get("row_words", 32),
-                       max_sentences=heads.get("batch_sentences", 128))
+    return build_model(
+        config["input"],
+        len(config["categories"]),
+        hidden=heads["hidden"],
+        latent_dim=heads["latent_dim"],
+        dropout=heads["dropout"],
+        embed_dim=config.get("embed_dim", 0),
+        vocab_size=config.get("vocab_size", 0),
+        head=heads.get("kind", "mlp"),
+        input_dim=config.get("input_dim", 0),
+        lstm_units=heads.get("lstm_units", 128),
+        row_words=heads.get("row_words", 32),
+        max_sentences=heads.get("batch_sentences", 128),
+    )
 
 
 def baseline_vocabulary(piece_ids: np.ndarray) -> np.ndarray:

@@ -63,9 +63,7 @@ def _category_colours(num_categories: int) -> list:
     return [cmap(i) for i in range(num_categories)]
 
 
-def plot_confusion(
-    matrix: np.ndarray, categories: Sequence[str], title: str, path: str | os.PathLike
-) -> None:
+def plot_confusion(matrix: np.ndarray, categories: Sequence[str], title: str, path: str | os.PathLike) -> None:
     """Write a PNG heat map of a (C, C) confusion matrix (rows true, columns
     predicted) with every cell annotated: two decimals for a normalised
     matrix, whole numbers for counts."""
@@ -73,9 +71,7 @@ def plot_confusion(
     categories = list(categories)
     num_categories = len(categories)
     if matrix.shape != (num_categories, num_categories):
-        raise ValueError(
-            f"matrix shape {matrix.shape} does not match {num_categories} categories"
-        )
+        raise ValueError(f"matrix shape {matrix.shape} does not match {num_categories} categories")
     plt = pyplot()
     # Cells stay legible from 9 to 20 categories: the figure grows, text shrinks.
     side = max(6.0, 0.6 * num_categories + 2.0)
@@ -109,8 +105,14 @@ def _scatter_by_category(axes, points, labels, categories, colours, limits, titl
             continue
         chosen = labels == c
         axes.scatter(
-            points[chosen, 0], points[chosen, 1], s=3, alpha=0.5, color=colours[c],
-            label=f"{categories[c]} ({counts[c]})", linewidths=0, rasterized=True,
+            points[chosen, 0],
+            points[chosen, 1],
+            s=3,
+            alpha=0.5,
+            color=colours[c],
+            label=f"{categories[c]} ({counts[c]})",
+            linewidths=0,
+            rasterized=True,
         )
     axes.set_xlim(limits[0])
     axes.set_ylim(limits[1])
@@ -143,9 +145,7 @@ def plot_latent_pca(
     if latent.ndim != 2 or latent.shape[0] < 2 or latent.shape[1] < 2:
         raise ValueError(f"latent must be (N >= 2, D >= 2), got {latent.shape}")
     if true.shape != (latent.shape[0],) or pred.shape != (latent.shape[0],):
-        raise ValueError(
-            f"true {true.shape} and pred {pred.shape} must be ({latent.shape[0]},)"
-        )
+        raise ValueError(f"true {true.shape} and pred {pred.shape} must be ({latent.shape[0]},)")
     for name, labels in (("true", true), ("pred", pred)):
         if labels.min() < 0 or labels.max() >= len(categories):
             raise ValueError(f"{name} holds ids outside [0, {len(categories)})")
@@ -162,9 +162,7 @@ def plot_latent_pca(
         shown = np.arange(num_words)
     points = pca.transform(latent[shown])  # (M, 2)
     margin = 0.03 * (points.max(axis=0) - points.min(axis=0) + 1e-12)
-    limits = [
-        (points[:, k].min() - margin[k], points[:, k].max() + margin[k]) for k in range(2)
-    ]
+    limits = [(points[:, k].min() - margin[k], points[:, k].max() + margin[k]) for k in range(2)]
     explained = 100.0 * pca.explained_variance_ratio_.sum()
     colours = _category_colours(len(categories))
 
@@ -172,16 +170,18 @@ def plot_latent_pca(
     for labels, path, which in ((true, path_true, "true"), (pred, path_pred, "predicted")):
         figure, axes = plt.subplots(figsize=(8, 7))
         _scatter_by_category(
-            axes, points, labels[shown], categories, colours, limits,
-            f"latent space PCA ({explained:.1f}% variance), {len(shown)} of "
-            f"{num_words} words, by {which} category",
+            axes,
+            points,
+            labels[shown],
+            categories,
+            colours,
+            limits,
+            f"latent space PCA ({explained:.1f}% variance), {len(shown)} of {num_words} words, by {which} category",
         )
         save_png_atomic(figure, path)
 
 
-def plot_model_comparison(
-    summary: dict, metric_names: Sequence[str], path: str | os.PathLike
-) -> None:
+def plot_model_comparison(summary: dict, metric_names: Sequence[str], path: str | os.PathLike) -> None:
     """Write a grouped bar chart: one group per metric, one bar per model at
     its mean over seeds with a ± sample-std error bar, and a black marker at
     the seed project's number where it reported one. `summary` is the output
@@ -208,13 +208,23 @@ def plot_model_comparison(
             seed_values.append(np.nan if seed_result is None else seed_result)
         n_seeds = model.get("n_seeds", 0)
         axes.bar(
-            x, means, width=width * 0.95, yerr=stds, capsize=3, color=colours[m],
+            x,
+            means,
+            width=width * 0.95,
+            yerr=stds,
+            capsize=3,
+            color=colours[m],
             label=f"{model.get('name', model['model'])} (n={n_seeds})",
         )
         seed_values = np.asarray(seed_values, dtype=np.float64)
         if np.isfinite(seed_values).any():
             axes.scatter(
-                x, seed_values, marker="D", color="black", s=22, zorder=3,
+                x,
+                seed_values,
+                marker="D",
+                color="black",
+                s=22,
+                zorder=3,
                 label=None if seed_labelled else "seed project (one run)",
             )
             seed_labelled = True

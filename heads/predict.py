@@ -20,8 +20,11 @@ def _probabilities(model, params, inputs):
 
 def _hashable(model):
     """``model`` with list fields as tuples (a config read from msgpack has lists), so jit can key on it."""
-    lists = {f.name: tuple(getattr(model, f.name)) for f in dataclasses.fields(model)
-             if isinstance(getattr(model, f.name), list)}
+    lists = {
+        f.name: tuple(getattr(model, f.name))
+        for f in dataclasses.fields(model)
+        if isinstance(getattr(model, f.name), list)
+    }
     return model.clone(**lists) if lists else model
 
 

@@ -34,14 +34,14 @@ from heads.train import batch_stream, check_finite, compiled_schedule, device_ta
 class SelfTraining:
     """One self-training model's recipe (section ``self_training`` plus a model's entry)."""
 
-    rounds: int = 3                   # teacher -> student generations
-    steps: int = 100                  # steps per round, each one labelled and one pseudo-labelled batch
-    threshold: float = 0.9            # global: min probability; per_category: quantile kept from
-    per_category: bool = False        # each category's words predicted as it (keeps the top 1 - threshold)
-    weight: float = 1.0               # of the pseudo-label CE (a per-word mean, like the labelled CE)
+    rounds: int = 3  # teacher -> student generations
+    steps: int = 100  # steps per round, each one labelled and one pseudo-labelled batch
+    threshold: float = 0.9  # global: min probability; per_category: quantile kept from
+    per_category: bool = False  # each category's words predicted as it (keeps the top 1 - threshold)
+    weight: float = 1.0  # of the pseudo-label CE (a per-word mean, like the labelled CE)
     unlabelled_sentences: int = 5120  # the pool the teacher labels, drawn once from the unlabelled split
-    learning_rate: float = 1e-3       # of the phase's Adam (fresh at its start, kept across rounds)
-    control: bool = False             # the matched control: same batches and steps, no pseudo-labels
+    learning_rate: float = 1e-3  # of the phase's Adam (fresh at its start, kept across rounds)
+    control: bool = False  # the matched control: same batches and steps, no pseudo-labels
 
     def __post_init__(self):
         if self.rounds < 0 or self.steps < 0 or self.unlabelled_sentences < 1:
@@ -70,8 +70,7 @@ def confident_pseudo_labels(probabilities, threshold, per_category=False):
     return labels, keep
 
 
-def pseudo_label_step(state, labelled, pseudo, *, apply_fn, optimizer, dropout_key, weight,
-                      class_weights=None):
+def pseudo_label_step(state, labelled, pseudo, *, apply_fn, optimizer, dropout_key, weight, class_weights=None):
     """One CE-optimizer step on CE(labelled) + weight * CE(pseudo); returns (state, metrics).
 
     ``pseudo``'s labels are the teacher's and its mask keeps only confident
@@ -82,8 +81,11 @@ def pseudo_label_step(state, labelled, pseudo, *, apply_fn, optimizer, dropout_k
     def objective(params):
         ce, metrics = ce_objective(params, labelled, apply_fn, ce_key, class_weights)
         pseudo_ce, pseudo_metrics = ce_objective(params, pseudo, apply_fn, pseudo_key, None)
-        return ce + weight * pseudo_ce, {**metrics, "pseudo_ce_sum": pseudo_metrics["ce_sum"],
-                                         "pseudo_words": pseudo_metrics["words"]}
+        return ce + weight * pseudo_ce, {
+            **metrics,
+            "pseudo_ce_sum": pseudo_metrics["ce_sum"],
+            "pseudo_words": pseudo_metrics["words"],
+        }
 
     grads, metrics = jax.grad(objective, has_aux=True)(state.params)
     updates, ce_opt_state = optimizer.update(grads, state.ce_opt_state, state.params)
@@ -91,9 +93,22 @@ def pseudo_label_step(state, labelled, pseudo, *, apply_fn, optimizer, dropout_k
     return state._replace(params=params, ce_opt_state=ce_opt_state, step=state.step + 1), metrics
 
 
-def train_self_training(params, inputs, labels, offsets, labelled_ids, unlabelled_ids, recipe: SelfTraining,
-                        *, model, batch_sentences=128, weight_decay=0.0, class_weights=None, seed=0,
-                        pad_multiple=256):
+def train_self_training(
+    params,
+    inputs,
+    labels,
+    offsets,
+    labelled_ids,
+    unlabelled_ids,
+    recipe: SelfTraining,
+    *,
+    model,
+    batch_sentences=128,
+    weight_decay=0.0,
+    class_weights=None,
+    seed=0,
+    pad_multiple=256,
+):
     """``recipe.rounds`` rounds of self-training from ``params`` (the teacher); labels of unlabelled words unread.
 
     Returns (params, history): history[r] = {"ce": mean labelled CE per word
@@ -105,9 +120,11 @@ def train_self_training(params, inputs, labels, offsets, labelled_ids, unlabelle
     rng = np.random.default_rng(seed)
     total = recipe.rounds * recipe.steps
     labelled_batches = batch_stream(labelled_ids, batch_sentences, rng, total)
-    pool = np.sort(rng.choice(np.asarray(unlabelled_ids, np.int64), min(len(unlabelled_ids),
-                                                                          recipe.unlabelled_sentences),
-                              replace=False))
+    pool = np.sort(
+        rng.choice(
+            np.asarray(unlabelled_ids, np.int64), min(len(unlabelled_ids), recipe.unlabelled_sentences), replace=False
+        )
+    )
     pseudo_batches = batch_stream(pool, batch_sentences, rng, total)
     size = padded_size(offsets, labelled_batches + pseudo_batches, pad_multiple)
     labelled_plan = word_positions(offsets, labelled_batches, size, labels)
@@ -118,19 +135,22 @@ def train_self_training(params, inputs, labels, offsets, labelled_ids, unlabelle
 
     def student(state, batches, dropout_root):
         labelled, pseudo = batches
-        return pseudo_label_step(state, labelled, pseudo, dropout_key=step_key(dropout_root, state),
-                                 weight=recipe.weight, **ce_options)
+        return pseudo_label_step(
+            state, labelled, pseudo, dropout_key=step_key(dropout_root, state), weight=recipe.weight, **ce_options
+        )
 
     def control(state, batches, dropout_root):
         # The labelled CE step alone, with the student's CE dropout key; the
         # pseudo-labelled batch (the same draw) is never read.
         labelled, _ = batches
         ce_key, _ = jax.random.split(step_key(dropout_root, state))
-        grads, metrics = jax.grad(ce_objective, has_aux=True)(state.params, labelled, model.apply, ce_key,
-                                                              class_weights)
+        grads, metrics = jax.grad(ce_objective, has_aux=True)(
+            state.params, labelled, model.apply, ce_key, class_weights
+        )
         updates, ce_opt_state = optimizer.update(grads, state.ce_opt_state, state.params)
-        state = state._replace(params=optax.apply_updates(state.params, updates), ce_opt_state=ce_opt_state,
-                               step=state.step + 1)
+        state = state._replace(
+            params=optax.apply_updates(state.params, updates), ce_opt_state=ce_opt_state, step=state.step + 1
+        )
         zero = jnp.zeros((), jnp.float32)
         return state, {**metrics, "pseudo_ce_sum": zero, "pseudo_words": zero}
 
@@ -145,14 +165,18 @@ def train_self_training(params, inputs, labels, offsets, labelled_ids, unlabelle
         pseudo_labels = np.zeros(len(pool_rows) + 1, np.int32)
         if not recipe.control:
             probabilities, _ = predict(state.params, model, tables[1][: len(pool_rows)])  # teacher: the current head
-            pseudo_labels[:-1], keep[:-1] = confident_pseudo_labels(probabilities, recipe.threshold,
-                                                                    recipe.per_category)
+            pseudo_labels[:-1], keep[:-1] = confident_pseudo_labels(
+                probabilities, recipe.threshold, recipe.per_category
+            )
         pseudo = Batch(positions, pseudo_labels[positions], pseudo_stacked.mask[start:stop] & keep[positions])
         state, metrics = run(state, tables, (segment(labelled_plan[1], start, stop), pseudo), seed)
         metrics = jax.device_get(metrics)  # {name: (steps,)}
         check_finite(metrics["ce_sum"] + metrics["pseudo_ce_sum"], lambda step, s=start: f"step {s + step}")
-        history.append({"ce": mean_ce(metrics["ce_sum"].sum(dtype=np.float64), metrics["words"].sum()),
-                        "pseudo_share": float(keep[:-1].mean()) if len(pool_rows) else 0.0,
-                        "pseudo_ce": mean_ce(metrics["pseudo_ce_sum"].sum(dtype=np.float64),
-                                             metrics["pseudo_words"].sum())})
+        history.append(
+            {
+                "ce": mean_ce(metrics["ce_sum"].sum(dtype=np.float64), metrics["words"].sum()),
+                "pseudo_share": float(keep[:-1].mean()) if len(pool_rows) else 0.0,
+                "pseudo_ce": mean_ce(metrics["pseudo_ce_sum"].sum(dtype=np.float64), metrics["pseudo_words"].sum()),
+            }
+        )
     return state.params, history

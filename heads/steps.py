@@ -48,6 +48,7 @@ def make_optimizer(learning_rate=1e-3, weight_decay=0.0):
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     if weight_decay == 0:
         return optax.adam(learning_rate)
+
     # Biases are not decayed: only kernels and the embedding table (ndim > 1).
     def matrices(params):
         return jax.tree_util.tree_map(lambda leaf: leaf.ndim > 1, params)
@@ -93,9 +94,7 @@ def init_state(params, optimizer, kl_optimizer=None):
 
 
 def _logits(apply_fn, params, inputs, dropout_key):
-    logits, _ = apply_fn(
-        {"params": params}, inputs, deterministic=False, rngs={"dropout": dropout_key}
-    )
+    logits, _ = apply_fn({"params": params}, inputs, deterministic=False, rngs={"dropout": dropout_key})
     return logits  # (P, C)
 
 
@@ -117,11 +116,9 @@ def _ce_metrics(logits, batch):
     }
 
 
-def _kl_objective(params, batch, apply_fn, dropout_key, kind, prior, target_gradient, weight,
-                  per_word=False):
+def _kl_objective(params, batch, apply_fn, dropout_key, kind, prior, target_gradient, weight, per_word=False):
     logits = _logits(apply_fn, params, batch.inputs, dropout_key)
-    kl = losses.kl_loss(logits, batch.mask, kind=kind, prior=prior, target_gradient=target_gradient,
-                        per_word=per_word)
+    kl = losses.kl_loss(logits, batch.mask, kind=kind, prior=prior, target_gradient=target_gradient, per_word=per_word)
     return weight * kl, {"kl_sum": kl, "kl_batches": jnp.ones((), jnp.float32)}
 
 
@@ -132,17 +129,13 @@ def _apply_update(optimizer, params, opt_state, grads):
 
 def ce_step(state, batch, *, apply_fn, optimizer, dropout_key, class_weights=None):
     """One optimizer step on the (class-weighted) CE of a labelled batch; returns (state, metrics)."""
-    grads, metrics = jax.grad(ce_objective, has_aux=True)(
-        state.params, batch, apply_fn, dropout_key, class_weights
-    )
+    grads, metrics = jax.grad(ce_objective, has_aux=True)(state.params, batch, apply_fn, dropout_key, class_weights)
     params, ce_opt_state = _apply_update(optimizer, state.params, state.ce_opt_state, grads)
     state = state._replace(params=params, ce_opt_state=ce_opt_state, step=state.step + 1)
     return state, metrics
 
 
-def kl_step(
-    state, batch, *, apply_fn, optimizer, dropout_key, kind, prior, target_gradient, weight=1.0
-):
+def kl_step(state, batch, *, apply_fn, optimizer, dropout_key, kind, prior, target_gradient, weight=1.0):
     """One step of the KL optimizer on ``weight * kl_loss`` of an unlabelled batch.
 
     The batch's labels are not read. Returns (state, metrics).
@@ -180,7 +173,14 @@ def joint_step(
     def objective(params):
         ce, ce_metrics = ce_objective(params, labelled, apply_fn, ce_key, class_weights)
         weighted_kl, kl_metrics = _kl_objective(
-            params, unlabelled, apply_fn, kl_key, kind, prior, target_gradient, kl_weight,
+            params,
+            unlabelled,
+            apply_fn,
+            kl_key,
+            kind,
+            prior,
+            target_gradient,
+            kl_weight,
             per_word=True,
         )
         return ce + weighted_kl, {**ce_metrics, **kl_metrics}
@@ -202,8 +202,7 @@ class Steps(NamedTuple):
     joint: Callable | None
 
 
-def bind_steps(model, optimizer, *, class_weights, kind, prior, target_gradient, kl_weight,
-               kl_optimizer=None):
+def bind_steps(model, optimizer, *, class_weights, kind, prior, target_gradient, kl_weight, kl_optimizer=None):
     """Un-jitted Steps with the model, optimizers and loss options bound.
 
     ``optimizer`` serves the CE and joint steps, ``kl_optimizer`` (None: the
@@ -211,21 +210,15 @@ def bind_steps(model, optimizer, *, class_weights, kind, prior, target_gradient,
     """
     if class_weights is not None:
         class_weights = jnp.asarray(class_weights, jnp.float32)
-    ce = functools.partial(
-        ce_step, apply_fn=model.apply, optimizer=optimizer, class_weights=class_weights
-    )
+    ce = functools.partial(ce_step, apply_fn=model.apply, optimizer=optimizer, class_weights=class_weights)
     if kind is None:
         return Steps(lambda state, batch, key: ce(state, batch, dropout_key=key), None, None)
 
     losses.check_prior(kind, prior, model.num_classes)
     if prior is not None:
         prior = jnp.asarray(prior, jnp.float32)
-    kl_options = dict(
-        apply_fn=model.apply, kind=kind, prior=prior, target_gradient=bool(target_gradient)
-    )
-    kl = functools.partial(
-        kl_step, weight=kl_weight, optimizer=kl_optimizer or optimizer, **kl_options
-    )
+    kl_options = dict(apply_fn=model.apply, kind=kind, prior=prior, target_gradient=bool(target_gradient))
+    kl = functools.partial(kl_step, weight=kl_weight, optimizer=kl_optimizer or optimizer, **kl_options)
     joint = functools.partial(
         joint_step, kl_weight=kl_weight, class_weights=class_weights, optimizer=optimizer,
         **kl_options,

@@ -29,12 +29,16 @@ def check_weights(head_path: str, features: dict, encoder) -> None:
     """Refuse an encoder whose weights or vocabulary differ from those the head was trained on."""
     expected, found = features.get("weights_sha256"), encoder.weights_sha256
     if found != expected:
-        raise ValueError(f"{head_path}: trained on {features.get('encoder')} with weights sha256 "
-                         f"{str(expected)[:12]}..., but {encoder.name} loads weights {found[:12]}...: "
-                         "its features would not match; use --encoder with the encoder the head was trained on")
+        raise ValueError(
+            f"{head_path}: trained on {features.get('encoder')} with weights sha256 "
+            f"{str(expected)[:12]}..., but {encoder.name} loads weights {found[:12]}...: "
+            "its features would not match; use --encoder with the encoder the head was trained on"
+        )
     if int(features.get("vocab_size", len(encoder.tokenizer))) != len(encoder.tokenizer):
-        raise ValueError(f"{head_path}: trained with a vocabulary of {features['vocab_size']} pieces, "
-                         f"{encoder.name} has {len(encoder.tokenizer)}")
+        raise ValueError(
+            f"{head_path}: trained with a vocabulary of {features['vocab_size']} pieces, "
+            f"{encoder.name} has {len(encoder.tokenizer)}"
+        )
 
 
 class Tagger:
@@ -85,8 +89,9 @@ class Tagger:
         windows = tokenize(self.encoder.tokenizer, sentences, self.max_length, self.stride)
         if self.uses_features:
             # float16, as the cache stores them: the head sees what it was trained on.
-            inputs = encode_windows(self.encoder, windows, self.layers, self.combine, self.pooling,
-                                    self.bf16, self.max_batch_tokens).astype(np.float16)  # (W, D)
+            inputs = encode_windows(
+                self.encoder, windows, self.layers, self.combine, self.pooling, self.bf16, self.max_batch_tokens
+            ).astype(np.float16)  # (W, D)
             if self.config["heads"].get("shape_flags"):
                 inputs = np.concatenate([inputs, shape_flags(sentences)], axis=1)  # (W, D + 8)
         else:
@@ -126,10 +131,17 @@ def conll_block(words: list[str], categories: list[str]) -> str:
 
 def json_record(line: str, spans: list[tuple[int, int]], words: list[str], categories: list[str]) -> dict:
     """One sentence as JSON: its text, words, categories and entities (with word and character spans)."""
-    entities = [{"category": category, "start": start, "end": end,
-                 "char_start": spans[start][0], "char_end": spans[end - 1][1],
-                 "text": line[spans[start][0]:spans[end - 1][1]]}
-                for start, end, category in entity_spans(categories)]
+    entities = [
+        {
+            "category": category,
+            "start": start,
+            "end": end,
+            "char_start": spans[start][0],
+            "char_end": spans[end - 1][1],
+            "text": line[spans[start][0] : spans[end - 1][1]],
+        }
+        for start, end, category in entity_spans(categories)
+    ]
     return {"text": line, "words": words, "categories": categories, "entities": entities}
 
 
@@ -144,8 +156,9 @@ def chunked(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def tag_lines(tagger: Tagger, lines: Iterable[str], out, as_json: bool, batch_sentences: int = 1024,
-              progress=None) -> dict:
+def tag_lines(
+    tagger: Tagger, lines: Iterable[str], out, as_json: bool, batch_sentences: int = 1024, progress=None
+) -> dict:
     """Tag every line holding a word and write the result to ``out``; returns line, sentence and word counts.
 
     ``progress`` (a tqdm bar) advances by the lines read, blank ones included.
@@ -158,8 +171,10 @@ def tag_lines(tagger: Tagger, lines: Iterable[str], out, as_json: bool, batch_se
         words = [[line[a:b] for a, b in spans] for line, spans in chunk]
         predicted = tagger.tag(words)
         if as_json:
-            text = "".join(json.dumps(json_record(line, spans, w, c), ensure_ascii=False) + "\n"
-                           for (line, spans), w, c in zip(chunk, words, predicted))
+            text = "".join(
+                json.dumps(json_record(line, spans, w, c), ensure_ascii=False) + "\n"
+                for (line, spans), w, c in zip(chunk, words, predicted)
+            )
         else:
             text = "\n".join(conll_block(w, c) for w, c in zip(words, predicted))
             text = ("\n" if counts["sentences"] else "") + text  # a blank line between sentences

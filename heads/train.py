@@ -38,15 +38,15 @@ SCHEDULES = ("alternating", "joint")
 class KLPhase:
     """What the KL phase does after supervised training (one KL model's recipe)."""
 
-    kind: str                        # data_distribution | confidence | both | entropy (losses.KL_KINDS)
-    rounds: int                      # rounds of the schedule, each one labelled and one unlabelled batch
-    schedule: str = "alternating"    # alternating: the seed's KL step then CE step; joint: one step on both
-    kl_weight: float = 1.0           # KL scale (alternating; Adam nearly ignores it) or per-word lambda (joint)
+    kind: str  # data_distribution | confidence | both | entropy (losses.KL_KINDS)
+    rounds: int  # rounds of the schedule, each one labelled and one unlabelled batch
+    schedule: str = "alternating"  # alternating: the seed's KL step then CE step; joint: one step on both
+    kl_weight: float = 1.0  # KL scale (alternating; Adam nearly ignores it) or per-word lambda (joint)
     prior: np.ndarray | None = None  # (C,) for the data-distribution KL; None: the labelled words' shares
-    target_gradient: bool = False    # confidence KL: gradient through DEC's target (the seed) or not
-    learning_rate: float = 1e-3      # of the CE (and joint) step's Adam state, fresh at the phase's start
+    target_gradient: bool = False  # confidence KL: gradient through DEC's target (the seed) or not
+    learning_rate: float = 1e-3  # of the CE (and joint) step's Adam state, fresh at the phase's start
     kl_learning_rate: float | None = None  # of the KL step's own Adam state; None: learning_rate (the seed)
-    control: bool = False            # the matched control: same batches and step count, no KL step
+    control: bool = False  # the matched control: same batches and step count, no KL step
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -109,8 +109,10 @@ def check_finite(values, where):
     """Stop before any head is written when a loss went NaN or Inf."""
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        raise ValueError(f"non-finite loss (NaN or Inf) at {where(int(bad[0]))}: "
-                         "check the features for NaN/Inf or lower the learning rate")
+        raise ValueError(
+            f"non-finite loss (NaN or Inf) at {where(int(bad[0]))}: "
+            "check the features for NaN/Inf or lower the learning rate"
+        )
 
 
 def step_key(dropout_root, state):
@@ -268,8 +270,5 @@ def train_kl_phase(
     metrics = jax.device_get(metrics)  # {name: (rounds,)}
     check_finite(metrics["kl_sum"] + metrics["ce_sum"], lambda r: f"KL round {r + 1} of {phase.rounds}")
     kl_sums, ce_sums, words = metrics["kl_sum"], metrics["ce_sum"], metrics["words"]
-    history = [
-        {"kl": float(kl_sums[r]), "ce": mean_ce(ce_sums[r], words[r])}
-        for r in range(phase.rounds)
-    ]
+    history = [{"kl": float(kl_sums[r]), "ce": mean_ce(ce_sums[r], words[r])} for r in range(phase.rounds)]
     return state.params, history

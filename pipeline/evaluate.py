@@ -36,14 +36,16 @@ def predictions_tsv(sentence_ids, words, tags, predicted) -> str:
     return buffer.getvalue()
 
 
-def evaluate(head_path: str, prepared_dir: str, cache_path: str, metrics_path: str,
-             predictions_path: str, plots_dir: str) -> dict:
+def evaluate(
+    head_path: str, prepared_dir: str, cache_path: str, metrics_path: str, predictions_path: str, plots_dir: str
+) -> dict:
     params, config = load_head(head_path)
     prepared = read_prepared(prepared_dir)
     categories = prepared.categories
     if list(config["categories"]) != categories:
-        raise ValueError(f"{head_path}: trained on categories {config['categories']}, "
-                         f"the prepared corpus has {categories}")
+        raise ValueError(
+            f"{head_path}: trained on categories {config['categories']}, the prepared corpus has {categories}"
+        )
     test = prepared.split["test"]
     rows = word_rows(prepared.offsets, test)
     with open_cache(cache_path, config["features"]) as cache:
@@ -64,18 +66,35 @@ def evaluate(head_path: str, prepared_dir: str, cache_path: str, metrics_path: s
 
     plots = Path(plots_dir)
     for normalize in ("true", "pred"):
-        plot_confusion(confusion(true, predicted, len(categories), normalize), categories,
-                       f"{config['model']} seed {config['seed']}: normalised by {normalize} category",
-                       plots / f"confusion_by_{normalize}.png")
-    plot_latent_pca(latent, true, predicted, categories, plots / "latent_true.png",
-                    plots / "latent_predicted.png", seed=int(config["seed"]))
-    atomic_write_text(Path(predictions_path),
-                      predictions_tsv(test, [prepared.words[s] for s in test], [prepared.tags[s] for s in test],
-                                      predicted_names))
+        plot_confusion(
+            confusion(true, predicted, len(categories), normalize),
+            categories,
+            f"{config['model']} seed {config['seed']}: normalised by {normalize} category",
+            plots / f"confusion_by_{normalize}.png",
+        )
+    plot_latent_pca(
+        latent,
+        true,
+        predicted,
+        categories,
+        plots / "latent_true.png",
+        plots / "latent_predicted.png",
+        seed=int(config["seed"]),
+    )
+    atomic_write_text(
+        Path(predictions_path),
+        predictions_tsv(test, [prepared.words[s] for s in test], [prepared.tags[s] for s in test], predicted_names),
+    )
     atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=2))
-    log.info("%s seed %s: accuracy %.4f, accuracy no O %.4f, mean F1 %.4f, entity F1 %.4f",
-             config["model"], config["seed"], metrics["accuracy"], metrics["accuracy_no_o"] or 0,
-             metrics["mean_f1"], metrics["entity"]["f1"])
+    log.info(
+        "%s seed %s: accuracy %.4f, accuracy no O %.4f, mean F1 %.4f, entity F1 %.4f",
+        config["model"],
+        config["seed"],
+        metrics["accuracy"],
+        metrics["accuracy_no_o"] or 0,
+        metrics["mean_f1"],
+        metrics["entity"]["f1"],
+    )
     return metrics
 
 

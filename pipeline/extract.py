@@ -23,7 +23,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_section(ExtractParams, "extract", args.params)
     prepared = read_prepared(args.prepared)
-    encode = cache_encoder(params.backend)   # local, or shards on a Ray cluster: the same cache
+    encode = cache_encoder(params.backend)  # local, or shards on a Ray cluster: the same cache
     stats = encode(params, prepared.words, prepared.offsets, prepared.meta["words_sha256"], args.out)
     if args.stats:
         atomic_write_text(args.stats, json.dumps(stats, indent=2))

@@ -36,9 +36,15 @@ def extract_text(text: UnlabelledTextParams, params: ExtractParams, out: str, st
         log.info("unlabelled_text.mode is none: wrote the empty placeholder %s", out)
     else:
         scan = scan_text(text.path, text.encoding, params.chunk_sentences)
-        log.info("%s: %d lines, %d sentences, %d words (%d blank lines skipped)", text.path, scan.lines,
-                 scan.num_sentences, scan.num_words, scan.blank_lines)
-        encode = cache_encoder(params.backend)   # local, or shards on a Ray cluster: the same cache
+        log.info(
+            "%s: %d lines, %d sentences, %d words (%d blank lines skipped)",
+            text.path,
+            scan.lines,
+            scan.num_sentences,
+            scan.num_words,
+            scan.blank_lines,
+        )
+        encode = cache_encoder(params.backend)  # local, or shards on a Ray cluster: the same cache
         stats = encode(params, TextSentences(scan), scan.offsets, scan.words_sha256, out)
         stats.update(mode=text.mode, path=text.path, lines=scan.lines, blank_lines=scan.blank_lines)
     if stats_path:
@@ -51,8 +57,12 @@ def main() -> None:
     parser.add_argument("--out", default="cache/unlabelled.h5")
     parser.add_argument("--stats", default=None, help="write counts, timing and peak memory to this JSON")
     args = parser.parse_args()
-    extract_text(load_section(UnlabelledTextParams, "unlabelled_text", args.params),
-                 load_section(ExtractParams, "extract", args.params), args.out, args.stats)
+    extract_text(
+        load_section(UnlabelledTextParams, "unlabelled_text", args.params),
+        load_section(ExtractParams, "extract", args.params),
+        args.out,
+        args.stats,
+    )
 
 
 if __name__ == "__main__":

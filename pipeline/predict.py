@@ -40,8 +40,9 @@ def main() -> None:
     parser.add_argument("--file", default=None, help="a text file, one sentence per line ('-': stdin)")
     parser.add_argument("--encoding", default="utf-8", help="of --file and stdin")
     parser.add_argument("--json", action="store_true", help="JSON lines with entity spans")
-    parser.add_argument("--encoder", default=None,
-                        help="load the encoder from here instead (a local copy); its weights must match")
+    parser.add_argument(
+        "--encoder", default=None, help="load the encoder from here instead (a local copy); its weights must match"
+    )
     parser.add_argument("--batch-sentences", type=int, default=1024, help="sentences encoded together")
     args = parser.parse_args()
     encoding = check_encoding(args.encoding, "--encoding")
@@ -61,8 +62,9 @@ def main() -> None:
     if file not in (None, "-"):
         bar = tqdm(total=count_lines(file), unit="line", desc="predict", file=sys.stderr)
     try:
-        counts = tag_lines(tagger, input_lines(args.text, file, encoding), sys.stdout, args.json,
-                           args.batch_sentences, bar)
+        counts = tag_lines(
+            tagger, input_lines(args.text, file, encoding), sys.stdout, args.json, args.batch_sentences, bar
+        )
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return

@@ -33,31 +33,55 @@ def prepare(params: PrepareParams, out: str) -> None:
             raise ValueError(f"{params.test_corpus}: tag scheme differs from {params.corpus}")
         test_ids = np.arange(len(words), len(words) + len(test.words))
         words, tags = words + test.words, tags + test_tags
-    check_categories(category_vocabulary(tags), corpus.source if test is None else
-                     f"{corpus.source} and {test.source}",
-                     tag_column_hint=params.tag_column is None)
+    check_categories(
+        category_vocabulary(tags),
+        corpus.source if test is None else f"{corpus.source} and {test.source}",
+        tag_column_hint=params.tag_column is None,
+    )
     labelled_ids = read_id_file(params.labelled_file, corpus.num_sentences) if params.labelled_file else None
-    split = random_split(len(words), params.test_size, params.labelled_size, params.seed,
-                         test_ids=test_ids, labelled_ids=labelled_ids)
+    split = random_split(
+        len(words), params.test_size, params.labelled_size, params.seed, test_ids=test_ids, labelled_ids=labelled_ids
+    )
     labelled_categories = set(category_vocabulary([tags[i] for i in split["labelled"]]))
     for i in split["test"]:
         unseen = sorted({category_of(t) for t in tags[i]} - labelled_categories)
         if unseen:
             where = corpus.location(i) if i < corpus.num_sentences else test.location(i - corpus.num_sentences)
-            raise ValueError(f"{where}: category {', '.join(map(repr, unseen))} appears in the test split "
-                             "but not in the labelled split; no head could learn it")
+            raise ValueError(
+                f"{where}: category {', '.join(map(repr, unseen))} appears in the test split "
+                "but not in the labelled split; no head could learn it"
+            )
     shared = shared_sentences(words, split["test"], split["labelled"])
     if shared:
-        log.warning("%d of %d test sentences also appear, word for word, in the labelled split "
-                    "(%d labelled sentences): their test scores flatter the heads", shared,
-                    len(split["test"]), len(split["labelled"]))
+        log.warning(
+            "%d of %d test sentences also appear, word for word, in the labelled split "
+            "(%d labelled sentences): their test scores flatter the heads",
+            shared,
+            len(split["test"]),
+            len(split["labelled"]),
+        )
     categories = list(params.categories) if params.categories else category_vocabulary(tags)
-    write_prepared(out, words, tags, categories, split,
-                   meta={"source": corpus.source, "tag_scheme": scheme, "split_seed": params.seed,
-                         "test_sentences_in_labelled": shared})
-    log.info("%d sentences, %d words, %d categories (%s); test %d, labelled %d, unlabelled %d",
-             len(words), sum(map(len, words)), len(categories), " ".join(categories),
-             *(len(split[k]) for k in ("test", "labelled", "unlabelled")))
+    write_prepared(
+        out,
+        words,
+        tags,
+        categories,
+        split,
+        meta={
+            "source": corpus.source,
+            "tag_scheme": scheme,
+            "split_seed": params.seed,
+            "test_sentences_in_labelled": shared,
+        },
+    )
+    log.info(
+        "%d sentences, %d words, %d categories (%s); test %d, labelled %d, unlabelled %d",
+        len(words),
+        sum(map(len, words)),
+        len(categories),
+        " ".join(categories),
+        *(len(split[k]) for k in ("test", "labelled", "unlabelled")),
+    )
 
 
 def main() -> None:

@@ -38,27 +38,33 @@ def bench_table(extraction: Path, heads: Path, full_run: Path) -> str:
     lines = ["| measure | ours | baseline | ratio |", "|---|---|---|---|"]
     if extraction.exists():
         e = json.loads(extraction.read_text(encoding="utf-8"))
-        lines += [f"| word pieces / s, {e['sentences']:,} sentences | {e['ours']['pieces_per_second']:,} "
-                  f"| {e['naive']['pieces_per_second']:,} (naive loop) | {e['speedup']}x |",
-                  f"| padded slots filled | {100 * e['ours']['padding_fill']:.0f}% "
-                  f"| {100 * e['naive']['padding_fill']:.0f}% | |",
-                  f"| fp32, length-sorted only | {e['ours_fp32']['pieces_per_second']:,} | | "
-                  f"{e['speedup_fp32_only_batching']}x |",
-                  f"| min cosine per word, bf16 vs fp32 | {e['min_cosine_bf16_vs_fp32']} | | |",
-                  f"| words the naive loop lost | 0 | {e['words_lost_by_naive']} | |",
-                  f"| peak RSS (benchmark process) | {e['peak_rss_mib']:,.0f} MiB | | |"]
+        lines += [
+            f"| word pieces / s, {e['sentences']:,} sentences | {e['ours']['pieces_per_second']:,} "
+            f"| {e['naive']['pieces_per_second']:,} (naive loop) | {e['speedup']}x |",
+            f"| padded slots filled | {100 * e['ours']['padding_fill']:.0f}% "
+            f"| {100 * e['naive']['padding_fill']:.0f}% | |",
+            f"| fp32, length-sorted only | {e['ours_fp32']['pieces_per_second']:,} | | "
+            f"{e['speedup_fp32_only_batching']}x |",
+            f"| min cosine per word, bf16 vs fp32 | {e['min_cosine_bf16_vs_fp32']} | | |",
+            f"| words the naive loop lost | 0 | {e['words_lost_by_naive']} | |",
+            f"| peak RSS (benchmark process) | {e['peak_rss_mib']:,.0f} MiB | | |",
+        ]
     if full_run.exists():
         f = json.loads(full_run.read_text(encoding="utf-8"))
         layers, pooling = f["fingerprint"]["layers"], f["fingerprint"]["pooling"]
-        lines.append(f"| full corpus ({f['sentences']:,} sentences, {f['words']:,} words; hidden states "
-                     f"{', '.join(map(str, layers))}, {pooling} pooling) | {f['seconds']} s, "
-                     f"peak RSS {f['peak_rss_mib']:,.0f} MiB, cache {f['cache_bytes'] / 2**20:,.0f} MiB | | |")
+        lines.append(
+            f"| full corpus ({f['sentences']:,} sentences, {f['words']:,} words; hidden states "
+            f"{', '.join(map(str, layers))}, {pooling} pooling) | {f['seconds']} s, "
+            f"peak RSS {f['peak_rss_mib']:,.0f} MiB, cache {f['cache_bytes'] / 2**20:,.0f} MiB | | |"
+        )
     if heads.exists():
         h = json.loads(heads.read_text(encoding="utf-8"))
-        lines.append(f"| one head stage: {h['cached']['steps']} steps (400 CE + 80 KL rounds), JIT included "
-                     f"| {h['cached']['seconds']} s | {h['encoder_in_loop']['extrapolated_seconds']} s (encoder in "
-                     f"every step, {h['encoder_in_loop']['seconds_per_step']} s/step x {h['cached']['steps']}) "
-                     f"| {h['speedup']}x |")
+        lines.append(
+            f"| one head stage: {h['cached']['steps']} steps (400 CE + 80 KL rounds), JIT included "
+            f"| {h['cached']['seconds']} s | {h['encoder_in_loop']['extrapolated_seconds']} s (encoder in "
+            f"every step, {h['encoder_in_loop']['seconds_per_step']} s/step x {h['cached']['steps']}) "
+            f"| {h['speedup']}x |"
+        )
     return "\n".join(lines)
 
 
@@ -71,17 +77,24 @@ def section(markdown: str, heading_word: str) -> str | None:
 def encoders_table(path: Path) -> str:
     """bench/encoders.json as a Markdown table, with the rule and the choice it made."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    lines = ["| encoder | layers | head | shape flags | val. entity F1 | val. mean F1 | val. accuracy no O "
-             "| train s / head |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| encoder | layers | head | shape flags | val. entity F1 | val. mean F1 | val. accuracy no O "
+        "| train s / head |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     costs = []
     for name, entry in data["encoders"].items():
         for row in entry["grid"]:
-            lines.append(f"| {name} | {'-'.join(map(str, row['layers']))} | {row['head']} "
-                         f"| {'yes' if row['shape_flags'] else 'no'} | {row['entity_f1']:.4f} | {row['mean_f1']:.4f} "
-                         f"| {100 * row['accuracy_no_o']:.2f}% | {row['train_seconds_per_head']} |")
-        costs.append(f"{name}: {entry['dim']}-d, {entry['words_per_second']:,.0f} words/s, full corpus about "
-                     f"{entry['full_corpus_seconds_estimate'] / 60:.1f} min and "
-                     f"{entry['full_corpus_cache_bytes'] / 2**20:,.0f} MiB of cache")
+            lines.append(
+                f"| {name} | {'-'.join(map(str, row['layers']))} | {row['head']} "
+                f"| {'yes' if row['shape_flags'] else 'no'} | {row['entity_f1']:.4f} | {row['mean_f1']:.4f} "
+                f"| {100 * row['accuracy_no_o']:.2f}% | {row['train_seconds_per_head']} |"
+            )
+        costs.append(
+            f"{name}: {entry['dim']}-d, {entry['words_per_second']:,.0f} words/s, full corpus about "
+            f"{entry['full_corpus_seconds_estimate'] / 60:.1f} min and "
+            f"{entry['full_corpus_cache_bytes'] / 2**20:,.0f} MiB of cache"
+        )
     chosen = data["chosen"]
     return "\n".join(lines) + (
         f"\n\nValidation: {data['labelled_words']:,} labelled words, seeds {data['seeds']}, "
@@ -89,23 +102,29 @@ def encoders_table(path: Path) -> str:
         f"extrapolated to {data['corpus_words']:,} words): " + "; ".join(costs) + ". "
         f"Rule: {data['rule']}. Chosen: **{chosen['encoder']}**, layers "
         f"{'-'.join(map(str, chosen['layers']))}, {chosen['head']}, shape flags "
-        f"{'on' if chosen['shape_flags'] else 'off'}.")
+        f"{'on' if chosen['shape_flags'] else 'off'}."
+    )
 
 
 def compute_line(runs_dir: Path) -> str:
     """Each experiment's compute time, from the seconds its JSON recorded."""
-    seconds = {p.stem: json.loads(p.read_text(encoding="utf-8")).get("seconds", 0.0)
-               for p in sorted(runs_dir.glob("*.json"))}
-    return ("Compute measured on this kind of machine (2 cores): "
-            + ", ".join(f"{name} {value / 60:.1f} min" for name, value in seconds.items())
-            + f"; {sum(seconds.values()) / 60:.0f} minutes in all.")
+    seconds = {
+        p.stem: json.loads(p.read_text(encoding="utf-8")).get("seconds", 0.0) for p in sorted(runs_dir.glob("*.json"))
+    }
+    return (
+        "Compute measured on this kind of machine (2 cores): "
+        + ", ".join(f"{name} {value / 60:.1f} min" for name, value in seconds.items())
+        + f"; {sum(seconds.values()) / 60:.0f} minutes in all."
+    )
 
 
 def integrity_line(path: Path) -> str:
     data = json.loads(path.read_text(encoding="utf-8"))
-    return (f"| open + verify every chunk's checksum and finiteness, {data['words']:,} x {data['dim']} float16 "
-            f"({'synthetic' if data.get('synthetic') else 'the corpus cache'}) | {data['open_and_verify_seconds']} s "
-            f"| {data['open_seconds']} s (open only) | {data['verify_gib_per_second']} GiB/s |")
+    return (
+        f"| open + verify every chunk's checksum and finiteness, {data['words']:,} x {data['dim']} float16 "
+        f"({'synthetic' if data.get('synthetic') else 'the corpus cache'}) | {data['open_and_verify_seconds']} s "
+        f"| {data['open_seconds']} s (open only) | {data['verify_gib_per_second']} GiB/s |"
+    )
 
 
 def splice_file(text: str, name: str, path: Path, render) -> str:
@@ -139,9 +158,15 @@ def main() -> None:
             shutil.copyfile(plot, docs / Path(plot).name)
     text = readme.read_text(encoding="utf-8")
     text = splice_file(text, "results", Path(args.results), lambda p: p.read_text(encoding="utf-8"))
-    text = splice_file(text, "findings", docs / "experiments.md",
-                       lambda p: section(p.read_text(encoding="utf-8"), "Recommendation")
-                       or "(the experiments report has no recommendation yet: `make experiments`)")
+    text = splice_file(
+        text,
+        "findings",
+        docs / "experiments.md",
+        lambda p: (
+            section(p.read_text(encoding="utf-8"), "Recommendation")
+            or "(the experiments report has no recommendation yet: `make experiments`)"
+        ),
+    )
     text = splice_file(text, "encoders", Path("bench/encoders.json"), encoders_table)
     if list(Path("reports/experiments").glob("*.json")):
         text = splice(text, "compute", compute_line(Path("reports/experiments")))

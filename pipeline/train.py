@@ -33,8 +33,8 @@ from data.prepared_io import atomic_write_text, read_prepared
 from features.inputs import add_unlabelled_text, load_inputs, text_sentences, with_shape_flags
 from heads.batches import word_rows
 from heads.checkpoint import load_head, save_head
-from heads.losses import explicit_prior, inverse_frequency_weights
 from heads.early_stopping import EarlyStopping, train_converged
+from heads.losses import explicit_prior, inverse_frequency_weights
 from heads.model import baseline_inputs, baseline_vocabulary, build_model
 from heads.self_training import SelfTraining, train_self_training
 from heads.train import KLPhase, train_kl_phase, train_supervised
@@ -58,8 +58,7 @@ log = logging.getLogger("train")
 SUPERVISED = ("baseline", "bert_ner", "bert_ner_es")
 
 
-def _supervised(model_id, seed, prepared, inputs, labels, input_kind, architecture, common, heads, params_path,
-                config):
+def _supervised(model_id, seed, prepared, inputs, labels, input_kind, architecture, common, heads, params_path, config):
     """A supervised head: the seed's fixed epochs, or early stopping by steps then a refit."""
     supervised = load_section(SupervisedParams, model_id, params_path)
     labelled, vocab_size = prepared.split["labelled"], 0
@@ -68,21 +67,40 @@ def _supervised(model_id, seed, prepared, inputs, labels, input_kind, architectu
         inputs = baseline_inputs(inputs, vocabulary)
         vocab_size = len(vocabulary) + 1
         config["vocabulary"] = vocabulary.tolist()
-    model = build_model(input_kind, len(prepared.categories), **architecture, embed_dim=supervised.embed_dim,
-                        vocab_size=vocab_size)
+    model = build_model(
+        input_kind, len(prepared.categories), **architecture, embed_dim=supervised.embed_dim, vocab_size=vocab_size
+    )
     config.update(dataclasses.asdict(supervised), vocab_size=vocab_size)
     if supervised.schedule == "epochs":
-        return train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model,
-                                epochs=supervised.epochs, learning_rate=heads.learning_rate, **common)
+        return train_supervised(
+            None,
+            inputs,
+            labels,
+            prepared.offsets,
+            labelled,
+            model=model,
+            epochs=supervised.epochs,
+            learning_rate=heads.learning_rate,
+            **common,
+        )
     stopping = load_section(EarlyStoppingParams, "early_stopping", params_path)
     config["early_stopping"] = dataclasses.asdict(stopping)
 
     def true_tags_of(sentence_ids):
         return [tag for s in sentence_ids for tag in prepared.tags[s]]
 
-    return train_converged(inputs, labels, prepared.offsets, labelled, true_tags_of, prepared.categories,
-                           EarlyStopping(**dataclasses.asdict(stopping)), model=model,
-                           learning_rate=heads.learning_rate, **common)
+    return train_converged(
+        inputs,
+        labels,
+        prepared.offsets,
+        labelled,
+        true_tags_of,
+        prepared.categories,
+        EarlyStopping(**dataclasses.asdict(stopping)),
+        model=model,
+        learning_rate=heads.learning_rate,
+        **common,
+    )
 
 
 def _load_init(init, expected_model, seed):
@@ -90,22 +108,42 @@ def _load_init(init, expected_model, seed):
         raise ValueError(f"--init ({expected_model}'s head of the same seed) is required")
     params, init_config = load_head(init)
     if init_config["model"] != expected_model or init_config["seed"] != seed:
-        raise ValueError(f"{init}: expected {expected_model}'s head of seed {seed}, found "
-                         f"{init_config['model']} seed {init_config['seed']}")
+        raise ValueError(
+            f"{init}: expected {expected_model}'s head of seed {seed}, found "
+            f"{init_config['model']} seed {init_config['seed']}"
+        )
     return params
 
 
-def _semi_supervised(model_id, seed, prepared, inputs, labels, architecture, common, params_path, init,
-                     text_cache, feature_fingerprint, config, shape_flags):
+def _semi_supervised(
+    model_id,
+    seed,
+    prepared,
+    inputs,
+    labels,
+    architecture,
+    common,
+    params_path,
+    init,
+    text_cache,
+    feature_fingerprint,
+    config,
+    shape_flags,
+):
     """A KL-phase model (kl_models) or a self-training model (self_training_models), from ``init``."""
     all_params = read_params(params_path)
     kl_models, self_training_models = all_params.get("kl_models") or {}, all_params.get("self_training_models") or {}
     if model_id not in kl_models and model_id not in self_training_models:
-        raise ValueError(f"unknown model {model_id!r}: not {', '.join(SUPERVISED)}, in kl_models "
-                         f"({', '.join(kl_models)}) or in self_training_models ({', '.join(self_training_models)})")
+        raise ValueError(
+            f"unknown model {model_id!r}: not {', '.join(SUPERVISED)}, in kl_models "
+            f"({', '.join(kl_models)}) or in self_training_models ({', '.join(self_training_models)})"
+        )
     is_kl = model_id in kl_models
-    recipe = (load_section(KLModelParams, f"kl_models.{model_id}", params_path) if is_kl else
-              load_section(SelfTrainingModelParams, f"self_training_models.{model_id}", params_path))
+    recipe = (
+        load_section(KLModelParams, f"kl_models.{model_id}", params_path)
+        if is_kl
+        else load_section(SelfTrainingModelParams, f"self_training_models.{model_id}", params_path)
+    )
     params = _load_init(init, recipe.init, seed)
     model = build_model("features", len(prepared.categories), **architecture)
     offsets, labelled, unlabelled = prepared.offsets, prepared.split["labelled"], prepared.split["unlabelled"]
@@ -113,31 +151,43 @@ def _semi_supervised(model_id, seed, prepared, inputs, labels, architecture, com
     if text.mode != "none":
         text_words = text_sentences(text.path, text.encoding) if shape_flags else None
         inputs, offsets, labels, unlabelled, config["unlabelled_text"] = add_unlabelled_text(
-            inputs, offsets, labels, unlabelled, text_cache, text.mode, feature_fingerprint, text_words)
-        log.info("unlabelled batches from %d sentences (%s, %d of extra text)", len(unlabelled),
-                 text.mode, config["unlabelled_text"]["sentences"])
+            inputs, offsets, labels, unlabelled, text_cache, text.mode, feature_fingerprint, text_words
+        )
+        log.info(
+            "unlabelled batches from %d sentences (%s, %d of extra text)",
+            len(unlabelled),
+            text.mode,
+            config["unlabelled_text"]["sentences"],
+        )
     if len(unlabelled) == 0:
-        raise ValueError(f"{model_id}: no unlabelled sentences: the corpus's unlabelled split is empty "
-                         "(prepare.labelled_size took them all); give extra text (unlabelled_text.path, "
-                         "mode add or replace) or lower prepare.labelled_size")
+        raise ValueError(
+            f"{model_id}: no unlabelled sentences: the corpus's unlabelled split is empty "
+            "(prepare.labelled_size took them all); give extra text (unlabelled_text.path, "
+            "mode add or replace) or lower prepare.labelled_size"
+        )
     config.update(recipe=dataclasses.asdict(recipe), init=str(init))
     if not is_kl:
         shared = load_section(SelfTrainingParams, "self_training", params_path)
         config["self_training"] = dataclasses.asdict(shared)
         recipe = SelfTraining(**dataclasses.asdict(shared), control=recipe.control)
-        return train_self_training(params, inputs, labels, offsets, labelled, unlabelled, recipe, model=model,
-                                   **common)
+        return train_self_training(params, inputs, labels, offsets, labelled, unlabelled, recipe, model=model, **common)
     kl = load_section(KLParams, "kl", params_path)
     config["kl"] = dataclasses.asdict(kl)
 
     def chosen(value, default):  # a model's own value, else the kl section's validated default
         return default if value is None else value
 
-    phase = KLPhase(kind=recipe.kind, rounds=recipe.rounds, schedule=chosen(recipe.schedule, kl.schedule),
-                    kl_weight=chosen(recipe.weight, kl.weight), prior=explicit_prior(kl.prior, prepared.categories),
-                    target_gradient=chosen(recipe.target_gradient, kl.target_gradient),
-                    learning_rate=kl.learning_rate,
-                    kl_learning_rate=chosen(recipe.kl_learning_rate, kl.kl_learning_rate), control=recipe.control)
+    phase = KLPhase(
+        kind=recipe.kind,
+        rounds=recipe.rounds,
+        schedule=chosen(recipe.schedule, kl.schedule),
+        kl_weight=chosen(recipe.weight, kl.weight),
+        prior=explicit_prior(kl.prior, prepared.categories),
+        target_gradient=chosen(recipe.target_gradient, kl.target_gradient),
+        learning_rate=kl.learning_rate,
+        kl_learning_rate=chosen(recipe.kl_learning_rate, kl.kl_learning_rate),
+        control=recipe.control,
+    )
     config["phase"] = {k: v for k, v in dataclasses.asdict(phase).items() if k != "prior"}
     return train_kl_phase(params, inputs, labels, offsets, labelled, unlabelled, phase, model=model, **common)
 
@@ -157,14 +207,26 @@ def model_heads(model_id: str, init: str | None, params_path: str) -> HeadParams
     return HeadParams(**load_head(init)[1]["heads"])
 
 
-def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str,
-          init: str | None, params_path: str, text_cache: str) -> None:
+def train(
+    model_id: str,
+    seed: int,
+    prepared_dir: str,
+    cache_path: str,
+    out: str,
+    init: str | None,
+    params_path: str,
+    text_cache: str,
+) -> None:
     heads = model_heads(model_id, init, params_path)
     prepared = read_prepared(prepared_dir)
     categories = prepared.categories
     input_kind = "piece_ids" if model_id == "baseline" else "features"
-    inputs, feature_fingerprint = load_inputs(cache_path, load_section(ExtractParams, "extract", params_path),
-                                              prepared.meta["words_sha256"], piece_ids=input_kind == "piece_ids")
+    inputs, feature_fingerprint = load_inputs(
+        cache_path,
+        load_section(ExtractParams, "extract", params_path),
+        prepared.meta["words_sha256"],
+        piece_ids=input_kind == "piece_ids",
+    )
     shape_flags = heads.shape_flags and input_kind == "features"
     if shape_flags:
         inputs = with_shape_flags(inputs, prepared.words)  # (W, D + 8): a view, the cache stays mapped
@@ -173,29 +235,57 @@ def train(model_id: str, seed: int, prepared_dir: str, cache_path: str, out: str
     labels = np.full(len(prepared.labels), -1, dtype=np.int32)
     labelled_rows = word_rows(prepared.offsets, labelled)
     labels[labelled_rows] = prepared.labels[labelled_rows]
-    class_weights = (inverse_frequency_weights(labels[labelled_rows], len(categories))
-                     if heads.class_weighting else None)
-    common = dict(batch_sentences=heads.batch_sentences, weight_decay=heads.weight_decay,
-                  class_weights=class_weights, seed=seed)
-    architecture = dict(hidden=heads.hidden, latent_dim=heads.latent_dim, dropout=heads.dropout, head=heads.kind,
-                        input_dim=int(inputs.shape[1]) if inputs.ndim == 2 else 0, lstm_units=heads.lstm_units,
-                        row_words=heads.row_words, max_sentences=heads.batch_sentences)
+    class_weights = inverse_frequency_weights(labels[labelled_rows], len(categories)) if heads.class_weighting else None
+    common = dict(
+        batch_sentences=heads.batch_sentences, weight_decay=heads.weight_decay, class_weights=class_weights, seed=seed
+    )
+    architecture = dict(
+        hidden=heads.hidden,
+        latent_dim=heads.latent_dim,
+        dropout=heads.dropout,
+        head=heads.kind,
+        input_dim=int(inputs.shape[1]) if inputs.ndim == 2 else 0,
+        lstm_units=heads.lstm_units,
+        row_words=heads.row_words,
+        max_sentences=heads.batch_sentences,
+    )
     start = time.perf_counter()
-    config = {"model": model_id, "seed": seed, "categories": categories, "heads": dataclasses.asdict(heads),
-              "features": feature_fingerprint, "input": input_kind}
+    config = {
+        "model": model_id,
+        "seed": seed,
+        "categories": categories,
+        "heads": dataclasses.asdict(heads),
+        "features": feature_fingerprint,
+        "input": input_kind,
+    }
     if heads.kind != "mlp":
         config["input_dim"] = architecture["input_dim"]  # where the context head finds the shape flags
     if model_id in SUPERVISED:
-        params, history = _supervised(model_id, seed, prepared, inputs, labels, input_kind, architecture, common,
-                                      heads, params_path, config)
+        params, history = _supervised(
+            model_id, seed, prepared, inputs, labels, input_kind, architecture, common, heads, params_path, config
+        )
     else:
-        params, history = _semi_supervised(model_id, seed, prepared, inputs, labels, architecture, common,
-                                           params_path, init, text_cache, feature_fingerprint, config, shape_flags)
+        params, history = _semi_supervised(
+            model_id,
+            seed,
+            prepared,
+            inputs,
+            labels,
+            architecture,
+            common,
+            params_path,
+            init,
+            text_cache,
+            feature_fingerprint,
+            config,
+            shape_flags,
+        )
     seconds = time.perf_counter() - start
     Path(out).mkdir(parents=True, exist_ok=True)
     save_head(Path(out) / "head.msgpack", params, config)
-    atomic_write_text(Path(out) / "train.json",
-                      json.dumps({"seconds": round(seconds, 2), "history": history}, indent=1))
+    atomic_write_text(
+        Path(out) / "train.json", json.dumps({"seconds": round(seconds, 2), "history": history}, indent=1)
+    )
     log.info("%s seed %d: trained in %.1f s", model_id, seed, seconds)
 
 
@@ -206,8 +296,11 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--cache", default="cache/features.h5")
-    parser.add_argument("--text-cache", default="cache/unlabelled.h5",
-                        help="extra unlabelled text's cache (read when unlabelled_text.mode is not none)")
+    parser.add_argument(
+        "--text-cache",
+        default="cache/unlabelled.h5",
+        help="extra unlabelled text's cache (read when unlabelled_text.mode is not none)",
+    )
     parser.add_argument("--init", default=None, help="bert_ner head to start a KL model from")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()

@@ -40,15 +40,15 @@ def run_command(command, cwd, env, check=True):
 
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if check:
-        assert result.returncode == 0, (f"{' '.join(command)} failed:\n"
-                                        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
 
 def project_environment() -> dict:
     """The environment for dvc and the stages: this venv first on PATH, no hub, JAX on the CPU."""
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu")
+    return dict(
+        os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu"
+    )
 
 
 def make_project(root: Path, edit_params, message: str) -> tuple[Path, dict]:
@@ -67,7 +67,10 @@ def make_project(root: Path, edit_params, message: str) -> tuple[Path, dict]:
     edit_params(params)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = project_environment()
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", message]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", message],
+    ):
         run_command(command, root, env)
     return root, env

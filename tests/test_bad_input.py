@@ -62,48 +62,107 @@ CORPORA = [
     ("lf", "c.conll", GOOD, {}, ("ok", GOOD_WORDS, None)),
     ("crlf", "c.conll", GOOD.replace("\n", "\r\n"), {}, ("ok", GOOD_WORDS, None)),
     ("cr-only", "c.conll", GOOD.replace("\n", "\r"), {}, ("ok", GOOD_WORDS, None)),
-    ("mixed-endings", "c.conll", "book\tO\r\nto\tO\rPorto\tB-city\n\nhi\tO\nLisbon\tB-city", {},
-     ("ok", GOOD_WORDS, None)),
+    (
+        "mixed-endings",
+        "c.conll",
+        "book\tO\r\nto\tO\rPorto\tB-city\n\nhi\tO\nLisbon\tB-city",
+        {},
+        ("ok", GOOD_WORDS, None),
+    ),
     ("bom-conll", "c.conll", "\ufeff" + GOOD, {}, ("ok", GOOD_WORDS, None)),
     ("space-separated", "c.conll", GOOD.replace("\t", " "), {}, ("ok", GOOD_WORDS, None)),
     ("runs-of-spaces", "c.conll", GOOD.replace("\t", "   "), {}, ("ok", GOOD_WORDS, None)),
-    ("four-columns", "c.conll", "book NN x O\nto TO x O\nPorto NNP x B-city\n", {},
-     ("ok", [["book", "to", "Porto"]], [["O", "O", "B-city"]])),
+    (
+        "four-columns",
+        "c.conll",
+        "book NN x O\nto TO x O\nPorto NNP x B-city\n",
+        {},
+        ("ok", [["book", "to", "Porto"]], [["O", "O", "B-city"]]),
+    ),
     ("docstart", "c.conll", "-DOCSTART- -X- O\n\n" + GOOD, {}, ("ok", GOOD_WORDS, None)),
-    ("tab-word-with-space", "c.conll", "New York\tB-city\nis\tO\n", {},
-     ("ok", [["New York", "is"]], [["B-city", "O"]])),
-    ("missing-value-words", "c.conll", "NaN\tO\nnull\tO\nNA\tB-x\nNone\tO\n\x85\tO\n", {},
-     ("ok", [["NaN", "null", "NA", "None", "\x85"]], None)),
+    (
+        "tab-word-with-space",
+        "c.conll",
+        "New York\tB-city\nis\tO\n",
+        {},
+        ("ok", [["New York", "is"]], [["B-city", "O"]]),
+    ),
+    (
+        "missing-value-words",
+        "c.conll",
+        "NaN\tO\nnull\tO\nNA\tB-x\nNone\tO\n\x85\tO\n",
+        {},
+        ("ok", [["NaN", "null", "NA", "None", "\x85"]], None),
+    ),
     ("space-in-word", "c.conll", "New York B-city\nis O\n", {}, ("error", "a word containing a space", ":2")),
     ("tab-in-word", "c.conll", "a\tO\nNew\tYork\tB-city\n", {}, ("error", "a word containing a tab", ":2")),
-    ("three-columns-word-tag-0", "c.conll", "book O 0\nPorto B-city 0\n", {},
-     ("error", "only one category ('0'): a head needs O", "")),
-    ("three-columns-tag-column-1", "c.conll", "book O 0\nPorto B-city 0\n", {"tag_column": 1},
-     ("ok", [["book", "Porto"]], [["O", "B-city"]])),
+    (
+        "three-columns-word-tag-0",
+        "c.conll",
+        "book O 0\nPorto B-city 0\n",
+        {},
+        ("error", "only one category ('0'): a head needs O", ""),
+    ),
+    (
+        "three-columns-tag-column-1",
+        "c.conll",
+        "book O 0\nPorto B-city 0\n",
+        {"tag_column": 1},
+        ("ok", [["book", "Porto"]], [["O", "B-city"]]),
+    ),
     ("tag-column-out-of-range", "c.conll", GOOD, {"tag_column": 5}, ("error", "tag_column is 5", ":1")),
     ("bare-B", "c.conll", "a\tB-\nb\tO\nc\tB-x\n", {}, ("error", "tag 'B-' has a prefix but no category", ":1")),
     ("bare-I", "c.conll", "a\tO\nb\tI-\nc\tB-x\n", {}, ("error", "tag 'I-' has a prefix but no category", ":2")),
-    ("lower-case", "c.conll", "a\to\nb\tb-city\nc\ti-city\n", {},
-     ("ok", [["a", "b", "c"]], [["O", "B-city", "I-city"]])),
-    ("bioes", "c.conll", "a\tS-city\nb\tO\nc\tB-x\nd\tI-x\ne\tE-x\n", {},
-     ("ok", [["a", "b", "c", "d", "e"]], [["B-city", "O", "B-x", "I-x", "I-x"]])),
-    ("bilou", "c.conll", "a\tU-city\nb\tO\nc\tB-x\nd\tL-x\n", {},
-     ("ok", [["a", "b", "c", "d"]], [["B-city", "O", "B-x", "I-x"]])),
-    ("iob1", "c.conll", "a\tI-x\nb\tI-x\nc\tO\nd\tI-y\n", {},
-     ("ok", [["a", "b", "c", "d"]], [["B-x", "I-x", "O", "B-y"]])),
+    (
+        "lower-case",
+        "c.conll",
+        "a\to\nb\tb-city\nc\ti-city\n",
+        {},
+        ("ok", [["a", "b", "c"]], [["O", "B-city", "I-city"]]),
+    ),
+    (
+        "bioes",
+        "c.conll",
+        "a\tS-city\nb\tO\nc\tB-x\nd\tI-x\ne\tE-x\n",
+        {},
+        ("ok", [["a", "b", "c", "d", "e"]], [["B-city", "O", "B-x", "I-x", "I-x"]]),
+    ),
+    (
+        "bilou",
+        "c.conll",
+        "a\tU-city\nb\tO\nc\tB-x\nd\tL-x\n",
+        {},
+        ("ok", [["a", "b", "c", "d"]], [["B-city", "O", "B-x", "I-x"]]),
+    ),
+    (
+        "iob1",
+        "c.conll",
+        "a\tI-x\nb\tI-x\nc\tO\nd\tI-y\n",
+        {},
+        ("ok", [["a", "b", "c", "d"]], [["B-x", "I-x", "O", "B-y"]]),
+    ),
     ("only-O", "c.conll", "a\tO\nb\tO\n", {}, ("error", "only one category ('O')", "")),
     ("no-O", "c.conll", "a\tcity\nb\tdate\n", {}, ("error", "no word is tagged O", "")),
     ("missing-tag", "c.conll", "a\tO\nb\n", {}, ("error", "missing tag", ":2")),
     ("mixed-separators", "c.conll", "a\tO\nb B-x\n", {}, ("error", "mixed tab and space", ":2")),
     ("empty-word", "c.conll", "a\tO\n\tB-x\n", {}, ("error", "empty word", ":2")),
-    ("tag-with-space", "c.csv", "Sentence #,Word,POS,Tag\nSentence: 1,a,DT,B x\n", {},
-     ("error", "contains whitespace", ":2")),
+    (
+        "tag-with-space",
+        "c.csv",
+        "Sentence #,Word,POS,Tag\nSentence: 1,a,DT,B x\n",
+        {},
+        ("error", "contains whitespace", ":2"),
+    ),
     ("empty-file", "c.conll", "", {}, ("error", "empty file", ":1")),
     ("blank-file", "c.conll", "\n\n\n", {}, ("error", "empty file", ":1")),
-    ("latin1-as-utf8", "c.conll", "a\tO\n\nCitro\xebn\tB-org\n".encode("latin-1"), {"encoding": "utf-8"},
-     ("error", "not valid utf-8", ":3")),
-    ("latin1-auto", "c.conll", "a\tO\n\nCitro\xebn\tB-org\n".encode("latin-1"), {},
-     ("ok", [["a"], ["Citroën"]], None)),
+    (
+        "latin1-as-utf8",
+        "c.conll",
+        "a\tO\n\nCitro\xebn\tB-org\n".encode("latin-1"),
+        {"encoding": "utf-8"},
+        ("error", "not valid utf-8", ":3"),
+    ),
+    ("latin1-auto", "c.conll", "a\tO\n\nCitro\xebn\tB-org\n".encode("latin-1"), {}, ("ok", [["a"], ["Citroën"]], None)),
     ("unknown-encoding", "c.conll", GOOD, {"encoding": "klingon-8"}, ("error", "unknown encoding 'klingon-8'", "")),
     ("gzip", "c.conll", gzip.compress(GOOD.encode()), {}, ("error", "not a text file: gzip", "")),
     ("binary", "c.conll", b"a\tO\n\x00\x01\x02\x03\tO\n", {}, ("error", "not a text file: binary", ":2")),
@@ -115,19 +174,48 @@ CORPORA = [
     ("kaggle-latin1-auto", "c.csv", KAGGLE.encode("latin-1"), {}, ("ok", [["Zürich", "is"], ["NaN", "Bern"]], None)),
     ("kaggle-bom", "c.csv", "\ufeff" + KAGGLE, {}, ("ok", [["Zürich", "is"], ["NaN", "Bern"]], None)),
     ("kaggle-cr-only", "c.csv", KAGGLE.replace("\n", "\r"), {}, ("ok", [["Zürich", "is"], ["NaN", "Bern"]], None)),
-    ("kaggle-quoted-comma", "c.csv", KAGGLE.replace(",is,", ',"1,000",'), {},
-     ("ok", [["Zürich", "1,000"], ["NaN", "Bern"]], None)),
-    ("kaggle-extra-field", "c.csv", KAGGLE.replace(",is,VBZ,O", ",is,VBZ,O,x"), {},
-     ("error", "expected 4 fields, found 5", ":3")),
-    ("kaggle-missing-column", "c.csv", "Sentence #,Word,POS\nSentence: 1,a,DT\n", {},
-     ("error", "missing column(s) Tag", ":1")),
-    ("kaggle-no-sentence-id", "c.csv", "Sentence #,Word,POS,Tag\n,a,DT,O\n", {},
-     ("error", "first row has no 'Sentence #'", ":2")),
-    ("kaggle-empty-tag", "c.csv", "Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,b,NN,\n", {},
-     ("error", "word 'b' has no tag", ":3")),
-    ("kaggle-tag-column-name", "c.csv", KAGGLE.replace("POS", "Label").replace(",NNP,", ",B-x,")
-     .replace(",VBZ,", ",O,").replace(",NN,", ",O,"), {"tag_column": "Label"},
-     ("ok", [["Zürich", "is"], ["NaN", "Bern"]], [["B-x", "O"], ["O", "B-x"]])),
+    (
+        "kaggle-quoted-comma",
+        "c.csv",
+        KAGGLE.replace(",is,", ',"1,000",'),
+        {},
+        ("ok", [["Zürich", "1,000"], ["NaN", "Bern"]], None),
+    ),
+    (
+        "kaggle-extra-field",
+        "c.csv",
+        KAGGLE.replace(",is,VBZ,O", ",is,VBZ,O,x"),
+        {},
+        ("error", "expected 4 fields, found 5", ":3"),
+    ),
+    (
+        "kaggle-missing-column",
+        "c.csv",
+        "Sentence #,Word,POS\nSentence: 1,a,DT\n",
+        {},
+        ("error", "missing column(s) Tag", ":1"),
+    ),
+    (
+        "kaggle-no-sentence-id",
+        "c.csv",
+        "Sentence #,Word,POS,Tag\n,a,DT,O\n",
+        {},
+        ("error", "first row has no 'Sentence #'", ":2"),
+    ),
+    (
+        "kaggle-empty-tag",
+        "c.csv",
+        "Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,b,NN,\n",
+        {},
+        ("error", "word 'b' has no tag", ":3"),
+    ),
+    (
+        "kaggle-tag-column-name",
+        "c.csv",
+        KAGGLE.replace("POS", "Label").replace(",NNP,", ",B-x,").replace(",VBZ,", ",O,").replace(",NN,", ",O,"),
+        {"tag_column": "Label"},
+        ("ok", [["Zürich", "is"], ["NaN", "Bern"]], [["B-x", "O"], ["O", "B-x"]]),
+    ),
     ("zip-not-named-zip", "c.conll", b"PK\x03\x04\x14\x00rest of a zip", {}, ("error", "not a text file: a zip", "")),
     ("broken-zip", "c.zip", b"PK\x03\x04 definitely not a zip", {}, ("error", "unreadable zip", "")),
 ]
@@ -146,16 +234,18 @@ def write_input(directory: Path, name: str, content) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name, content, overrides, expected", [row[1:] for row in CORPORA],
-                         ids=[row[0] for row in CORPORA])
+@pytest.mark.parametrize(
+    "name, content, overrides, expected", [row[1:] for row in CORPORA], ids=[row[0] for row in CORPORA]
+)
 def test_corpus(tmp_path, capsys, monkeypatch, name, content, overrides, expected):
     from pipeline.prepare import main
 
     path = write_input(tmp_path, name, content)
     params = {"prepare": dict({"corpus": str(path), "test_size": 0, "labelled_size": "all"}, **overrides)}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    status, _, err = run_cli(main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "out")],
-                             capsys, monkeypatch)
+    status, _, err = run_cli(
+        main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "out")], capsys, monkeypatch
+    )
     if expected[0] == "ok":
         assert status == 0, err
         prepared = read_prepared(tmp_path / "out")
@@ -172,10 +262,12 @@ def test_test_sentences_in_the_labelled_split_are_counted(tmp_path, capsys, monk
 
     corpus = tmp_path / "c.conll"
     corpus.write_text("\n\n".join(["a\tO\nPorto\tB-city"] * 6 + ["b\tO\nLisbon\tB-city"] * 2) + "\n")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
-        {"prepare": {"corpus": str(corpus), "test_size": 2, "labelled_size": "all"}}))
-    status, _, _ = run_cli(main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "out")],
-                           capsys, monkeypatch)
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"prepare": {"corpus": str(corpus), "test_size": 2, "labelled_size": "all"}})
+    )
+    status, _, _ = run_cli(
+        main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "out")], capsys, monkeypatch
+    )
     assert status == 0
     shared = read_prepared(tmp_path / "out").meta["test_sentences_in_labelled"]
     assert shared == 2 and "2 of 2 test sentences also appear" in caplog.text
@@ -205,7 +297,7 @@ def test_text_file(tmp_path, content, expected):
     path.write_bytes(content)
     if expected[0] == "ok":
         scan = scan_text(path, chunk_sentences=1)
-        assert TextSentences(scan)[0:scan.num_sentences] == expected[1]
+        assert TextSentences(scan)[0 : scan.num_sentences] == expected[1]
     else:
         with pytest.raises(TextError) as error:
             scan = scan_text(path)
@@ -214,6 +306,7 @@ def test_text_file(tmp_path, content, expected):
 
 
 # ---------------------------------------------------------------- heads
+
 
 def small_head(path, encoder, **config_changes):
     from test_predict import make_head
@@ -231,8 +324,12 @@ def write_raw_head(path, params, config, version=2):
     import hashlib
 
     payload = serialization.msgpack_serialize({"config": config, "params": params})
-    record = {"format": "ssner-head", "version": version, "sha256": hashlib.sha256(payload).hexdigest(),
-              "payload": payload}
+    record = {
+        "format": "ssner-head",
+        "version": version,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": payload,
+    }
     Path(path).write_bytes(serialization.msgpack_serialize(record))
 
 
@@ -252,17 +349,30 @@ def nan_params(params):
 
 HEADS = [
     ("flipped-bytes", lambda p, e: flip_bytes(small_head(p, e)), "does not match its sha256"),
-    ("nan-params", lambda p, e: write_raw_head(p, nan_params(load_head(small_head(p, e))[0]),
-                                              load_head(p)[1]), "hold NaN or Inf"),
+    (
+        "nan-params",
+        lambda p, e: write_raw_head(p, nan_params(load_head(small_head(p, e))[0]), load_head(p)[1]),
+        "hold NaN or Inf",
+    ),
     ("empty-params", lambda p, e: write_raw_head(p, {}, load_head(small_head(p, e))[1]), "no parameters"),
-    ("unknown-param", lambda p, e: write_raw_head(p, dict(load_head(small_head(p, e))[0], Extra_0={"w": np.ones(2)}),
-                                                  load_head(p)[1]), "unknown Extra_0/w"),
+    (
+        "unknown-param",
+        lambda p, e: write_raw_head(
+            p, dict(load_head(small_head(p, e))[0], Extra_0={"w": np.ones(2)}), load_head(p)[1]
+        ),
+        "unknown Extra_0/w",
+    ),
     ("no-categories", lambda p, e: small_head(p, e, categories=[]), "categories must be a list"),
     ("unknown-input", lambda p, e: small_head(p, e, input="pixels"), "input must be one of"),
     ("no-architecture", lambda p, e: small_head(p, e, heads=None), "no 'heads' architecture"),
     ("wrong-shapes", lambda p, e: small_head(p, e, categories=["O", "a", "b", "c", "d", "e"]), "do not fit"),
-    ("old-version", lambda p, e: Path(p).write_bytes(serialization.msgpack_serialize(
-        {"format": "ssner-head", "version": 1, "config": {}, "params": {}})), "format version 1"),
+    (
+        "old-version",
+        lambda p, e: Path(p).write_bytes(
+            serialization.msgpack_serialize({"format": "ssner-head", "version": 1, "config": {}, "params": {}})
+        ),
+        "format version 1",
+    ),
     ("garbage", lambda p, e: Path(p).write_bytes(b"not a head at all"), "not a head file"),
     ("truncated", lambda p, e: Path(p).write_bytes(Path(small_head(p, e)).read_bytes()[:100]), "head"),
 ]
@@ -292,21 +402,33 @@ def test_save_head_refuses_nan(encoder, tmp_path):
 # ---------------------------------------------------------------- predict inputs
 
 PREDICT = [
-    ("text-args", lambda d: ["book a flight to Porto", "hi\rthere"], ("ok", [["book", "a", "flight", "to", "Porto"],
-                                                                          ["hi"], ["there"]])),
+    (
+        "text-args",
+        lambda d: ["book a flight to Porto", "hi\rthere"],
+        ("ok", [["book", "a", "flight", "to", "Porto"], ["hi"], ["there"]]),
+    ),
     ("file-cr-only", lambda d: ["--file", write(d, b"book a\rflight\r")], ("ok", [["book", "a"], ["flight"]])),
     ("file-bom", lambda d: ["--file", write(d, b"\xef\xbb\xbfbook it\n")], ("ok", [["book", "it"]])),
-    ("file-latin1", lambda d: ["--file", write(d, "Z\xfcrich\n".encode("latin-1")), "--encoding", "latin-1"],
-     ("ok", [["Zürich"]])),
+    (
+        "file-latin1",
+        lambda d: ["--file", write(d, "Z\xfcrich\n".encode("latin-1")), "--encoding", "latin-1"],
+        ("ok", [["Zürich"]]),
+    ),
     ("file-directory", lambda d: ["--file", str(d)], ("error", "is a directory", "")),
     ("file-missing", lambda d: ["--file", str(d / "absent.txt")], ("error", "no such file", "")),
     ("file-gzip", lambda d: ["--file", write(d, gzip.compress(b"hi\n"))], ("error", "not a text file: gzip", ":1")),
     ("file-utf16", lambda d: ["--file", write(d, "hi\n".encode("utf-16"))], ("error", "NUL byte", ":1")),
     ("file-bad-utf8", lambda d: ["--file", write(d, b"ok\nZ\xfcrich\n")], ("error", "not valid utf-8", ":2")),
-    ("encoding-unknown", lambda d: ["--file", write(d, b"hi\n"), "--encoding", "klingon"],
-     ("error", "--encoding: unknown text encoding 'klingon'", "")),
-    ("encoding-utf16", lambda d: ["--file", write(d, b"hi\n"), "--encoding", "utf-16"],
-     ("error", "--encoding: encoding 'utf-16' is not read line by line", "")),
+    (
+        "encoding-unknown",
+        lambda d: ["--file", write(d, b"hi\n"), "--encoding", "klingon"],
+        ("error", "--encoding: unknown text encoding 'klingon'", ""),
+    ),
+    (
+        "encoding-utf16",
+        lambda d: ["--file", write(d, b"hi\n"), "--encoding", "utf-16"],
+        ("error", "--encoding: encoding 'utf-16' is not read line by line", ""),
+    ),
     ("batch-zero", lambda d: ["--batch-sentences", "0", "hi"], ("error", "--batch-sentences 0", "")),
 ]
 
@@ -331,8 +453,9 @@ def test_predict_input(encoder, tmp_path, capsys, monkeypatch, arguments, expect
     status, out, err = run_cli(main, ["--head", str(head), *argv], capsys, monkeypatch)
     if expected[0] == "ok":
         assert status == 0, err
-        sentences = [[row.split("\t")[0] for row in block.split("\n") if row]
-                     for block in out.strip("\n").split("\n\n")]
+        sentences = [
+            [row.split("\t")[0] for row in block.split("\n") if row] for block in out.strip("\n").split("\n\n")
+        ]
         assert sentences == expected[1]  # every word, unchanged
     else:
         assert status == 1 and out == ""
@@ -342,8 +465,16 @@ def test_predict_input(encoder, tmp_path, capsys, monkeypatch, arguments, expect
 
 # ---------------------------------------------------------------- feature caches
 
-SETTINGS = ExtractParams(layers=(1, 2), combine="mean", pooling="first", precision="fp32", max_length=64,
-                         stride=16, chunk_sentences=2, max_batch_tokens=512)
+SETTINGS = ExtractParams(
+    layers=(1, 2),
+    combine="mean",
+    pooling="first",
+    precision="fp32",
+    max_length=64,
+    stride=16,
+    chunk_sentences=2,
+    max_batch_tokens=512,
+)
 OFFSETS = np.array([0, 3, 5, 9, 10, 12])
 
 
@@ -365,9 +496,15 @@ def poke(path, rows, value):
         handle["features"][rows] = value
 
 
-STALE = [("precision", {"precision": "bf16"}), ("stride", {"stride": 8}), ("max_length", {"max_length": 32}),
-         ("chunk_sentences", {"chunk_sentences": 4}), ("max_batch_tokens", {"max_batch_tokens": 1024}),
-         ("pooling", {"pooling": "mean"}), ("layers", {"layers": (3,)})]
+STALE = [
+    ("precision", {"precision": "bf16"}),
+    ("stride", {"stride": 8}),
+    ("max_length", {"max_length": 32}),
+    ("chunk_sentences", {"chunk_sentences": 4}),
+    ("max_batch_tokens", {"max_batch_tokens": 1024}),
+    ("pooling", {"pooling": "mean"}),
+    ("layers", {"layers": (3,)}),
+]
 
 
 @pytest.mark.parametrize("setting, change", STALE, ids=[row[0] for row in STALE])
@@ -414,8 +551,11 @@ def test_damaged_cache_is_refused(encoder, tmp_path, damage, message):
 def test_writer_refuses_non_finite_features(encoder, tmp_path, value):
     features = np.random.default_rng(0).standard_normal((12, 4))
     features[10, 2] = value
-    with pytest.raises(CacheError, match=r"f\.h5\.partial: the encoder gave NaN or Inf features for "
-                                         r"word row\(s\) 10 \(sentence\(s\) 5"):
+    with pytest.raises(
+        CacheError,
+        match=r"f\.h5\.partial: the encoder gave NaN or Inf features for "
+        r"word row\(s\) 10 \(sentence\(s\) 5",
+    ):
         write_cache(tmp_path / "f.h5", encoder, features=features)
 
 
@@ -444,5 +584,17 @@ def test_training_stops_on_a_non_finite_loss():
     labels = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0], np.int32)
     model = build_model("features", 2, hidden=[8], latent_dim=4)
     with pytest.raises(ValueError, match=r"non-finite loss \(NaN or Inf\) at step 0, epoch 1 of 2"):
-        train_supervised(None, inputs, labels, OFFSETS, np.arange(5), model=model, epochs=2,
-                         learning_rate=1e-3, batch_sentences=8, weight_decay=0.0, class_weights=None, seed=0)
+        train_supervised(
+            None,
+            inputs,
+            labels,
+            OFFSETS,
+            np.arange(5),
+            model=model,
+            epochs=2,
+            learning_rate=1e-3,
+            batch_sentences=8,
+            weight_decay=0.0,
+            class_weights=None,
+            seed=0,
+        )

@@ -10,21 +10,34 @@ from cache.store import CacheError, CacheWriter, open_cache
 from features.extract import extract_to_cache, fingerprint
 from features.settings import ExtractParams
 
-SENTENCES = [["Thousands", "of", "demonstrators"], ["London"], ["NaN", "null", "NA", "\x85"],
-             ["a", "b"], ["Iraq", "war"]]
+SENTENCES = [
+    ["Thousands", "of", "demonstrators"],
+    ["London"],
+    ["NaN", "null", "NA", "\x85"],
+    ["a", "b"],
+    ["Iraq", "war"],
+]
 OFFSETS = np.concatenate([[0], np.cumsum([len(s) for s in SENTENCES])])
 
 
 def make_writer(path, encoder, layers=(2, 3), chunk_sentences=2):
-    settings = ExtractParams(layers=tuple(layers), combine="mean", pooling="first", precision="fp32",
-                             max_length=512, stride=128, chunk_sentences=chunk_sentences)
+    settings = ExtractParams(
+        layers=tuple(layers),
+        combine="mean",
+        pooling="first",
+        precision="fp32",
+        max_length=512,
+        stride=128,
+        chunk_sentences=chunk_sentences,
+    )
     print_ = fingerprint(encoder, settings, False, 512, "corpus-hash")
     return CacheWriter(path, print_, OFFSETS, encoder.hidden_size, chunk_sentences), print_
 
 
 def run_extraction(writer, encoder, layers=(2, 3)):
-    return extract_to_cache(encoder, SENTENCES, writer, list(layers), "mean", "first", False,
-                            512, 128, 4096, progress=False)
+    return extract_to_cache(
+        encoder, SENTENCES, writer, list(layers), "mean", "first", False, 512, 128, 4096, progress=False
+    )
 
 
 def test_complete_cache_reads_back_with_its_fingerprint(tmp_path, encoder):
@@ -57,9 +70,11 @@ def test_interrupted_cache_never_looks_complete_and_resumes(tmp_path, encoder):
     # Write one chunk with the real extractor, then stop as an interrupted run would.
     from features.align import tokenize
     from features.extract import encode_windows
+
     windows = tokenize(encoder.tokenizer, SENTENCES[:2], 512, 128)
-    writer.write_chunk(first_chunk, encode_windows(encoder, windows, [2, 3], "mean", "first", False, 4096),
-                       windows.first_piece_id)
+    writer.write_chunk(
+        first_chunk, encode_windows(encoder, windows, [2, 3], "mean", "first", False, 4096), windows.first_piece_id
+    )
     writer.close()
     assert not path.exists()
     with pytest.raises(CacheError, match="no such cache"):

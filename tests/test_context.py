@@ -26,8 +26,15 @@ def sentences_and_inputs(lengths, seed=0):
 
 
 def bilstm(**options):
-    settings = dict(hidden=(16,), latent_dim=8, head="bilstm", input_dim=DIM + len(SHAPE_FLAGS), lstm_units=8,
-                    row_words=4, max_sentences=8)
+    settings = dict(
+        hidden=(16,),
+        latent_dim=8,
+        head="bilstm",
+        input_dim=DIM + len(SHAPE_FLAGS),
+        lstm_units=8,
+        row_words=4,
+        max_sentences=8,
+    )
     settings.update(options)
     return build_model("features", CLASSES, **settings)
 
@@ -82,8 +89,9 @@ def test_one_train_step_changes_every_parameter():
     params = model.init(jax.random.key(0), inputs[:1])["params"]
     optimizer = make_optimizer(1e-2)
     batch = make_batch(inputs, labels, word_rows(offsets, np.arange(4)), 32)
-    state, metrics = ce_step(init_state(params, optimizer), batch, apply_fn=model.apply, optimizer=optimizer,
-                             dropout_key=jax.random.key(3))
+    state, metrics = ce_step(
+        init_state(params, optimizer), batch, apply_fn=model.apply, optimizer=optimizer, dropout_key=jax.random.key(3)
+    )
     assert float(metrics["words"]) == len(inputs)
     moved = jax.tree_util.tree_map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), params, state.params)
     assert all(jax.tree_util.tree_leaves(moved))
@@ -123,11 +131,26 @@ def test_a_saved_bilstm_head_loads_and_predicts_the_same(tmp_path):
     _, inputs = sentences_and_inputs([4, 6])
     model = bilstm()
     params = model.init(jax.random.key(2), inputs[:1])["params"]
-    config = {"model": "bert_ner", "seed": 0, "categories": ["O", "a", "b"], "input": "features",
-              "input_dim": DIM + len(SHAPE_FLAGS), "features": {"encoder": "e"},
-              "heads": {"hidden": [16], "latent_dim": 8, "dropout": 0.0, "kind": "bilstm", "shape_flags": True,
-                        "lstm_units": 8, "row_words": 4, "batch_sentences": 8}}
+    config = {
+        "model": "bert_ner",
+        "seed": 0,
+        "categories": ["O", "a", "b"],
+        "input": "features",
+        "input_dim": DIM + len(SHAPE_FLAGS),
+        "features": {"encoder": "e"},
+        "heads": {
+            "hidden": [16],
+            "latent_dim": 8,
+            "dropout": 0.0,
+            "kind": "bilstm",
+            "shape_flags": True,
+            "lstm_units": 8,
+            "row_words": 4,
+            "batch_sentences": 8,
+        },
+    }
     save_head(tmp_path / "head.msgpack", params, config)
     loaded, loaded_config = load_head(tmp_path / "head.msgpack")
-    np.testing.assert_array_equal(predict(loaded, model_from_config(loaded_config), inputs)[0],
-                                  predict(params, model, inputs)[0])
+    np.testing.assert_array_equal(
+        predict(loaded, model_from_config(loaded_config), inputs)[0], predict(params, model, inputs)[0]
+    )

@@ -16,10 +16,10 @@ from data.tags import category_vocabulary, validate_tags
 
 TAGS = ["O", "B-geo", "I-geo", "B-per", "I-per"]
 # Words as a corpus may hold them: no empty strings, no line breaks, Latin-1 only.
-WORDS = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"),
-                min_size=1, max_size=8).filter(lambda w: w.strip() == w and w != "")
-SENTENCES = st.lists(st.lists(st.tuples(WORDS, st.sampled_from(TAGS)), min_size=1, max_size=6),
-                     min_size=1, max_size=5)
+WORDS = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"), min_size=1, max_size=8
+).filter(lambda w: w.strip() == w and w != "")
+SENTENCES = st.lists(st.lists(st.tuples(WORDS, st.sampled_from(TAGS)), min_size=1, max_size=6), min_size=1, max_size=5)
 
 
 @settings(max_examples=40, deadline=None)
@@ -44,8 +44,17 @@ def test_conll_roundtrip(tmp_path_factory, sentences, separator):
 
 
 def test_missing_value_words_and_latin1_survive(tmp_path):
-    sentence = [("NaN", "O"), ("null", "O"), ("NA", "O"), ("None", "O"), ("Citroën", "B-org"),
-                ("°C", "O"), ("\x85", "O"), (",", "O"), ('"', "O")]
+    sentence = [
+        ("NaN", "O"),
+        ("null", "O"),
+        ("NA", "O"),
+        ("None", "O"),
+        ("Citroën", "B-org"),
+        ("°C", "O"),
+        ("\x85", "O"),
+        (",", "O"),
+        ('"', "O"),
+    ]
     path = write_kaggle_csv(tmp_path / "c.csv", [sentence])
     zipped = tmp_path / "c.zip"
     with zipfile.ZipFile(zipped, "w") as archive:
@@ -54,14 +63,17 @@ def test_missing_value_words_and_latin1_survive(tmp_path):
         assert read_corpus(source).words == [[w for w, _ in sentence]]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "empty file"),
-    ("Sentence #,Word,POS\nSentence: 1,a,DT\n", "missing column(s) Tag"),
-    ("Sentence #,Word,POS,Tag\n,a,DT,O\n", ":2: first row has no 'Sentence #'"),
-    ("Sentence #,Word,POS,Tag\nSentence: 1,,DT,O\n", ":2: empty word"),
-    ("Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,b,NN,\n", ":3: word 'b' has no tag"),
-    ("Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O,extra\n", ":2: expected 4 fields"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty file"),
+        ("Sentence #,Word,POS\nSentence: 1,a,DT\n", "missing column(s) Tag"),
+        ("Sentence #,Word,POS,Tag\n,a,DT,O\n", ":2: first row has no 'Sentence #'"),
+        ("Sentence #,Word,POS,Tag\nSentence: 1,,DT,O\n", ":2: empty word"),
+        ("Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,b,NN,\n", ":3: word 'b' has no tag"),
+        ("Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O,extra\n", ":2: expected 4 fields"),
+    ],
+)
 def test_kaggle_errors_name_file_line_and_problem(tmp_path, content, message):
     path = tmp_path / "bad.csv"
     path.write_text(content, encoding="latin-1")
@@ -80,12 +92,15 @@ def test_unreadable_zip_and_missing_file(tmp_path):
         read_corpus(tmp_path / "absent.csv")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("a\tO\nb\n", ":2: missing tag"),
-    ("a\tO\nb B-per\n", ":2: mixed tab and space separators"),
-    ("a O\nb\tB-per\n", ":2: mixed tab and space separators"),
-    ("\n\n", "empty file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("a\tO\nb\n", ":2: missing tag"),
+        ("a\tO\nb B-per\n", ":2: mixed tab and space separators"),
+        ("a O\nb\tB-per\n", ":2: mixed tab and space separators"),
+        ("\n\n", "empty file"),
+    ],
+)
 def test_conll_errors(tmp_path, content, message):
     path = tmp_path / "bad.conll"
     path.write_text(content, encoding="utf-8")

@@ -70,8 +70,7 @@ def stages() -> list[tuple[str, str, list[str]]]:
         for name, stage in spec["stages"].items():
             stage = stage.get("do", stage)
             wdir = (ROOT / dvc_file).parent / stage.get("wdir", ".")
-            deps = [str((wdir / dep).resolve().relative_to(ROOT)) for dep in stage.get("deps", [])
-                    if "${" not in dep]
+            deps = [str((wdir / dep).resolve().relative_to(ROOT)) for dep in stage.get("deps", []) if "${" not in dep]
             found.append((dvc_file, name, stage["cmd"], deps))
     return found
 
@@ -84,9 +83,13 @@ def test_every_imported_module_is_a_dep(dvc_file, name, cmd, deps):
     assert entry is not None
     if entry.name == "__init__.py" and (entry.parent / "__main__.py").exists():
         entry = entry.parent / "__main__.py"
-    missing = sorted(str(path.relative_to(ROOT)) for path in imported_files(entry)
-                     if not any(str(path.relative_to(ROOT)) == dep or str(path.relative_to(ROOT)).startswith(dep + "/")
-                                for dep in deps))
+    missing = sorted(
+        str(path.relative_to(ROOT))
+        for path in imported_files(entry)
+        if not any(
+            str(path.relative_to(ROOT)) == dep or str(path.relative_to(ROOT)).startswith(dep + "/") for dep in deps
+        )
+    )
     assert not missing, f"{dvc_file}:{name} imports modules that are not its deps: {missing}"
 
 

@@ -12,8 +12,24 @@ from features.align import tokenize
 from features.extract import PAD_MULTIPLE, encode_windows, length_batches
 
 # Ordinary words, words split into many pieces, and words that tokenise to nothing.
-WORD = st.sampled_from(["the", "London", "marched", "NaN", "null", "Grönholm", "°C", "\x85",
-                        "\u200b", "antidisestablishmentarianism", ",", "3.5", "U.S.", "5 storm"])
+WORD = st.sampled_from(
+    [
+        "the",
+        "London",
+        "marched",
+        "NaN",
+        "null",
+        "Grönholm",
+        "°C",
+        "\x85",
+        "\u200b",
+        "antidisestablishmentarianism",
+        ",",
+        "3.5",
+        "U.S.",
+        "5 storm",
+    ]
+)
 SENTENCES = st.lists(st.lists(WORD, min_size=1, max_size=12), min_size=1, max_size=6)
 
 
@@ -38,7 +54,7 @@ def test_sentence_alone_equals_sentence_in_a_batch(encoder):
     alone, _ = encode(encoder, [target])
     batched, _ = encode(encoder, others[:2] + [target] + others[2:])
     start = 44
-    np.testing.assert_allclose(batched[start:start + len(target)], alone, atol=2e-3, rtol=2e-3)
+    np.testing.assert_allclose(batched[start : start + len(target)], alone, atol=2e-3, rtol=2e-3)
 
 
 def test_pooling_matches_a_direct_encoder_pass(encoder):
@@ -46,7 +62,7 @@ def test_pooling_matches_a_direct_encoder_pass(encoder):
     encoding = encoder.tokenizer(words, is_split_into_words=True, return_tensors="pt")
     with torch.inference_mode():
         hidden = encoder.model(**encoding, output_hidden_states=True).hidden_states
-    reference = ((hidden[2] + hidden[3]) / 2)[0].numpy()                          # (T, H)
+    reference = ((hidden[2] + hidden[3]) / 2)[0].numpy()  # (T, H)
     pieces = [[t for t, w in enumerate(encoding.word_ids()) if w == i] for i in range(len(words))]
     first, _ = encode(encoder, [words], "first")
     mean, _ = encode(encoder, [words], "mean")

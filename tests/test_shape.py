@@ -12,25 +12,25 @@ from features.shape import FIRST_WORD, SHAPE_FLAGS, shape_flags, shape_flags_fla
 # Flags of a word that is not first in its sentence, in SHAPE_FLAGS order:
 # initial_capital, all_caps, has_digit, first_word, punctuation, all_lower, has_hyphen, inner_dot
 TABLE = {
-    "Bush":       (1, 0, 0, 0, 0, 0, 0, 0),
-    "US":         (1, 1, 0, 0, 0, 0, 0, 0),
-    "us":         (0, 0, 0, 0, 0, 1, 0, 0),
-    "1990s":      (0, 0, 1, 0, 0, 1, 0, 0),
-    "U.S.":       (1, 1, 0, 0, 0, 0, 0, 1),
+    "Bush": (1, 0, 0, 0, 0, 0, 0, 0),
+    "US": (1, 1, 0, 0, 0, 0, 0, 0),
+    "us": (0, 0, 0, 0, 0, 1, 0, 0),
+    "1990s": (0, 0, 1, 0, 0, 1, 0, 0),
+    "U.S.": (1, 1, 0, 0, 0, 0, 0, 1),
     "well-known": (0, 0, 0, 0, 0, 1, 1, 0),
-    ",":          (0, 0, 0, 0, 1, 0, 0, 0),
-    "...":        (0, 0, 0, 0, 1, 0, 0, 1),
-    "Mr.":        (1, 0, 0, 0, 0, 0, 0, 0),
-    "3.5":        (0, 0, 1, 0, 0, 0, 0, 1),
-    "$":          (0, 0, 0, 0, 1, 0, 0, 0),
-    "--":         (0, 0, 0, 0, 1, 0, 1, 0),
-    "Élysée":     (1, 0, 0, 0, 0, 0, 0, 0),
-    "ÖL":         (1, 1, 0, 0, 0, 0, 0, 0),
-    "١٩٩٠":       (0, 0, 1, 0, 0, 0, 0, 0),   # Arabic-Indic digits
-    "北京":        (0, 0, 0, 0, 0, 0, 0, 0),   # letters without case
-    "🙂":          (0, 0, 0, 0, 0, 0, 0, 0),   # an emoji is a symbol, not punctuation
-    "":           (0, 0, 0, 0, 0, 0, 0, 0),
-    " ":          (0, 0, 0, 0, 0, 0, 0, 0),
+    ",": (0, 0, 0, 0, 1, 0, 0, 0),
+    "...": (0, 0, 0, 0, 1, 0, 0, 1),
+    "Mr.": (1, 0, 0, 0, 0, 0, 0, 0),
+    "3.5": (0, 0, 1, 0, 0, 0, 0, 1),
+    "$": (0, 0, 0, 0, 1, 0, 0, 0),
+    "--": (0, 0, 0, 0, 1, 0, 1, 0),
+    "Élysée": (1, 0, 0, 0, 0, 0, 0, 0),
+    "ÖL": (1, 1, 0, 0, 0, 0, 0, 0),
+    "١٩٩٠": (0, 0, 1, 0, 0, 0, 0, 0),  # Arabic-Indic digits
+    "北京": (0, 0, 0, 0, 0, 0, 0, 0),  # letters without case
+    "🙂": (0, 0, 0, 0, 0, 0, 0, 0),  # an emoji is a symbol, not punctuation
+    "": (0, 0, 0, 0, 0, 0, 0, 0),
+    " ": (0, 0, 0, 0, 0, 0, 0, 0),
 }
 
 
@@ -92,7 +92,7 @@ def test_first_word_set_once_per_non_empty_sentence(sentences):
     first = shape_flags(sentences)[:, FIRST_WORD]
     start = 0
     for sentence in sentences:
-        assert first[start:start + len(sentence)].tolist() == [1] * bool(sentence) + [0] * (len(sentence) - 1)
+        assert first[start : start + len(sentence)].tolist() == [1] * bool(sentence) + [0] * (len(sentence) - 1)
         start += len(sentence)
 
 
@@ -102,7 +102,7 @@ def test_flags_do_not_depend_on_other_sentences(before, after, sentence):
     alone = shape_flags([sentence])
     together = shape_flags(before + [sentence] + after)
     start = sum(map(len, before))
-    np.testing.assert_array_equal(together[start:start + len(sentence)], alone)
+    np.testing.assert_array_equal(together[start : start + len(sentence)], alone)
 
 
 @settings(max_examples=200, deadline=None)

@@ -30,15 +30,26 @@ LINES = [
 ]
 
 
-@pytest.mark.parametrize("line, words", [
-    ("Kyrgyzstan's minister said U.S. troops won't leave.",
-     ["Kyrgyzstan", "'s", "minister", "said", "U.S.", "troops", "wo", "n't", "leave", "."]),
-    ("12,000 people at 10:30 on 24/7 with 3.5kg", ["12,000", "people", "at", "10:30", "on", "24/7", "with", "3.5", "kg"]),
-    ("anti-war O'Brien’s COVID-19 e.g. Mr. Smith", ["anti-war", "O'Brien", "’s", "COVID-19", "e.g.", "Mr", ".", "Smith"]),
-    ("Wait... what?! (really)", ["Wait", "...", "what", "?", "!", "(", "really", ")"]),
-    ("cafe\u0301 snake_case ❤️", ["cafe\u0301", "snake", "_", "case", "❤️"]),
-    (" \t\u00a0 ", []),
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        (
+            "Kyrgyzstan's minister said U.S. troops won't leave.",
+            ["Kyrgyzstan", "'s", "minister", "said", "U.S.", "troops", "wo", "n't", "leave", "."],
+        ),
+        (
+            "12,000 people at 10:30 on 24/7 with 3.5kg",
+            ["12,000", "people", "at", "10:30", "on", "24/7", "with", "3.5", "kg"],
+        ),
+        (
+            "anti-war O'Brien’s COVID-19 e.g. Mr. Smith",
+            ["anti-war", "O'Brien", "’s", "COVID-19", "e.g.", "Mr", ".", "Smith"],
+        ),
+        ("Wait... what?! (really)", ["Wait", "...", "what", "?", "!", "(", "really", ")"]),
+        ("cafe\u0301 snake_case ❤️", ["cafe\u0301", "snake", "_", "case", "❤️"]),
+        (" \t\u00a0 ", []),
+    ],
+)
 def test_tokenizer_examples(line, words):
     assert tokenize_line(line) == words
 
@@ -77,12 +88,15 @@ def test_a_file_changed_after_the_scan_is_refused(tmp_path):
         TextSentences(scan)[0:4]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", r"empty.txt:1: no text: the file is empty or blank"),
-    (b"\n  \n\t\n", r"empty.txt:3: no text"),
-    ("fine line\ncaf\xe9 au lait\n".encode("latin-1"), r"empty.txt:2: not valid utf-8 \(byte 0xe9 at column 4\)"),
-    ("hello\n".encode("utf-16"), r"empty.txt:1: NUL byte: not utf-8 text"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", r"empty.txt:1: no text: the file is empty or blank"),
+        (b"\n  \n\t\n", r"empty.txt:3: no text"),
+        ("fine line\ncaf\xe9 au lait\n".encode("latin-1"), r"empty.txt:2: not valid utf-8 \(byte 0xe9 at column 4\)"),
+        ("hello\n".encode("utf-16"), r"empty.txt:1: NUL byte: not utf-8 text"),
+    ],
+)
 def test_bad_text_files_give_one_line_errors(tmp_path, content, message):
     path = tmp_path / "empty.txt"
     path.write_bytes(content)
@@ -120,8 +134,16 @@ class FailingSentences(TextSentences):
 def test_text_extraction_counts_and_resumes(encoder, tmp_path):
     path = write_lines(tmp_path / "text.txt", LINES * 3)
     scan = scan_text(path, chunk_sentences=4)
-    settings = ExtractParams(layers=(1, 2), combine="mean", pooling="first", precision="fp32", max_length=64,
-                             stride=16, chunk_sentences=4, max_batch_tokens=512)
+    settings = ExtractParams(
+        layers=(1, 2),
+        combine="mean",
+        pooling="first",
+        precision="fp32",
+        max_length=64,
+        stride=16,
+        chunk_sentences=4,
+        max_batch_tokens=512,
+    )
     expected = fingerprint(encoder, settings, False, 64, scan.words_sha256)
     options = ([1, 2], "mean", "first", False, 64, 16, 512)
 
@@ -151,17 +173,31 @@ def test_text_extraction_counts_and_resumes(encoder, tmp_path):
 def run_stage(tmp_path, text_params: dict):
     params = {"extract": {"chunk_sentences": 4}, "unlabelled_text": text_params}
     (tmp_path / "params.yaml").write_text(json.dumps(params))
-    return subprocess.run([sys.executable, "-m", "pipeline.extract_text", "--params", str(tmp_path / "params.yaml"),
-                           "--out", str(tmp_path / "text.h5"), "--stats", str(tmp_path / "stats.json")],
-                          cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.extract_text",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--out",
+            str(tmp_path / "text.h5"),
+            "--stats",
+            str(tmp_path / "stats.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_stage_refuses_an_empty_file_in_one_line(tmp_path):
     (tmp_path / "empty.txt").write_text("\n\n")
     result = run_stage(tmp_path, {"path": str(tmp_path / "empty.txt"), "mode": "add"})
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'empty.txt'}:2: no text: the file is "
-                                                  "empty or blank (expected one sentence per line)"]
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'empty.txt'}:2: no text: the file is empty or blank (expected one sentence per line)"
+    ]
 
 
 def test_stage_mode_none_writes_an_empty_placeholder(tmp_path):
@@ -224,7 +260,8 @@ def test_training_inputs_with_added_or_replacing_text(tmp_path):
     features = np.zeros((4, 2), np.float16)
     offsets, labels, unlabelled = np.array([0, 1, 3, 4]), np.array([0, 1, -1, -1], np.int32), np.array([2])
     inputs, new_offsets, new_labels, ids, summary = add_unlabelled_text(
-        features, offsets, labels, unlabelled, str(tmp_path / "text.h5"), "add", main_fp)
+        features, offsets, labels, unlabelled, str(tmp_path / "text.h5"), "add", main_fp
+    )
     assert new_offsets.tolist() == [0, 1, 3, 4, 6, 9] and ids.tolist() == [2, 3, 4]
     assert new_labels.tolist() == [0, 1, -1, -1, -1, -1, -1, -1, -1] and len(inputs) == 9
     assert inputs[np.array([8, 0])].tolist() == [[7, 7], [0, 0]]
@@ -232,5 +269,6 @@ def test_training_inputs_with_added_or_replacing_text(tmp_path):
     ids = add_unlabelled_text(features, offsets, labels, unlabelled, str(tmp_path / "text.h5"), "replace", main_fp)[3]
     assert ids.tolist() == [3, 4]
     with pytest.raises(ValueError, match=r"encoder: text cache has 'e', corpus cache has 'other'\); rerun"):
-        add_unlabelled_text(features, offsets, labels, unlabelled, str(tmp_path / "text.h5"), "add",
-                            dict(main_fp, encoder="other"))
+        add_unlabelled_text(
+            features, offsets, labels, unlabelled, str(tmp_path / "text.h5"), "add", dict(main_fp, encoder="other")
+        )

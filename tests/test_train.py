@@ -30,8 +30,14 @@ SMALL = dict(hidden=(32, 16), latent_dim=32)  # the seed's widths are not needed
 
 def kl_rounds(*args, joint=False, rounds, kind, prior=None, target_gradient=False, kl_weight=1.0, **options):
     """train_kl_phase with the phase's fields as keywords."""
-    phase = KLPhase(kind=kind, rounds=rounds, schedule="joint" if joint else "alternating", prior=prior,
-                    target_gradient=target_gradient, kl_weight=kl_weight)
+    phase = KLPhase(
+        kind=kind,
+        rounds=rounds,
+        schedule="joint" if joint else "alternating",
+        prior=prior,
+        target_gradient=target_gradient,
+        kl_weight=kl_weight,
+    )
     return train_kl_phase(*args, phase=phase, **options)
 
 
@@ -182,9 +188,7 @@ def test_supervised_scan_matches_a_loop_of_jitted_steps(corpus):
     epoch_batches = [sentence_batches(corpus.labelled_ids, 8, rng) for _ in range(epochs)]
     size = padded_size(corpus.offsets, [b for e in epoch_batches for b in e], 16)
     optimizer = make_optimizer(1e-3)
-    state = init_state(
-        init_head_params(head, corpus.features, jax.random.fold_in(key, 0)), optimizer
-    )
+    state = init_state(init_head_params(head, corpus.features, jax.random.fold_in(key, 0)), optimizer)
     steps, dropout_root, step = make_steps(head, optimizer), jax.random.fold_in(key, 1), 0
     loop_history = []
     for batches in epoch_batches:
@@ -220,9 +224,7 @@ def test_rounds_scan_matches_a_loop_of_jitted_steps(corpus, supervised, joint):
         streams.append(stream[:rounds])
     labelled_batches, unlabelled_batches = streams
     size = padded_size(corpus.offsets, labelled_batches + unlabelled_batches, 16)
-    prior = losses.prior_from_labels(
-        corpus.labels[word_rows(corpus.offsets, corpus.labelled_ids)], NUM_CLASSES
-    )
+    prior = losses.prior_from_labels(corpus.labels[word_rows(corpus.offsets, corpus.labelled_ids)], NUM_CLASSES)
     optimizer = make_optimizer(1e-3)
     steps = make_steps(head, optimizer, kind=kind, prior=prior, kl_weight=0.5)
     state, dropout_root = init_state(params, optimizer), jax.random.fold_in(jax.random.key(seed), 1)
@@ -306,13 +308,18 @@ def test_joint_step_with_zero_weight_is_a_ce_step(corpus, supervised):
     prior = losses.prior_from_labels(corpus.labels, NUM_CLASSES)
     joint_state, metrics = jax.jit(
         functools.partial(
-            joint_step, apply_fn=head.apply, optimizer=optimizer, kind="data_distribution",
-            prior=prior, target_gradient=False, kl_weight=0.0,
+            joint_step,
+            apply_fn=head.apply,
+            optimizer=optimizer,
+            kind="data_distribution",
+            prior=prior,
+            target_gradient=False,
+            kl_weight=0.0,
         )  # fmt: skip
     )(state, labelled, unlabelled, dropout_key=key)
-    ce_state, ce_metrics = jax.jit(
-        functools.partial(ce_step, apply_fn=head.apply, optimizer=optimizer)
-    )(state, labelled, dropout_key=key)
+    ce_state, ce_metrics = jax.jit(functools.partial(ce_step, apply_fn=head.apply, optimizer=optimizer))(
+        state, labelled, dropout_key=key
+    )
     assert set(metrics) == {"ce_sum", "correct", "words", "kl_sum", "kl_batches"}
     assert float(metrics["words"]) == float(labelled.mask.sum())
     np.testing.assert_allclose(float(metrics["ce_sum"]), float(ce_metrics["ce_sum"]), rtol=1e-5)
@@ -385,9 +392,16 @@ def test_predict_chunks_agree(corpus, supervised):
 
 def test_checkpoint_roundtrip(tmp_path, corpus, supervised):
     params, _ = supervised
-    config = {"model": "bert_ner", "num_classes": NUM_CLASSES, "hidden": [32, 16], "seed": 7,
-              "categories": ["O", "a", "b", "c"], "input": "features", "features": {"encoder": "test"},
-              "heads": {"hidden": [32, 16], "latent_dim": 32, "dropout": 0.0}}
+    config = {
+        "model": "bert_ner",
+        "num_classes": NUM_CLASSES,
+        "hidden": [32, 16],
+        "seed": 7,
+        "categories": ["O", "a", "b", "c"],
+        "input": "features",
+        "features": {"encoder": "test"},
+        "heads": {"hidden": [32, 16], "latent_dim": 32, "dropout": 0.0},
+    }
     path = tmp_path / "head.msgpack"
     checkpoint.save_head(path, params, config)
     assert not (tmp_path / "head.msgpack.tmp").exists()
