@@ -99,7 +99,17 @@ def curve(runner: Runner, biased: bool) -> list:
                 head = runner.kl_heads(teacher, labelled, unlabelled, seed, models=dd_models[:1],
                                        prior=given_prior)[dd_models[0]]
                 record(runs, runner.score(head, test), model=f"{dd_models[0]}_given_prior", **sample)
-    return runs
+    return {"runs": runs, "settings": defaults(runner)}
+
+
+def defaults(runner: Runner) -> dict:
+    """The settings each validated model runs with (params.yaml), for the report to hold against validation."""
+    settings = {model: {k: v for k, v in dataclasses.asdict(runner.phase(model)).items()
+                        if k in ("schedule", "kl_learning_rate", "kl_weight", "target_gradient")}
+                for model in runner.validated_models}
+    settings["ner_self_training"] = {"threshold": runner.self_training.threshold,
+                                     "per_category": runner.self_training.per_category}
+    return settings
 
 
 def selection(runner: Runner) -> dict:
@@ -156,12 +166,7 @@ def selection(runner: Runner) -> dict:
         grids["ner_self_training"] = rows
         chosen["ner_self_training"] = dict(max(rows, key=lambda row: row["validation_entity_f1"]),
                                            control_entity_f1=float(np.mean(control)))
-    defaults = {model: {k: v for k, v in dataclasses.asdict(runner.phase(model)).items()
-                        if k in ("schedule", "kl_learning_rate", "kl_weight", "target_gradient")}
-                for model in runner.validated_models}
-    defaults["ner_self_training"] = {"threshold": runner.self_training.threshold,
-                                     "per_category": runner.self_training.per_category}
-    return {"supervised": supervised, "grids": grids, "chosen": chosen, "defaults": defaults,
+    return {"supervised": supervised, "grids": grids, "chosen": chosen, "defaults": defaults(runner),
             "grid_values": {"kl_learning_rates": list(p.kl_learning_rates), "lambdas": list(p.lambdas),
                             "thresholds": list(p.thresholds)}}
 

@@ -255,18 +255,44 @@ def accuracy_check(curve: dict) -> str:
             "seed: " + "; ".join(lines) + ".\n")
 
 
-def selection_section(data: dict) -> str:
-    """The validated defaults: each grid on validation and whether params.yaml holds the choice."""
+ALL_EXPERIMENTS = ("selection", "learning_curve", "biased", "regularizers", "joint", "features", "class_weights",
+                   "target_gradient")
+
+
+def protocol_notes(data: dict) -> list[str]:
+    """What this report holds and how its runs were made (seeds, sizes, processes), from the JSONs."""
+    notes = []
+    curve = data.get("learning_curve")
+    if curve:
+        params = curve.get("params", {})
+        notes.append(f"Learning curve: seeds {params.get('seeds')}, labelled sizes {params.get('sizes')}, unlabelled "
+                     f"pool = every non-test sentence outside the {params.get('pool_size')}-sentence labelled pool.")
+        if curve.get("split_into_processes"):
+            notes.append(f"It ran as separate processes over the size groups {curve['split_into_processes']} and "
+                         "was merged into one JSON.")
+    missing = [name for name in ALL_EXPERIMENTS if name not in data]
+    if missing:
+        notes.append("Not in this report (not rerun under this protocol): " + ", ".join(missing) + ".")
+    return [" ".join(notes), ""] if notes else []
+
+
+def selection_section(data: dict, used: dict | None = None) -> str:
+    """The validated defaults: each grid on validation and whether the learning curve ran with the choice.
+
+    ``used``: the settings the learning curve ran with (params.yaml then); without it, those the
+    selection itself saw.
+    """
     out = ["## 0. Validated defaults", "",
            "Every choice below was made on the validation part (20%) of the 2,560-sentence labelled split, mean",
            "validation entity F1 over the selection seeds, teachers = BERT NER trained to convergence on the",
-           "other 80%. \"params.yaml\" says whether the pipeline's default is the validated choice.", ""]
+           "other 80%. \"params.yaml\" says whether the pipeline's default (as the learning curve ran it) is the",
+           "validated choice.", ""]
     rows = [[r["seed"], r["best_step"], f"{r['converged']:.4f}", f"{r['epochs_20']:.4f}"] for r in data["supervised"]]
     out += ["Early stopping (validation entity F1):", "",
             table(["seed", "chosen steps", "converged", "20 epochs (the seed's)"], rows), ""]
     grid_values = data.get("grid_values", {})
     for model, rows in data["grids"].items():
-        chosen, default = data["chosen"][model], data["defaults"].get(model, {})
+        chosen, default = data["chosen"][model], (used or data["defaults"]).get(model, {})
         keys = [k for k in ("schedule", "kl_learning_rate", "target_gradient", "kl_weight", "threshold",
                             "per_category") if any(k in r for r in rows)]
         body = [[r.get(k, "") for k in keys] + [f"{r['validation_entity_f1']:.4f}",
@@ -380,9 +406,11 @@ def main() -> None:
              "(layers, lambda, weight decay, dropout) was made on a validation part of the labelled split.",
              "Compute per experiment: " + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
              + f"; {sum(seconds.values()) / 60:.0f} minutes in all.", "",
+             *protocol_notes(data),
              recommendation_section(data.get("learning_curve", {})),
              accuracy_check(data.get("learning_curve", {})),
-             *([selection_section(data["selection"])] if "selection" in data else []),
+             *([selection_section(data["selection"], data.get("learning_curve", {}).get("settings"))]
+               if "selection" in data else []),
              curve_section(data, plots)]
     for name, section in (("regularizers", regularizer_section), ("joint", joint_section),
                           ("features", features_section), ("class_weights", class_weight_section),
