@@ -34,18 +34,19 @@ from pipeline.params import enable_compilation_cache, load_section, run_main
 @dataclasses.dataclass(frozen=True)
 class ExperimentParams:
     """Section ``experiments`` of experiments/params.yaml."""
-    seeds: tuple = (0, 1, 2, 3, 4)                     # test-split runs per point
-    selection_seeds: tuple = (0, 1, 2)                 # validation runs per grid point
+
+    seeds: tuple = (0, 1, 2, 3, 4)  # test-split runs per point
+    selection_seeds: tuple = (0, 1, 2)  # validation runs per grid point
     sizes: tuple = (64, 128, 256, 512, 1024, 2560, 5120)
-    pool_size: int = 5120                              # labelled pool; the other non-test sentences are unlabelled
-    bias_strength: float = 10.0                        # biased draw: weight exp(-strength * O share)
-    validation_fraction: float = 0.2                   # of the labelled split, for every selection
+    pool_size: int = 5120  # labelled pool; the other non-test sentences are unlabelled
+    bias_strength: float = 10.0  # biased draw: weight exp(-strength * O share)
+    validation_fraction: float = 0.2  # of the labelled split, for every selection
     weight_decays: tuple = (1e-4, 1e-3, 1e-2, 1e-1)
     dropouts: tuple = (0.1, 0.3, 0.5)
-    lambdas: tuple = (0.01, 0.1, 1.0, 10.0)            # per-word joint-loss weights (every kind is per word)
-    kl_learning_rates: tuple = (1e-5, 1e-4, 1e-3)      # the KL step's own Adam (the seed's: 1e-3)
-    thresholds: tuple = (0.7, 0.9, 0.97)               # self-training: global probability / per-category quantile
-    selection_parts: tuple = ("kl", "self_training")   # what `selection` chooses (one part per process, if split)
+    lambdas: tuple = (0.01, 0.1, 1.0, 10.0)  # per-word joint-loss weights (every kind is per word)
+    kl_learning_rates: tuple = (1e-5, 1e-4, 1e-3)  # the KL step's own Adam (the seed's: 1e-3)
+    thresholds: tuple = (0.7, 0.9, 0.97)  # self-training: global probability / per-category quantile
+    selection_parts: tuple = ("kl", "self_training")  # what `selection` chooses (one part per process, if split)
     layer_choices: tuple = ((2,), (3,), (4,), (6,), (2, 3, 4), (3, 4, 5), (1, 2, 3, 4, 5, 6))
     poolings: tuple = ("first", "mean")
 
@@ -63,8 +64,9 @@ EXPERIMENTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--experiment-params", default="experiments/params.yaml")
@@ -77,9 +79,13 @@ def main() -> None:
     runner = Runner(settings, args.params, args.prepared, args.cache)
     start = time.perf_counter()
     result = EXPERIMENTS[args.experiment](runner)
-    payload = {"experiment": args.experiment, "seconds": round(time.perf_counter() - start, 1),
-               "params": dataclasses.asdict(settings), "features": runner.fingerprint,
-               **(result if isinstance(result, dict) else {"runs": result})}
+    payload = {
+        "experiment": args.experiment,
+        "seconds": round(time.perf_counter() - start, 1),
+        "params": dataclasses.asdict(settings),
+        "features": runner.fingerprint,
+        **(result if isinstance(result, dict) else {"runs": result}),
+    }
     atomic_write_text(args.out, json.dumps(payload, indent=1))
 
 

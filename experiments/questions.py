@@ -30,18 +30,24 @@ def ce_control(runner: Runner, ner, labelled, unlabelled, seed):
     """
     rounds = max(runner.kl_models[m].rounds for m in runner.seed_models)
     model = runner.seed_models[0]
-    return runner.kl_heads(ner, labelled, unlabelled, seed, models=[model], schedule="joint",
-                           kl_weight=0.0, rounds=rounds)[model]
+    return runner.kl_heads(
+        ner, labelled, unlabelled, seed, models=[model], schedule="joint", kl_weight=0.0, rounds=rounds
+    )[model]
 
 
 def record(runs: list, metrics: dict, **fields) -> None:
     runs.append(dict(fields, **metrics))
-    log.info("%s: mean F1 %.4f, entity F1 %.4f", " ".join(f"{k}={v}" for k, v in fields.items()),
-             metrics["mean_f1"], metrics["entity_f1"])
+    log.info(
+        "%s: mean F1 %.4f, entity F1 %.4f",
+        " ".join(f"{k}={v}" for k, v in fields.items()),
+        metrics["mean_f1"],
+        metrics["entity_f1"],
+    )
 
 
-def matched_heads(runner: Runner, teacher, labelled, unlabelled, seed, models, evaluated, controls=None,
-                  **overrides) -> dict:
+def matched_heads(
+    runner: Runner, teacher, labelled, unlabelled, seed, models, evaluated, controls=None, **overrides
+) -> dict:
     """{name: metrics on ``evaluated``} of each KL-phase model and its matched control, from ``teacher``.
 
     A control takes the model's CE steps on the same labelled batches, with
@@ -56,8 +62,9 @@ def matched_heads(runner: Runner, teacher, labelled, unlabelled, seed, models, e
         scores[model] = runner.score(head, evaluated)
         key = (phase.rounds, phase.schedule, phase.learning_rate)
         if key not in controls:
-            control = runner.kl_heads(teacher, labelled, unlabelled, seed, models=[model], control=True,
-                                      **overrides)[model]
+            control = runner.kl_heads(teacher, labelled, unlabelled, seed, models=[model], control=True, **overrides)[
+                model
+            ]
             controls[key] = runner.score(control, evaluated)
         scores[f"{model}_control"] = controls[key]
     return scores
@@ -74,41 +81,63 @@ def curve(runner: Runner, biased: bool) -> list:
     p = runner.params
     outside = outside_share(runner.prepared.tags)
     # A prior the user could know without the biased sample: the shares of the random labelled split.
-    given_prior = prior_from_labels(runner.corpus.labels[word_rows(runner.corpus.offsets, runner.split["labelled"])],
-                                    len(runner.corpus.categories))
+    given_prior = prior_from_labels(
+        runner.corpus.labels[word_rows(runner.corpus.offsets, runner.split["labelled"])], len(runner.corpus.categories)
+    )
     dd_models = [m for m in runner.validated_models if runner.kl_models[m].kind == "data_distribution"]
     runs, test = [], runner.split["test"]
     for seed in p.seeds:
         order = ranked_pool(runner.non_test, seed, outside, p.bias_strength if biased else 0.0)
-        unlabelled = np.sort(order[p.pool_size:])
+        unlabelled = np.sort(order[p.pool_size :])
         for size in p.sizes:
             labelled = np.sort(order[:size])
-            sample = {"sample": "biased" if biased else "random", "size": size, "seed": seed,
-                      "labelled_o_share": round(float(outside[labelled].mean()), 4)}
+            sample = {
+                "sample": "biased" if biased else "random",
+                "size": size,
+                "seed": seed,
+                "labelled_o_share": round(float(outside[labelled].mean()), 4),
+            }
             record(runs, runner.score(runner.ner(labelled, seed), test), model="bert_ner", **sample)
             teacher = runner.converged(labelled, seed)
             record(runs, runner.score(teacher, test), model="bert_ner_es", **sample)
-            for model, metrics in matched_heads(runner, teacher, labelled, unlabelled, seed,
-                                                runner.validated_models, test).items():
+            for model, metrics in matched_heads(
+                runner, teacher, labelled, unlabelled, seed, runner.validated_models, test
+            ).items():
                 record(runs, metrics, model=model, **sample)
-            record(runs, runner.score(runner.self_trained(teacher, labelled, unlabelled, seed), test),
-                   model="ner_self_training", **sample)
-            record(runs, runner.score(runner.self_trained(teacher, labelled, unlabelled, seed, control=True), test),
-                   model="ner_self_training_control", **sample)
+            record(
+                runs,
+                runner.score(runner.self_trained(teacher, labelled, unlabelled, seed), test),
+                model="ner_self_training",
+                **sample,
+            )
+            record(
+                runs,
+                runner.score(runner.self_trained(teacher, labelled, unlabelled, seed, control=True), test),
+                model="ner_self_training_control",
+                **sample,
+            )
             if biased and dd_models:
-                head = runner.kl_heads(teacher, labelled, unlabelled, seed, models=dd_models[:1],
-                                       prior=given_prior)[dd_models[0]]
+                head = runner.kl_heads(teacher, labelled, unlabelled, seed, models=dd_models[:1], prior=given_prior)[
+                    dd_models[0]
+                ]
                 record(runs, runner.score(head, test), model=f"{dd_models[0]}_given_prior", **sample)
     return {"runs": runs, "settings": defaults(runner)}
 
 
 def defaults(runner: Runner) -> dict:
     """The settings each validated model runs with (params.yaml), for the report to hold against validation."""
-    settings = {model: {k: v for k, v in dataclasses.asdict(runner.phase(model)).items()
-                        if k in ("schedule", "kl_learning_rate", "kl_weight", "target_gradient")}
-                for model in runner.validated_models}
-    settings["ner_self_training"] = {"threshold": runner.self_training.threshold,
-                                     "per_category": runner.self_training.per_category}
+    settings = {
+        model: {
+            k: v
+            for k, v in dataclasses.asdict(runner.phase(model)).items()
+            if k in ("schedule", "kl_learning_rate", "kl_weight", "target_gradient")
+        }
+        for model in runner.validated_models
+    }
+    settings["ner_self_training"] = {
+        "threshold": runner.self_training.threshold,
+        "per_category": runner.self_training.per_category,
+    }
     return settings
 
 
@@ -127,48 +156,96 @@ def selection(runner: Runner) -> dict:
     labelled, validation, unlabelled = runner.train_part, runner.validation_part, runner.split["unlabelled"]
     seeds = list(p.selection_seeds)
     teachers = {seed: runner.converged(labelled, seed) for seed in seeds}
-    supervised = [{"seed": seed, "best_step": teachers[seed].info["best_step"],
-                   "converged": runner.score(teachers[seed], validation)["entity_f1"],
-                   "epochs_20": runner.score(runner.ner(labelled, seed), validation)["entity_f1"]}
-                  for seed in seeds]
+    supervised = [
+        {
+            "seed": seed,
+            "best_step": teachers[seed].info["best_step"],
+            "converged": runner.score(teachers[seed], validation)["entity_f1"],
+            "epochs_20": runner.score(runner.ner(labelled, seed), validation)["entity_f1"],
+        }
+        for seed in seeds
+    ]
     log.info("supervised on validation: %s", supervised)
     grids, chosen, controls = {}, {}, {}
-    for model in (runner.validated_models if "kl" in p.selection_parts else []):
+    for model in runner.validated_models if "kl" in p.selection_parts else []:
         kind = runner.kl_models[model].kind
         flags = (False, True) if kind == "confidence" else (None,)
-        configs = [{"schedule": "alternating", "kl_learning_rate": rate, **({} if flag is None else
-                                                                            {"target_gradient": flag})}
-                   for rate in p.kl_learning_rates for flag in flags]
+        configs = [
+            {"schedule": "alternating", "kl_learning_rate": rate, **({} if flag is None else {"target_gradient": flag})}
+            for rate in p.kl_learning_rates
+            for flag in flags
+        ]
         configs += [{"schedule": "joint", "kl_weight": weight} for weight in p.lambdas]
         rows = []
         for config in configs:
-            scores = [matched_heads(runner, teachers[seed], labelled, unlabelled, seed, [model], validation,
-                                    controls.setdefault(seed, {}), **config) for seed in seeds]
-            rows.append({**config, "validation_entity_f1": float(np.mean([s[model]["entity_f1"] for s in scores])),
-                         "control_entity_f1": float(np.mean([s[f"{model}_control"]["entity_f1"] for s in scores])),
-                         "validation_accuracy": float(np.mean([s[model]["accuracy"] for s in scores]))})
+            scores = [
+                matched_heads(
+                    runner,
+                    teachers[seed],
+                    labelled,
+                    unlabelled,
+                    seed,
+                    [model],
+                    validation,
+                    controls.setdefault(seed, {}),
+                    **config,
+                )
+                for seed in seeds
+            ]
+            rows.append(
+                {
+                    **config,
+                    "validation_entity_f1": float(np.mean([s[model]["entity_f1"] for s in scores])),
+                    "control_entity_f1": float(np.mean([s[f"{model}_control"]["entity_f1"] for s in scores])),
+                    "validation_accuracy": float(np.mean([s[model]["accuracy"] for s in scores])),
+                }
+            )
             log.info("selection %s %s", model, rows[-1])
         grids[model] = rows
         chosen[model] = max(rows, key=lambda row: row["validation_entity_f1"])
     rows = []
-    for per_category in ((False, True) if "self_training" in p.selection_parts else ()):
+    for per_category in (False, True) if "self_training" in p.selection_parts else ():
         for threshold in p.thresholds:
-            scores = [runner.score(runner.self_trained(teachers[seed], labelled, unlabelled, seed,
-                                                       threshold=threshold, per_category=per_category), validation)
-                      for seed in seeds]
-            rows.append({"threshold": threshold, "per_category": per_category,
-                         "validation_entity_f1": float(np.mean([s["entity_f1"] for s in scores])),
-                         "validation_accuracy": float(np.mean([s["accuracy"] for s in scores]))})
+            scores = [
+                runner.score(
+                    runner.self_trained(
+                        teachers[seed], labelled, unlabelled, seed, threshold=threshold, per_category=per_category
+                    ),
+                    validation,
+                )
+                for seed in seeds
+            ]
+            rows.append(
+                {
+                    "threshold": threshold,
+                    "per_category": per_category,
+                    "validation_entity_f1": float(np.mean([s["entity_f1"] for s in scores])),
+                    "validation_accuracy": float(np.mean([s["accuracy"] for s in scores])),
+                }
+            )
             log.info("selection self-training %s", rows[-1])
     if rows:
-        control = [runner.score(runner.self_trained(teachers[seed], labelled, unlabelled, seed, control=True),
-                                validation)["entity_f1"] for seed in seeds]
+        control = [
+            runner.score(runner.self_trained(teachers[seed], labelled, unlabelled, seed, control=True), validation)[
+                "entity_f1"
+            ]
+            for seed in seeds
+        ]
         grids["ner_self_training"] = rows
-        chosen["ner_self_training"] = dict(max(rows, key=lambda row: row["validation_entity_f1"]),
-                                           control_entity_f1=float(np.mean(control)))
-    return {"supervised": supervised, "grids": grids, "chosen": chosen, "defaults": defaults(runner),
-            "grid_values": {"kl_learning_rates": list(p.kl_learning_rates), "lambdas": list(p.lambdas),
-                            "thresholds": list(p.thresholds)}}
+        chosen["ner_self_training"] = dict(
+            max(rows, key=lambda row: row["validation_entity_f1"]), control_entity_f1=float(np.mean(control))
+        )
+    return {
+        "supervised": supervised,
+        "grids": grids,
+        "chosen": chosen,
+        "defaults": defaults(runner),
+        "grid_values": {
+            "kl_learning_rates": list(p.kl_learning_rates),
+            "lambdas": list(p.lambdas),
+            "thresholds": list(p.thresholds),
+        },
+    }
 
 
 def select(runner: Runner, grid: list, train_and_score) -> tuple[object, list]:
@@ -176,8 +253,13 @@ def select(runner: Runner, grid: list, train_and_score) -> tuple[object, list]:
     rows = []
     for value in grid:
         scores = [train_and_score(value, seed) for seed in runner.params.selection_seeds]
-        rows.append({"value": value, "validation_mean_f1": float(np.mean([s["mean_f1"] for s in scores])),
-                     "validation_entity_f1": float(np.mean([s["entity_f1"] for s in scores]))})
+        rows.append(
+            {
+                "value": value,
+                "validation_mean_f1": float(np.mean([s["mean_f1"] for s in scores])),
+                "validation_entity_f1": float(np.mean([s["entity_f1"] for s in scores])),
+            }
+        )
         log.info("validation %s: %s", value, rows[-1])
     best = max(rows, key=lambda row: row["validation_mean_f1"])["value"]
     return best, rows
@@ -188,6 +270,7 @@ def regularizers(runner: Runner) -> dict:
         def run(value, seed):
             head = runner.ner(runner.train_part, seed, **{option: value})
             return runner.score(head, runner.validation_part)
+
         return run
 
     grid = {"weight_decay": [0.0, *runner.params.weight_decays], "dropout": [0.0, *runner.params.dropouts]}
@@ -201,8 +284,13 @@ def regularizers(runner: Runner) -> dict:
         for name, options in variants.items():
             ner = runner.ner(labelled, seed, **options)
             record(runs, runner.score(ner, runner.split["test"]), model="bert_ner", regularizer=name, seed=seed)
-            record(runs, runner.score(ce_control(runner, ner, labelled, unlabelled, seed), runner.split["test"]),
-                   model="bert_ner_extra_ce", regularizer=name, seed=seed)
+            record(
+                runs,
+                runner.score(ce_control(runner, ner, labelled, unlabelled, seed), runner.split["test"]),
+                model="bert_ner_extra_ce",
+                regularizer=name,
+                seed=seed,
+            )
             kl_options = {"weight_decay": options["weight_decay"]} if "weight_decay" in options else {}
             for model, head in runner.kl_heads(ner, labelled, unlabelled, seed, heads=kl_options).items():
                 record(runs, runner.score(head, runner.split["test"]), model=model, regularizer=name, seed=seed)
@@ -211,14 +299,22 @@ def regularizers(runner: Runner) -> dict:
 
 def joint(runner: Runner) -> dict:
     models = ["bert_dd_kl", "bert_conf_kl"]
-    ners = {seed: runner.ner(runner.train_part, seed)
-            for seed in runner.params.selection_seeds}
+    ners = {seed: runner.ner(runner.train_part, seed) for seed in runner.params.selection_seeds}
     chosen, selection = {}, {}
     for model in models:
+
         def run(value, seed, model=model):
-            head = runner.kl_heads(ners[seed], runner.train_part, runner.split["unlabelled"], seed, models=[model],
-                                   schedule="joint", kl_weight=value)[model]
+            head = runner.kl_heads(
+                ners[seed],
+                runner.train_part,
+                runner.split["unlabelled"],
+                seed,
+                models=[model],
+                schedule="joint",
+                kl_weight=value,
+            )[model]
             return runner.score(head, runner.validation_part)
+
         chosen[model], selection[model] = select(runner, list(runner.params.lambdas), run)
     runs = []
     labelled, unlabelled = runner.split["labelled"], runner.split["unlabelled"]
@@ -227,18 +323,45 @@ def joint(runner: Runner) -> dict:
         for model in models:
             rounds = runner.kl_models[model].rounds
             alternating = runner.kl_heads(ner, labelled, unlabelled, seed, models=[model])[model]
-            record(runs, runner.score(alternating, runner.split["test"]), model=model,
-                   schedule="alternating", rounds=rounds, seed=seed)
-            same_batches = runner.kl_heads(ner, labelled, unlabelled, seed, models=[model], schedule="joint",
-                                           kl_weight=chosen[model])[model]
-            record(runs, runner.score(same_batches, runner.split["test"]), model=model,
-                   schedule="joint, same unlabelled batches", rounds=rounds, seed=seed)
+            record(
+                runs,
+                runner.score(alternating, runner.split["test"]),
+                model=model,
+                schedule="alternating",
+                rounds=rounds,
+                seed=seed,
+            )
+            same_batches = runner.kl_heads(
+                ner, labelled, unlabelled, seed, models=[model], schedule="joint", kl_weight=chosen[model]
+            )[model]
+            record(
+                runs,
+                runner.score(same_batches, runner.split["test"]),
+                model=model,
+                schedule="joint, same unlabelled batches",
+                rounds=rounds,
+                seed=seed,
+            )
             # Same wall-clock budget: as many joint rounds as fit in the alternating run's time.
             budget_rounds = max(1, int(round(rounds * alternating.seconds / max(same_batches.seconds, 1e-9))))
-            same_time = runner.kl_heads(ner, labelled, unlabelled, seed, models=[model], schedule="joint",
-                                        kl_weight=chosen[model], rounds=budget_rounds)[model]
-            record(runs, runner.score(same_time, runner.split["test"]), model=model,
-                   schedule="joint, same wall-clock", rounds=budget_rounds, seed=seed)
+            same_time = runner.kl_heads(
+                ner,
+                labelled,
+                unlabelled,
+                seed,
+                models=[model],
+                schedule="joint",
+                kl_weight=chosen[model],
+                rounds=budget_rounds,
+            )[model]
+            record(
+                runs,
+                runner.score(same_time, runner.split["test"]),
+                model=model,
+                schedule="joint, same wall-clock",
+                rounds=budget_rounds,
+                seed=seed,
+            )
     return {"chosen_lambda": chosen, "selection": selection, "runs": runs}
 
 
@@ -258,28 +381,48 @@ def features(runner: Runner) -> dict:
     grid, timings = [], {}
     for pooling in runner.params.poolings:
         start = time.perf_counter()
-        hidden = encode_windows(encoder, windows, all_layers, "concat", pooling, use_bf16(extract.precision),
-                                extract.max_batch_tokens)
+        hidden = encode_windows(
+            encoder, windows, all_layers, "concat", pooling, use_bf16(extract.precision), extract.max_batch_tokens
+        )
         timings[pooling] = time.perf_counter() - start
-        hidden = hidden.reshape(len(hidden), len(all_layers), -1)             # (W, L+1, H)
+        hidden = hidden.reshape(len(hidden), len(all_layers), -1)  # (W, L+1, H)
         for layers in runner.params.layer_choices:
-            vectors = hidden[:, list(layers)].mean(1).astype(np.float16)      # (W, H)
-            corpus = Corpus(vectors, runner.corpus.labels[rows], [runner.corpus.tags[r] for r in rows],
-                            offsets, runner.corpus.categories)
-            scores = [score(corpus, runner.ner(train_local, seed, corpus=corpus), validation_local)
-                      for seed in runner.params.selection_seeds]
-            grid.append({"layers": list(layers), "pooling": pooling,
-                         "validation_mean_f1": float(np.mean([s["mean_f1"] for s in scores])),
-                         "validation_entity_f1": float(np.mean([s["entity_f1"] for s in scores])),
-                         "validation_accuracy_no_o": float(np.mean([s["accuracy_no_o"] for s in scores]))})
+            vectors = hidden[:, list(layers)].mean(1).astype(np.float16)  # (W, H)
+            corpus = Corpus(
+                vectors,
+                runner.corpus.labels[rows],
+                [runner.corpus.tags[r] for r in rows],
+                offsets,
+                runner.corpus.categories,
+            )
+            scores = [
+                score(corpus, runner.ner(train_local, seed, corpus=corpus), validation_local)
+                for seed in runner.params.selection_seeds
+            ]
+            grid.append(
+                {
+                    "layers": list(layers),
+                    "pooling": pooling,
+                    "validation_mean_f1": float(np.mean([s["mean_f1"] for s in scores])),
+                    "validation_entity_f1": float(np.mean([s["entity_f1"] for s in scores])),
+                    "validation_accuracy_no_o": float(np.mean([s["accuracy_no_o"] for s in scores])),
+                }
+            )
             log.info("features %s", grid[-1])
     best = max(grid, key=lambda row: row["validation_mean_f1"])
     words = int(runner.corpus.offsets[-1])
-    cost = {"labelled_words": int(len(rows)), "all_layer_seconds_on_labelled_split": {k: round(v, 2) for k, v in timings.items()},
-            "full_corpus_bytes_per_choice": words * encoder.hidden_size * 2,
-            "full_corpus_bytes_all_layers": words * encoder.hidden_size * 2 * len(all_layers)}
-    return {"grid": grid, "best": best, "default": {"layers": list(extract.layers), "pooling": extract.pooling},
-            "cost": cost}
+    cost = {
+        "labelled_words": int(len(rows)),
+        "all_layer_seconds_on_labelled_split": {k: round(v, 2) for k, v in timings.items()},
+        "full_corpus_bytes_per_choice": words * encoder.hidden_size * 2,
+        "full_corpus_bytes_all_layers": words * encoder.hidden_size * 2 * len(all_layers),
+    }
+    return {
+        "grid": grid,
+        "best": best,
+        "default": {"layers": list(extract.layers), "pooling": extract.pooling},
+        "cost": cost,
+    }
 
 
 def class_weights(runner: Runner) -> list:
@@ -289,11 +432,17 @@ def class_weights(runner: Runner) -> list:
         for weighting in (False, True):
             ner = runner.ner(labelled, seed, class_weighting=weighting)
             record(runs, runner.score(ner, runner.split["test"]), model="bert_ner", class_weights=weighting, seed=seed)
-            record(runs, runner.score(ce_control(runner, ner, labelled, unlabelled, seed), runner.split["test"]),
-                   model="bert_ner_extra_ce", class_weights=weighting, seed=seed)
-            for model, head in runner.kl_heads(ner, labelled, unlabelled, seed, heads={"class_weighting": weighting}).items():
-                record(runs, runner.score(head, runner.split["test"]), model=model,
-                       class_weights=weighting, seed=seed)
+            record(
+                runs,
+                runner.score(ce_control(runner, ner, labelled, unlabelled, seed), runner.split["test"]),
+                model="bert_ner_extra_ce",
+                class_weights=weighting,
+                seed=seed,
+            )
+            for model, head in runner.kl_heads(
+                ner, labelled, unlabelled, seed, heads={"class_weighting": weighting}
+            ).items():
+                record(runs, runner.score(head, runner.split["test"]), model=model, class_weights=weighting, seed=seed)
     return runs
 
 
@@ -302,13 +451,21 @@ def target_gradient(runner: Runner) -> dict:
     models = [m for m, recipe in runner.kl_models.items() if recipe.kind in ("confidence", "both")]
     runs = []
     for split_name, labelled, seeds, evaluated in (
-            ("validation", runner.train_part, runner.params.selection_seeds, runner.validation_part),
-            ("test", runner.split["labelled"], runner.params.seeds, runner.split["test"])):
+        ("validation", runner.train_part, runner.params.selection_seeds, runner.validation_part),
+        ("test", runner.split["labelled"], runner.params.seeds, runner.split["test"]),
+    ):
         for seed in seeds:
             ner = runner.ner(labelled, seed)
             for flag in (False, True):
-                for model, head in runner.kl_heads(ner, labelled, runner.split["unlabelled"], seed, models=models,
-                                                   target_gradient=flag).items():
-                    record(runs, runner.score(head, evaluated), model=model, target_gradient=flag,
-                           split=split_name, seed=seed)
+                for model, head in runner.kl_heads(
+                    ner, labelled, runner.split["unlabelled"], seed, models=models, target_gradient=flag
+                ).items():
+                    record(
+                        runs,
+                        runner.score(head, evaluated),
+                        model=model,
+                        target_gradient=flag,
+                        split=split_name,
+                        seed=seed,
+                    )
     return {"runs": runs}

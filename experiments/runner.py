@@ -42,10 +42,10 @@ from pipeline.params import (
 class Corpus:
     """What every experiment run reads: features (memory-mapped), labels, tags, sentences."""
 
-    features: object          # (W, D) float16, indexable by row arrays
-    labels: np.ndarray        # (W,) int32 category ids; training reads only labelled rows
-    tags: list[str]           # (W,) the true tags as written (BIO), for entity F1
-    offsets: np.ndarray       # (S+1,)
+    features: object  # (W, D) float16, indexable by row arrays
+    labels: np.ndarray  # (W,) int32 category ids; training reads only labelled rows
+    tags: list[str]  # (W,) the true tags as written (BIO), for entity F1
+    offsets: np.ndarray  # (S+1,)
     categories: list[str]
 
 
@@ -69,28 +69,51 @@ def train_ner(corpus: Corpus, labelled: np.ndarray, seed: int, heads: HeadParams
     """BERT NER as the pipeline trains it: CE for ``epochs`` passes over the labelled sentences."""
     model = _model(corpus, heads)
     start = time.perf_counter()
-    params, _ = train_supervised(None, corpus.features, corpus.labels, corpus.offsets, labelled, model=model,
-                                 epochs=epochs, batch_sentences=heads.batch_sentences,
-                                 learning_rate=heads.learning_rate, weight_decay=heads.weight_decay,
-                                 class_weights=_class_weights(corpus, labelled, heads), seed=seed)
+    params, _ = train_supervised(
+        None,
+        corpus.features,
+        corpus.labels,
+        corpus.offsets,
+        labelled,
+        model=model,
+        epochs=epochs,
+        batch_sentences=heads.batch_sentences,
+        learning_rate=heads.learning_rate,
+        weight_decay=heads.weight_decay,
+        class_weights=_class_weights(corpus, labelled, heads),
+        seed=seed,
+    )
     return Head(params, model, time.perf_counter() - start)
 
 
 def _model(corpus: Corpus, heads: HeadParams):
     """The head ``heads`` describes (MLP or BiLSTM) for the corpus's inputs (shape flags included or not)."""
-    return build_model("features", len(corpus.categories), hidden=heads.hidden, latent_dim=heads.latent_dim,
-                       dropout=heads.dropout, head=heads.kind, input_dim=int(corpus.features.shape[1]),
-                       lstm_units=heads.lstm_units, row_words=heads.row_words,
-                       max_sentences=heads.batch_sentences)
+    return build_model(
+        "features",
+        len(corpus.categories),
+        hidden=heads.hidden,
+        latent_dim=heads.latent_dim,
+        dropout=heads.dropout,
+        head=heads.kind,
+        input_dim=int(corpus.features.shape[1]),
+        lstm_units=heads.lstm_units,
+        row_words=heads.row_words,
+        max_sentences=heads.batch_sentences,
+    )
 
 
 def _common(corpus: Corpus, labelled, seed, heads: HeadParams) -> dict:
-    return dict(batch_sentences=heads.batch_sentences, weight_decay=heads.weight_decay,
-                class_weights=_class_weights(corpus, labelled, heads), seed=seed)
+    return dict(
+        batch_sentences=heads.batch_sentences,
+        weight_decay=heads.weight_decay,
+        class_weights=_class_weights(corpus, labelled, heads),
+        seed=seed,
+    )
 
 
-def train_ner_converged(corpus: Corpus, labelled: np.ndarray, seed: int, heads: HeadParams,
-                        stopping: EarlyStopping) -> Head:
+def train_ner_converged(
+    corpus: Corpus, labelled: np.ndarray, seed: int, heads: HeadParams, stopping: EarlyStopping
+) -> Head:
     """BERT NER trained to convergence as the pipeline's bert_ner_es: early stopping, then a refit."""
     model = _model(corpus, heads)
     start = time.perf_counter()
@@ -98,31 +121,76 @@ def train_ner_converged(corpus: Corpus, labelled: np.ndarray, seed: int, heads: 
     def true_tags_of(sentence_ids):
         return [corpus.tags[row] for row in word_rows(corpus.offsets, sentence_ids)]
 
-    params, info = train_converged(corpus.features, corpus.labels, corpus.offsets, labelled, true_tags_of,
-                                   corpus.categories, stopping, model=model, learning_rate=heads.learning_rate,
-                                   **_common(corpus, labelled, seed, heads))
+    params, info = train_converged(
+        corpus.features,
+        corpus.labels,
+        corpus.offsets,
+        labelled,
+        true_tags_of,
+        corpus.categories,
+        stopping,
+        model=model,
+        learning_rate=heads.learning_rate,
+        **_common(corpus, labelled, seed, heads),
+    )
     return Head(params, model, time.perf_counter() - start, info)
 
 
-def train_self(corpus: Corpus, teacher: Head, labelled: np.ndarray, unlabelled: np.ndarray, seed: int,
-               heads: HeadParams, recipe: SelfTraining) -> Head:
+def train_self(
+    corpus: Corpus,
+    teacher: Head,
+    labelled: np.ndarray,
+    unlabelled: np.ndarray,
+    seed: int,
+    heads: HeadParams,
+    recipe: SelfTraining,
+) -> Head:
     """Self-training (or its matched control) from ``teacher``, as the pipeline runs it."""
     start = time.perf_counter()
-    params, history = train_self_training(teacher.params, corpus.features, corpus.labels, corpus.offsets,
-                                          labelled, unlabelled, recipe, model=teacher.model,
-                                          **_common(corpus, labelled, seed, heads))
-    return Head(params, teacher.model, time.perf_counter() - start,
-                {"pseudo_share": [round(h["pseudo_share"], 4) for h in history]})
+    params, history = train_self_training(
+        teacher.params,
+        corpus.features,
+        corpus.labels,
+        corpus.offsets,
+        labelled,
+        unlabelled,
+        recipe,
+        model=teacher.model,
+        **_common(corpus, labelled, seed, heads),
+    )
+    return Head(
+        params,
+        teacher.model,
+        time.perf_counter() - start,
+        {"pseudo_share": [round(h["pseudo_share"], 4) for h in history]},
+    )
 
 
-def train_kl(corpus: Corpus, start_from: Head, labelled: np.ndarray, unlabelled: np.ndarray, seed: int,
-             heads: HeadParams, phase: KLPhase) -> Head:
+def train_kl(
+    corpus: Corpus,
+    start_from: Head,
+    labelled: np.ndarray,
+    unlabelled: np.ndarray,
+    seed: int,
+    heads: HeadParams,
+    phase: KLPhase,
+) -> Head:
     """A KL model from ``start_from``'s weights, as the pipeline's train stage runs ``phase``."""
     start = time.perf_counter()
-    params, _ = train_kl_phase(start_from.params, corpus.features, corpus.labels, corpus.offsets, labelled,
-                               unlabelled, phase, model=start_from.model, batch_sentences=heads.batch_sentences,
-                               weight_decay=heads.weight_decay,
-                               class_weights=_class_weights(corpus, labelled, heads), seed=seed)
+    params, _ = train_kl_phase(
+        start_from.params,
+        corpus.features,
+        corpus.labels,
+        corpus.offsets,
+        labelled,
+        unlabelled,
+        phase,
+        model=start_from.model,
+        batch_sentences=heads.batch_sentences,
+        weight_decay=heads.weight_decay,
+        class_weights=_class_weights(corpus, labelled, heads),
+        seed=seed,
+    )
     return Head(params, start_from.model, time.perf_counter() - start)
 
 
@@ -133,38 +201,48 @@ def score(corpus: Corpus, head: Head, sentences: np.ndarray) -> dict:
     predicted = probabilities.argmax(1)
     metrics = word_metrics(corpus.labels[rows], predicted, corpus.categories)
     lengths = np.diff(corpus.offsets)[sentences]
-    entity = entity_f1_fast([corpus.tags[r] for r in rows], predicted, corpus.categories,
-                            np.concatenate([[0], np.cumsum(lengths)]))
-    return {"accuracy": metrics["accuracy"], "accuracy_no_o": metrics["accuracy_no_o"],
-            "mean_f1": metrics["mean_f1"], "entity_f1": entity["f1"],
-            "f1": {c: v["f1"] for c, v in metrics["per_category"].items()},
-            "predicted_share": {c: v["predicted_share"] for c, v in metrics["per_category"].items()},
-            "train_seconds": round(head.seconds, 3),
-            **({"best_step": head.info["best_step"]} if head.info and "best_step" in head.info else {}),
-            **({"pseudo_share": head.info["pseudo_share"]} if head.info and "pseudo_share" in head.info else {})}
+    entity = entity_f1_fast(
+        [corpus.tags[r] for r in rows], predicted, corpus.categories, np.concatenate([[0], np.cumsum(lengths)])
+    )
+    return {
+        "accuracy": metrics["accuracy"],
+        "accuracy_no_o": metrics["accuracy_no_o"],
+        "mean_f1": metrics["mean_f1"],
+        "entity_f1": entity["f1"],
+        "f1": {c: v["f1"] for c, v in metrics["per_category"].items()},
+        "predicted_share": {c: v["predicted_share"] for c, v in metrics["per_category"].items()},
+        "train_seconds": round(head.seconds, 3),
+        **({"best_step": head.info["best_step"]} if head.info and "best_step" in head.info else {}),
+        **({"pseudo_share": head.info["pseudo_share"]} if head.info and "pseudo_share" in head.info else {}),
+    }
 
 
 class Runner:
     """The corpus, splits and head recipes (from params.yaml) shared by every experiment."""
 
     def __init__(self, params: object, params_path: str, prepared_dir: str, cache_path: str):
-        self.params = params                    # the experiments' own section (experiments.cli.ExperimentParams)
+        self.params = params  # the experiments' own section (experiments.cli.ExperimentParams)
         self.extract = load_section(ExtractParams, "extract", params_path)
         self.heads = load_section(HeadParams, "heads", params_path)
         self.kl = load_section(KLParams, "kl", params_path)
         self.epochs = load_section(SupervisedParams, "bert_ner", params_path).epochs
-        self.kl_models = {name: load_section(KLModelParams, f"kl_models.{name}", params_path)
-                          for name in read_params(params_path).get("kl_models") or {}}
+        self.kl_models = {
+            name: load_section(KLModelParams, f"kl_models.{name}", params_path)
+            for name in read_params(params_path).get("kl_models") or {}
+        }
         # The seed's KL rows start from the 20-epoch head; the validated ones from the converged head.
         self.seed_models = [m for m, r in self.kl_models.items() if r.init == "bert_ner" and not r.control]
         self.validated_models = [m for m, r in self.kl_models.items() if r.init == "bert_ner_es" and not r.control]
-        self.stopping = EarlyStopping(**dataclasses.asdict(
-            load_section(EarlyStoppingParams, "early_stopping", params_path)))
-        self.self_training = SelfTraining(**dataclasses.asdict(
-            load_section(SelfTrainingParams, "self_training", params_path)))
+        self.stopping = EarlyStopping(
+            **dataclasses.asdict(load_section(EarlyStoppingParams, "early_stopping", params_path))
+        )
+        self.self_training = SelfTraining(
+            **dataclasses.asdict(load_section(SelfTrainingParams, "self_training", params_path))
+        )
         self.prepared = read_prepared(prepared_dir)
-        features, self.fingerprint = load_inputs(cache_path, self.extract, self.prepared.meta["words_sha256"],
-                                                 piece_ids=False)
+        features, self.fingerprint = load_inputs(
+            cache_path, self.extract, self.prepared.meta["words_sha256"], piece_ids=False
+        )
         tags = [t for sentence in self.prepared.tags for t in sentence]
         self.corpus = Corpus(features, self.prepared.labels, tags, self.prepared.offsets, self.prepared.categories)
         self.split = self.prepared.split
@@ -177,18 +255,27 @@ class Runner:
 
     def ner(self, labelled, seed, corpus: Corpus | None = None, **overrides) -> Head:
         """BERT NER with the ``heads`` section, ``overrides`` (e.g. dropout=0.3) replacing its values."""
-        return train_ner(corpus or self.corpus, labelled, seed, dataclasses.replace(self.heads, **overrides),
-                         self.epochs)
+        return train_ner(
+            corpus or self.corpus, labelled, seed, dataclasses.replace(self.heads, **overrides), self.epochs
+        )
 
     def converged(self, labelled, seed, **overrides) -> Head:
         """BERT NER trained to convergence (bert_ner_es), ``overrides`` replacing ``heads`` values."""
-        return train_ner_converged(self.corpus, labelled, seed, dataclasses.replace(self.heads, **overrides),
-                                   self.stopping)
+        return train_ner_converged(
+            self.corpus, labelled, seed, dataclasses.replace(self.heads, **overrides), self.stopping
+        )
 
     def self_trained(self, teacher: Head, labelled, unlabelled, seed, **overrides) -> Head:
         """Self-training from ``teacher`` with the ``self_training`` section, ``overrides`` of its fields."""
-        return train_self(self.corpus, teacher, labelled, unlabelled, seed, self.heads,
-                          dataclasses.replace(self.self_training, **overrides))
+        return train_self(
+            self.corpus,
+            teacher,
+            labelled,
+            unlabelled,
+            seed,
+            self.heads,
+            dataclasses.replace(self.self_training, **overrides),
+        )
 
     def phase(self, model: str, **overrides) -> KLPhase:
         """KL model ``model``'s phase as the pipeline runs it, with ``overrides`` of KLPhase fields."""
@@ -197,24 +284,31 @@ class Runner:
         def chosen(value, default):
             return default if value is None else value
 
-        phase = KLPhase(kind=recipe.kind, rounds=recipe.rounds, schedule=chosen(recipe.schedule, kl.schedule),
-                        kl_weight=chosen(recipe.weight, kl.weight), prior=self.prior,
-                        target_gradient=chosen(recipe.target_gradient, kl.target_gradient),
-                        learning_rate=kl.learning_rate,
-                        kl_learning_rate=chosen(recipe.kl_learning_rate, kl.kl_learning_rate),
-                        control=recipe.control)
+        phase = KLPhase(
+            kind=recipe.kind,
+            rounds=recipe.rounds,
+            schedule=chosen(recipe.schedule, kl.schedule),
+            kl_weight=chosen(recipe.weight, kl.weight),
+            prior=self.prior,
+            target_gradient=chosen(recipe.target_gradient, kl.target_gradient),
+            learning_rate=kl.learning_rate,
+            kl_learning_rate=chosen(recipe.kl_learning_rate, kl.kl_learning_rate),
+            control=recipe.control,
+        )
         return dataclasses.replace(phase, **overrides)
 
-    def kl_heads(self, ner: Head, labelled, unlabelled, seed, models=None, heads: dict | None = None,
-                 **overrides) -> dict:
+    def kl_heads(
+        self, ner: Head, labelled, unlabelled, seed, models=None, heads: dict | None = None, **overrides
+    ) -> dict:
         """Each seed KL model of params.yaml (or ``models``) trained from ``ner``; {model: Head}.
 
         ``heads`` overrides values of the ``heads`` section, ``overrides`` fields of the phase.
         """
         head_params = dataclasses.replace(self.heads, **(heads or {}))
-        return {model: train_kl(self.corpus, ner, labelled, unlabelled, seed, head_params,
-                                self.phase(model, **overrides))
-                for model in (self.seed_models if models is None else models)}
+        return {
+            model: train_kl(self.corpus, ner, labelled, unlabelled, seed, head_params, self.phase(model, **overrides))
+            for model in (self.seed_models if models is None else models)
+        }
 
     def score(self, head: Head, sentences) -> dict:
         return score(self.corpus, head, sentences)

@@ -35,7 +35,16 @@ DISPLAY_NAMES = {
     "bert_dd_kl": "BERT NER Data Distribution KL",
     "bert_conf_kl": "BERT NER Confidence KL",
     "bert_both_kl": "BERT NER Both KL",
+    # Ours: trained to convergence (early stopping on validation) with the word-shape flags.
+    "bert_ner_es": "Ours: BERT NER (flags, early stopping)",
+    "ner_conf_kl": "Ours: Confidence KL",
+    "ner_conf_kl_control": "Ours: Confidence KL's control",
+    "ner_entropy": "Ours: Entropy minimisation",
+    "ner_entropy_control": "Ours: Entropy minimisation's control",
+    "ner_self_training": "Ours: Self-training",
+    "ner_self_training_control": "Ours: Self-training's control",
 }
+CONTROL_SUFFIX = "_control"  # model X's matched control is X_control: the same steps and batches, no X
 
 # Headline metrics summarised per model, in table order.
 HEADLINE_METRICS = ("accuracy", "accuracy_no_o", "mean_f1", "entity_f1")
@@ -218,6 +227,51 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> None:
         raise
 
 
+def control_comparisons(runs: Sequence[dict]) -> list[dict]:
+    """Each model against its matched control, paired by seed: mean gain and paired t-test p per metric."""
+    from scipy.stats import ttest_rel
+
+    values: dict[str, dict] = {}
+    for run in runs:
+        values.setdefault(run["model"], {})[run["seed"]] = _headline_values(run["metrics"])
+    rows = []
+    for model, by_seed in values.items():
+        control = values.get(model + CONTROL_SUFFIX)
+        seeds = sorted(set(by_seed) & set(control or {}))
+        if model.endswith(CONTROL_SUFFIX) or len(seeds) < 2:
+            continue
+        row = {"model": model, "control": model + CONTROL_SUFFIX, "seeds": len(seeds)}
+        for metric in HEADLINE_METRICS:
+            ours = np.array([by_seed[s][metric] for s in seeds], float)
+            theirs = np.array([control[s][metric] for s in seeds], float)
+            gain = ours - theirs
+            # Identical runs have no spread to test: p = 1 (no evidence of a difference).
+            p = 1.0 if np.allclose(gain, gain[0]) and gain[0] == 0 else float(ttest_rel(ours, theirs).pvalue)
+            row[metric] = {"gain": float(gain.mean()), "gain_std": float(gain.std(ddof=1)), "p": p}
+        rows.append(row)
+    return rows
+
+
+def comparisons_markdown(rows: list[dict]) -> str:
+    """The matched-control table: gain ± std over seeds and the paired t-test's p, per headline metric."""
+    if not rows:
+        return ""
+    lines = [
+        "",
+        "### Gains over matched controls (paired by seed, two-sided paired t-test)",
+        "",
+        "| model | seeds | Δ entity F1 | p | Δ mean F1 | p | Δ accuracy | p | Δ accuracy no O | p |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [display_name(row["model"]), str(row["seeds"])]
+        for metric in ("entity_f1", "mean_f1", "accuracy", "accuracy_no_o"):
+            gain = row[metric]
+            cells += [f"{gain['gain']:+.4f} ± {gain['gain_std']:.4f}", f"{gain['p']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(
     runs: Sequence[dict],
     md_path: str | os.PathLike,
@@ -227,7 +281,8 @@ def write_report(
     """Summarise `runs`, write the Markdown tables, the JSON summary and the
     comparison bar chart (headline metrics) atomically; returns the summary."""
     summary = summarise(runs)
-    markdown = results_markdown(summary)
+    summary["controls"] = control_comparisons(runs)
+    markdown = results_markdown(summary) + comparisons_markdown(summary["controls"])
     # allow_nan=False: a NaN reaching the report is a bug, not a number.
     as_json = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     plot_model_comparison(summary, HEADLINE_METRICS, plot_path)

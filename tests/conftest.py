@@ -51,6 +51,14 @@ def project_environment() -> dict:
     )
 
 
+def small_training(params: dict) -> None:
+    """Short schedules for a tiny corpus: the stages run their real code, in seconds."""
+    params["early_stopping"].update(max_steps=60, eval_every=20, patience=1)
+    params["self_training"].update(rounds=1, steps=10, unlabelled_sentences=32)
+    for recipe in params["kl_models"].values():
+        recipe["rounds"] = min(recipe["rounds"], 10)
+
+
 def make_project(root: Path, edit_params, message: str) -> tuple[Path, dict]:
     """A copy of the tracked project in ``root`` as a fresh git repo, params.yaml edited by ``edit_params``."""
     import shutil

@@ -17,8 +17,9 @@ def runs_of(gains: dict, size=64, seeds=5, base=0.6):
         for method, gain in gains.items():
             control = base + rng.normal(0, 0.01)
             runs.append({"model": f"{method}_control", "size": size, "seed": seed, "entity_f1": control})
-            runs.append({"model": method, "size": size, "seed": seed,
-                         "entity_f1": control + gain + rng.normal(0, 0.002)})
+            runs.append(
+                {"model": method, "size": size, "seed": seed, "entity_f1": control + gain + rng.normal(0, 0.002)}
+            )
     return runs
 
 

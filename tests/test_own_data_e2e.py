@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, make_project, project_environment, run_command
+from conftest import ROOT, make_project, project_environment, run_command, small_training
 
 EXAMPLE = ROOT / "examples" / "chatbot"
 CATEGORIES = ["O", "city", "date", "product", "time"]
@@ -30,6 +30,7 @@ def project(tmp_path_factory):
         params["unlabelled_text"].update(path="examples/chatbot/unlabelled.txt", mode="add")
         params["extract"].update(chunk_sentences=64)
         params["seeds"] = [0]
+        small_training(params)
 
     return make_project(tmp_path_factory.mktemp("own"), edit, "own data")
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import make_project, run_command, write_kaggle_csv
+from conftest import make_project, run_command, small_training, write_kaggle_csv
 
 SEED_MODELS = ["baseline", "bert_ner", "bert_dd_kl", "bert_conf_kl", "bert_both_kl"]
 # The validated rows: the converged head, the best KL term, entropy minimisation and self-training, each
@@ -60,6 +60,7 @@ def project(tmp_path_factory):
         params["prepare"].update(corpus="data/raw/ner_dataset.csv", test_size=12, labelled_size=16)
         params["extract"].update(chunk_sentences=16)
         params["seeds"] = [0]
+        small_training(params)
 
     return make_project(root, edit, "tiny")
 

@@ -164,3 +164,27 @@ def test_plot_model_comparison_handles_missing_metric(tmp_path, runs):
     plot_model_comparison(summary, ["accuracy_no_o", "mean_f1", "entity_f1"], path)
     assert_png(path)
     assert_no_temp_files(tmp_path)
+
+
+def test_control_comparisons_pair_runs_by_seed():
+    from scipy.stats import ttest_rel
+
+    from heads.report import comparisons_markdown, control_comparisons
+
+    def run(model, seed, f1):
+        return {
+            "model": model,
+            "seed": seed,
+            "metrics": {"accuracy": 0.9, "accuracy_no_o": 0.8, "mean_f1": 0.5, "entity": {"f1": f1}},
+        }
+
+    ours, theirs = [0.70, 0.74, 0.69, 0.75], [0.68, 0.73, 0.66, 0.72]
+    runs = [run("m", s, f) for s, f in enumerate(ours)] + [run("m_control", s, f) for s, f in enumerate(theirs)]
+    rows = control_comparisons(list(reversed(runs)))  # order of runs does not matter: seeds pair them
+    assert len(rows) == 1 and rows[0]["control"] == "m_control" and rows[0]["seeds"] == 4
+    entity = rows[0]["entity_f1"]
+    assert entity["gain"] == pytest.approx(np.mean(np.subtract(ours, theirs)))
+    assert entity["p"] == pytest.approx(ttest_rel(ours, theirs).pvalue)
+    assert rows[0]["accuracy"]["p"] == 1.0  # identical runs: no evidence of a difference
+    assert "| m | 4 | +0.0225" in comparisons_markdown(rows)
+    assert control_comparisons([run("m", 0, 0.7), run("x", 0, 0.7)]) == []
