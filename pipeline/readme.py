@@ -99,7 +99,9 @@ def encoders_table(path: Path) -> str:
     return "\n".join(lines) + (
         f"\n\nValidation: {data['labelled_words']:,} labelled words, seeds {data['seeds']}, "
         f"{data['epochs']} epochs per head. Extraction cost (measured on the labelled split, "
-        f"extrapolated to {data['corpus_words']:,} words): " + "; ".join(costs) + ". "
+        f"extrapolated to {data['corpus_words']:,} words, all hidden states kept; "
+        f"other jobs shared the machine, so compare the encoders with each other, not with the Speed "
+        f"section's idle-machine figures): " + "; ".join(costs) + ". "
         f"Rule: {data['rule']}. Chosen: **{chosen['encoder']}**, layers "
         f"{'-'.join(map(str, chosen['layers']))}, {chosen['head']}, shape flags "
         f"{'on' if chosen['shape_flags'] else 'off'}."
