@@ -97,12 +97,13 @@ def test_repro_then_predict_on_a_bespoke_tag_set(project):
         ),
         ("a\tO\nLisbon\n", None, "train.conll:2: missing tag"),
         ("a\tO\nLisbon B-city\n", None, "train.conll:2: mixed tab and space separators"),
+        # With encoding: auto a Latin-1 file is read as Latin-1 (logged); a declared utf-8 is enforced.
         ("a\tO\n\ncaf\xe9\tB-city\n", None, "train.conll:3: not valid utf-8"),
     ],
 )
 def test_bad_corpus_files_give_one_line_errors(tmp_path, train, test, message):
     (tmp_path / "train.conll").write_bytes(train.encode("latin-1"))
-    prepare = {"corpus": str(tmp_path / "train.conll"), "labelled_size": "all"}
+    prepare = {"corpus": str(tmp_path / "train.conll"), "labelled_size": "all", "encoding": "utf-8"}
     if test is not None:
         (tmp_path / "test.conll").write_text(test)
         prepare["test_corpus"] = str(tmp_path / "test.conll")
