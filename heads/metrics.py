@@ -11,11 +11,9 @@ never NaN.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from seqeval.metrics import classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 
 OUTSIDE = "O"
@@ -180,33 +178,31 @@ def entity_metrics(true_tags: Sequence[Sequence[str]], pred_categories: Sequence
         y_true.append(_true_tags_to_bio(list(tags)))
         y_pred.append(categories_to_bio(list(predicted)))
 
-    with warnings.catch_warnings():
-        # seqeval's macro average is a mean of an empty list when no entity
-        # exists anywhere; we do not report it.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        report = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
-
-    micro = report["micro avg"]
-    per_type = {
-        name: {
-            "precision": float(row["precision"]),
-            "recall": float(row["recall"]),
-            "f1": float(row["f1-score"]),
-            "support": int(row["support"]),
-        }
-        for name, row in sorted(report.items())
-        if not name.endswith(" avg")
-    }
-    num_true = len(get_entities(y_true))
-    num_pred = len(get_entities(y_pred))
+    # seqeval's own chunker, once per side (its classification_report chunks every sentence 12 times);
+    # the counts below are its default-mode scores: tests/test_metrics.py checks them against the report.
+    true_entities = set(get_entities(y_true))
+    pred_entities = set(get_entities(y_pred))
+    correct = true_entities & pred_entities
+    per_type = {}
+    for name in sorted({kind for kind, _, _ in true_entities | pred_entities}):
+        n_true = sum(kind == name for kind, _, _ in true_entities)
+        n_pred = sum(kind == name for kind, _, _ in pred_entities)
+        n_correct = sum(kind == name for kind, _, _ in correct)
+        per_type[name] = {**_prf(n_correct, n_true, n_pred), "support": n_true}
     return {
-        "precision": float(micro["precision"]),
-        "recall": float(micro["recall"]),
-        "f1": float(micro["f1-score"]),
-        "num_true_entities": int(num_true),
-        "num_pred_entities": int(num_pred),
+        **_prf(len(correct), len(true_entities), len(pred_entities)),
+        "num_true_entities": len(true_entities),
+        "num_pred_entities": len(pred_entities),
         "per_type": per_type,
     }
+
+
+def _prf(correct: int, num_true: int, num_pred: int) -> dict:
+    """precision, recall and F1 from counts; 0.0 where a denominator is zero (seqeval's zero_division=0)."""
+    precision = correct / num_pred if num_pred else 0.0
+    recall = correct / num_true if num_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
 
 
 def confusion(true: np.ndarray, pred: np.ndarray, num_classes: int, normalize: str | None = "true") -> np.ndarray:
@@ -266,13 +262,8 @@ def entity_f1_fast(true_tags: Sequence[str], pred: np.ndarray, categories: Seque
     keys = {name: (b.astype(np.int64) * (n + 1) + e) * (len(categories) + 1) + t for name, (b, e, t) in scores.items()}
     correct = np.intersect1d(keys["true"], keys["pred"]).size
     num_true, num_pred = keys["true"].size, keys["pred"].size
-    precision = correct / num_pred if num_pred else 0.0
-    recall = correct / num_true if num_true else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "precision": float(precision),
-        "recall": float(recall),
-        "f1": float(f1),
+        **_prf(correct, num_true, num_pred),
         "num_true_entities": int(num_true),
         "num_pred_entities": int(num_pred),
     }

@@ -235,3 +235,39 @@ def test_entity_f1_fast_matches_seqeval(sentences):
     fast = entity_f1_fast([t for s in true_tags for t in s], np.concatenate(pred_ids), categories, offsets)
     for key in ("precision", "recall", "f1", "num_true_entities", "num_pred_entities"):
         assert fast[key] == pytest.approx(reference[key]), key
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from(["O", "B-a", "I-a", "I-b", "B-c"]), st.sampled_from(["O", "a", "b"]))),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_entity_metrics_equal_seqevals_classification_report(sentences):
+    """entity_metrics counts seqeval's chunks itself; its figures are seqeval's report, per type too."""
+    import warnings
+
+    from seqeval.metrics import classification_report
+
+    true_tags = [[t for t, _ in s] for s in sentences]
+    predicted = [[p for _, p in s] for s in sentences]
+    result = entity_metrics(true_tags, predicted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = classification_report(
+            true_tags, [categories_to_bio(s) for s in predicted], output_dict=True, zero_division=0
+        )
+    micro = report["micro avg"]
+    assert (result["precision"], result["recall"], result["f1"]) == pytest.approx(
+        (micro["precision"], micro["recall"], micro["f1-score"])
+    )
+    assert result["num_true_entities"] == micro["support"]
+    types = {name: row for name, row in report.items() if not name.endswith(" avg")}
+    assert set(result["per_type"]) == set(types)
+    for name, row in types.items():
+        ours = result["per_type"][name]
+        assert (ours["precision"], ours["recall"], ours["f1"], ours["support"]) == pytest.approx(
+            (row["precision"], row["recall"], row["f1-score"], row["support"])
+        )
