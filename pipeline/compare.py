@@ -1,4 +1,4 @@
-"""compare stage: every model x seed metrics file -> one Markdown + JSON table and a bar plot."""
+"""compare stage: every metrics file (a model's seed) -> one Markdown + JSON table and a bar plot."""
 
 from __future__ import annotations
 

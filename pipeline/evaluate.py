@@ -1,4 +1,8 @@
-"""evaluate stage: a trained head on the test split -> metrics JSON, predictions TSV, plots."""
+"""evaluate stage: a model's heads (one per seed) on the test split -> metrics JSON, predictions TSV, plots.
+
+Every ``seed<N>/head.msgpack`` under ``--heads`` is scored; the corpus and the test features are read once.
+Outputs per seed: ``METRICS/seed<N>.json``, ``PREDICTIONS/seed<N>.tsv`` and ``PLOTS/seed<N>/``.
+"""
 
 from __future__ import annotations
 
@@ -36,60 +40,71 @@ def predictions_tsv(sentence_ids, words, tags, predicted) -> str:
     return buffer.getvalue()
 
 
-def evaluate(
-    head_path: str, prepared_dir: str, cache_path: str, metrics_path: str, predictions_path: str, plots_dir: str
-) -> dict:
+class TestSplit:
+    """The test split read once: its words, tags, labels and features (each input kind read when first asked)."""
+
+    def __init__(self, prepared_dir: str, cache_path: str):
+        self.prepared = read_prepared(prepared_dir)
+        self.cache_path = cache_path
+        self.sentences = self.prepared.split["test"]
+        self.rows = word_rows(self.prepared.offsets, self.sentences)
+        self.words = [self.prepared.words[s] for s in self.sentences]
+        self.tags = [self.prepared.tags[s] for s in self.sentences]
+        self.offsets = np.concatenate([[0], np.cumsum(np.diff(self.prepared.offsets)[self.sentences])])
+        self._inputs = {}
+
+    def inputs(self, config: dict) -> np.ndarray:
+        """The head's inputs for the test words; the cache's fingerprint is checked against the head's."""
+        kind = (config["input"], bool(config["heads"].get("shape_flags")), json.dumps(config["features"]))
+        if kind not in self._inputs:
+            with open_cache(self.cache_path, config["features"]) as cache:
+                if config["input"] == "piece_ids":
+                    self._inputs[kind] = cache.piece_ids[...][self.rows]
+                else:
+                    features = cache.features[self.rows]
+                    if kind[1]:
+                        features = with_shape_flags(features, self.words)[:]
+                    self._inputs[kind] = features
+        inputs = self._inputs[kind]
+        return baseline_inputs(inputs, config["vocabulary"]) if config["input"] == "piece_ids" else inputs
+
+
+def evaluate(head_path: Path, test: TestSplit, metrics_dir: Path, predictions_dir: Path, plots_dir: Path) -> dict:
+    """One head on the test split; its outputs are named by its seed."""
     params, config = load_head(head_path)
-    prepared = read_prepared(prepared_dir)
-    categories = prepared.categories
+    categories = test.prepared.categories
     if list(config["categories"]) != categories:
         raise ValueError(
             f"{head_path}: trained on categories {config['categories']}, the prepared corpus has {categories}"
         )
-    test = prepared.split["test"]
-    rows = word_rows(prepared.offsets, test)
-    with open_cache(cache_path, config["features"]) as cache:
-        if config["input"] == "piece_ids":
-            inputs = baseline_inputs(cache.piece_ids[...][rows], config["vocabulary"])
-        else:
-            inputs = cache.features[rows]
-            if config["heads"].get("shape_flags"):
-                inputs = with_shape_flags(inputs, [prepared.words[s] for s in test])[:]
-    probabilities, latent = predict(params, model_from_config(config), inputs)
+    probabilities, latent = predict(params, model_from_config(config), test.inputs(config))
     predicted = probabilities.argmax(1)
-    true = prepared.labels[rows]
-    test_offsets = np.concatenate([[0], np.cumsum(np.diff(prepared.offsets)[test])])
-    predicted_names = sentences_from_offsets([categories[i] for i in predicted], test_offsets)
+    true = test.prepared.labels[test.rows]
+    predicted_names = sentences_from_offsets([categories[i] for i in predicted], test.offsets)
     metrics = word_metrics(true, predicted, categories)
-    metrics["entity"] = entity_metrics([prepared.tags[s] for s in test], predicted_names)
-    metrics.update(model=config["model"], seed=int(config["seed"]))
+    metrics["entity"] = entity_metrics(test.tags, predicted_names)
+    seed = int(config["seed"])
+    metrics.update(model=config["model"], seed=seed)
 
-    plots = Path(plots_dir)
+    plots = plots_dir / f"seed{seed}"
     for normalize in ("true", "pred"):
         plot_confusion(
             confusion(true, predicted, len(categories), normalize),
             categories,
-            f"{config['model']} seed {config['seed']}: normalised by {normalize} category",
+            f"{config['model']} seed {seed}: normalised by {normalize} category",
             plots / f"confusion_by_{normalize}.png",
         )
     plot_latent_pca(
-        latent,
-        true,
-        predicted,
-        categories,
-        plots / "latent_true.png",
-        plots / "latent_predicted.png",
-        seed=int(config["seed"]),
+        latent, true, predicted, categories, plots / "latent_true.png", plots / "latent_predicted.png", seed=seed
     )
     atomic_write_text(
-        Path(predictions_path),
-        predictions_tsv(test, [prepared.words[s] for s in test], [prepared.tags[s] for s in test], predicted_names),
+        predictions_dir / f"seed{seed}.tsv", predictions_tsv(test.sentences, test.words, test.tags, predicted_names)
     )
-    atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=2))
+    atomic_write_text(metrics_dir / f"seed{seed}.json", json.dumps(metrics, indent=2))
     log.info(
         "%s seed %s: accuracy %.4f, accuracy no O %.4f, mean F1 %.4f, entity F1 %.4f",
         config["model"],
-        config["seed"],
+        seed,
         metrics["accuracy"],
         metrics["accuracy_no_o"] or 0,
         metrics["mean_f1"],
@@ -98,17 +113,29 @@ def evaluate(
     return metrics
 
 
+def evaluate_model(
+    heads_dir: str, prepared_dir: str, cache_path: str, metrics_dir: str, predictions_dir: str, plots_dir: str
+) -> list[dict]:
+    """Every seed's head under ``heads_dir``, in seed order."""
+    heads = [path for path in Path(heads_dir).glob("seed*/head.msgpack") if path.parent.name[4:].isdigit()]
+    heads.sort(key=lambda path: int(path.parent.name[4:]))
+    if not heads:
+        raise ValueError(f"{heads_dir}: no seed<N>/head.msgpack to evaluate")
+    test = TestSplit(prepared_dir, cache_path)
+    return [evaluate(head, test, Path(metrics_dir), Path(predictions_dir), Path(plots_dir)) for head in heads]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--head", required=True)
+    parser.add_argument("--heads", required=True, help="a model's directory: seed<N>/head.msgpack")
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--cache", default="cache/features.h5")
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--predictions", required=True)
-    parser.add_argument("--plots", required=True)
+    parser.add_argument("--metrics", required=True, help="directory: seed<N>.json")
+    parser.add_argument("--predictions", required=True, help="directory: seed<N>.tsv")
+    parser.add_argument("--plots", required=True, help="directory: seed<N>/*.png")
     args = parser.parse_args()
     enable_compilation_cache()
-    evaluate(args.head, args.prepared, args.cache, args.metrics, args.predictions, args.plots)
+    evaluate_model(args.heads, args.prepared, args.cache, args.metrics, args.predictions, args.plots)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""train stage: one head (model x seed) from the cached features; the encoder never runs here.
+"""train stage: one model's heads, one per seed, from the cached features; the encoder never runs here.
+
+The corpus and the cache are read once for every seed (``seeds`` in params.yaml, or ``--seeds``); each seed's
+head goes to ``OUT/seed<N>/`` (head.msgpack, train.json), and a model that starts from another head takes the
+same seed's head from ``--init`` (that model's directory).
 
 Models:
   baseline      learned embedding of each word's first piece -> MLP, CE
@@ -105,7 +109,7 @@ def _supervised(model_id, seed, prepared, inputs, labels, input_kind, architectu
 
 def _load_init(init, expected_model, seed):
     if init is None:
-        raise ValueError(f"--init ({expected_model}'s head of the same seed) is required")
+        raise ValueError(f"--init (the directory of {expected_model}'s heads, one per seed) is required")
     params, init_config = load_head(init)
     if init_config["model"] != expected_model or init_config["seed"] != seed:
         raise ValueError(
@@ -207,9 +211,14 @@ def model_heads(model_id: str, init: str | None, params_path: str) -> HeadParams
     return HeadParams(**load_head(init)[1]["heads"])
 
 
+def _seed_init(init: str | None, seed: int) -> str | None:
+    """The head of ``seed`` in the init model's directory."""
+    return None if init is None else str(Path(init) / f"seed{seed}" / "head.msgpack")
+
+
 def train(
     model_id: str,
-    seed: int,
+    seeds: list[int],
     prepared_dir: str,
     cache_path: str,
     out: str,
@@ -217,7 +226,10 @@ def train(
     params_path: str,
     text_cache: str,
 ) -> None:
-    heads = model_heads(model_id, init, params_path)
+    """Train ``model_id`` once per seed into ``out/seed<N>``; the corpus and cache are read once."""
+    if not seeds:
+        raise ValueError(f"{params_path}: no seeds to train")
+    heads = model_heads(model_id, _seed_init(init, seeds[0]), params_path)
     prepared = read_prepared(prepared_dir)
     categories = prepared.categories
     input_kind = "piece_ids" if model_id == "baseline" else "features"
@@ -236,9 +248,6 @@ def train(
     labelled_rows = word_rows(prepared.offsets, labelled)
     labels[labelled_rows] = prepared.labels[labelled_rows]
     class_weights = inverse_frequency_weights(labels[labelled_rows], len(categories)) if heads.class_weighting else None
-    common = dict(
-        batch_sentences=heads.batch_sentences, weight_decay=heads.weight_decay, class_weights=class_weights, seed=seed
-    )
     architecture = dict(
         hidden=heads.hidden,
         latent_dim=heads.latent_dim,
@@ -249,50 +258,58 @@ def train(
         row_words=heads.row_words,
         max_sentences=heads.batch_sentences,
     )
-    start = time.perf_counter()
-    config = {
-        "model": model_id,
-        "seed": seed,
-        "categories": categories,
-        "heads": dataclasses.asdict(heads),
-        "features": feature_fingerprint,
-        "input": input_kind,
-    }
-    if heads.kind != "mlp":
-        config["input_dim"] = architecture["input_dim"]  # where the context head finds the shape flags
-    if model_id in SUPERVISED:
-        params, history = _supervised(
-            model_id, seed, prepared, inputs, labels, input_kind, architecture, common, heads, params_path, config
+    for seed in seeds:
+        common = dict(
+            batch_sentences=heads.batch_sentences,
+            weight_decay=heads.weight_decay,
+            class_weights=class_weights,
+            seed=seed,
         )
-    else:
-        params, history = _semi_supervised(
-            model_id,
-            seed,
-            prepared,
-            inputs,
-            labels,
-            architecture,
-            common,
-            params_path,
-            init,
-            text_cache,
-            feature_fingerprint,
-            config,
-            shape_flags,
+        start = time.perf_counter()
+        config = {
+            "model": model_id,
+            "seed": seed,
+            "categories": categories,
+            "heads": dataclasses.asdict(heads),
+            "features": feature_fingerprint,
+            "input": input_kind,
+        }
+        if heads.kind != "mlp":
+            config["input_dim"] = architecture["input_dim"]  # where the context head finds the shape flags
+        if model_id in SUPERVISED:
+            params, history = _supervised(
+                model_id, seed, prepared, inputs, labels, input_kind, architecture, common, heads, params_path, config
+            )
+        else:
+            params, history = _semi_supervised(
+                model_id,
+                seed,
+                prepared,
+                inputs,
+                labels,
+                architecture,
+                common,
+                params_path,
+                _seed_init(init, seed),
+                text_cache,
+                feature_fingerprint,
+                config,
+                shape_flags,
+            )
+        seconds = time.perf_counter() - start
+        seed_out = Path(out) / f"seed{seed}"
+        seed_out.mkdir(parents=True, exist_ok=True)
+        save_head(seed_out / "head.msgpack", params, config)
+        atomic_write_text(
+            seed_out / "train.json", json.dumps({"seconds": round(seconds, 2), "history": history}, indent=1)
         )
-    seconds = time.perf_counter() - start
-    Path(out).mkdir(parents=True, exist_ok=True)
-    save_head(Path(out) / "head.msgpack", params, config)
-    atomic_write_text(
-        Path(out) / "train.json", json.dumps({"seconds": round(seconds, 2), "history": history}, indent=1)
-    )
-    log.info("%s seed %d: trained in %.1f s", model_id, seed, seconds)
+        log.info("%s seed %d: trained in %.1f s", model_id, seed, seconds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: params.yaml's seeds")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--cache", default="cache/features.h5")
@@ -301,11 +318,12 @@ def main() -> None:
         default="cache/unlabelled.h5",
         help="extra unlabelled text's cache (read when unlabelled_text.mode is not none)",
     )
-    parser.add_argument("--init", default=None, help="bert_ner head to start a KL model from")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--init", default=None, help="the directory of the model a semi-supervised model starts from")
+    parser.add_argument("--out", required=True, help="the model's directory: one seed<N>/ per seed")
     args = parser.parse_args()
     enable_compilation_cache()
-    train(args.model, args.seed, args.prepared, args.cache, args.out, args.init, args.params, args.text_cache)
+    seeds = args.seeds if args.seeds is not None else read_params(args.params).get("seeds", [0])
+    train(args.model, seeds, args.prepared, args.cache, args.out, args.init, args.params, args.text_cache)
 
 
 if __name__ == "__main__":
