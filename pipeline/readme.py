@@ -129,6 +129,22 @@ def integrity_line(path: Path) -> str:
     )
 
 
+def ray_full_corpus_line(path: Path) -> str:
+    """bench/ray_full_corpus.json: the Ray backend's full-corpus cache and head against the local backend's."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    cache, metrics = data["cache"], data["metrics"]
+    same = [name for name in ("offsets", "piece_ids", "fingerprint") if cache[f"same_{name}"]]
+    return (
+        f"Checked on the full corpus (`dvc exp run -S extract.backend=ray`, {cache['words']:,} words x "
+        f"{cache['dim']}): the Ray cache differs from the local one by at most {cache['max_abs_difference']:g} "
+        f"(min cosine per word {cache['min_cosine_per_word']:.7f}), with the same {', '.join(same)}; "
+        f"{data['model']} seed {data['seed']} trained on it is "
+        f"{'byte-identical to' if data['head_bytes_identical'] else 'a different file from'} the local head, "
+        f"entity F1 {metrics['ray']['entity_f1']:.4f} vs {metrics['local']['entity_f1']:.4f} (largest metric "
+        f"difference {data['largest_metric_difference']:g}; `bench/ray_full_corpus.json`)."
+    )
+
+
 def splice_file(text: str, name: str, path: Path, render) -> str:
     """Splice ``render(path)`` into block ``name``; a missing source file leaves the block as it is."""
     if not path.exists():
@@ -173,6 +189,7 @@ def main() -> None:
     if list(Path("reports/experiments").glob("*.json")):
         text = splice(text, "compute", compute_line(Path("reports/experiments")))
     text = splice_file(text, "probe", Path("bench/probe_layers.json"), probe_table)
+    text = splice_file(text, "ray", Path("bench/ray_full_corpus.json"), ray_full_corpus_line)
     bench = bench_table(Path("bench/extraction.json"), Path("bench/heads.json"), Path("bench/extract_full.json"))
     if Path("bench/integrity.json").exists():
         bench += "\n" + integrity_line(Path("bench/integrity.json"))
