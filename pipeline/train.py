@@ -62,9 +62,43 @@ log = logging.getLogger("train")
 SUPERVISED = ("baseline", "bert_ner", "bert_ner_es")
 
 
-def _supervised(model_id, seed, prepared, inputs, labels, input_kind, architecture, common, heads, params_path, config):
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What every seed of one model trains from, read once."""
+
+    model_id: str
+    params_path: str
+    heads: HeadParams
+    prepared: object  # data.prepared_io.Prepared
+    inputs: object  # (W, D) features (+ shape flags) or (W,) piece ids
+    input_kind: str  # features | piece_ids
+    labels: np.ndarray  # (W,) the labelled split's categories, -1 elsewhere
+    architecture: dict
+    class_weights: np.ndarray | None
+    feature_fingerprint: dict
+    shape_flags: bool
+    text_cache: str
+
+    def common(self, seed: int) -> dict:
+        """The keyword arguments every schedule takes."""
+        return dict(
+            batch_sentences=self.heads.batch_sentences,
+            weight_decay=self.heads.weight_decay,
+            class_weights=self.class_weights,
+            seed=seed,
+        )
+
+
+def _supervised(run: Run, seed: int, config: dict):
     """A supervised head: the seed's fixed epochs, or early stopping by steps then a refit."""
-    supervised = load_section(SupervisedParams, model_id, params_path)
+    prepared, inputs, labels, input_kind, common = (
+        run.prepared,
+        run.inputs,
+        run.labels,
+        run.input_kind,
+        run.common(seed),
+    )
+    supervised = load_section(SupervisedParams, run.model_id, run.params_path)
     labelled, vocab_size = prepared.split["labelled"], 0
     if input_kind == "piece_ids":
         vocabulary = baseline_vocabulary(inputs[word_rows(prepared.offsets, labelled)])
@@ -72,7 +106,7 @@ def _supervised(model_id, seed, prepared, inputs, labels, input_kind, architectu
         vocab_size = len(vocabulary) + 1
         config["vocabulary"] = vocabulary.tolist()
     model = build_model(
-        input_kind, len(prepared.categories), **architecture, embed_dim=supervised.embed_dim, vocab_size=vocab_size
+        input_kind, len(prepared.categories), **run.architecture, embed_dim=supervised.embed_dim, vocab_size=vocab_size
     )
     config.update(dataclasses.asdict(supervised), vocab_size=vocab_size)
     if supervised.schedule == "epochs":
@@ -84,10 +118,10 @@ def _supervised(model_id, seed, prepared, inputs, labels, input_kind, architectu
             labelled,
             model=model,
             epochs=supervised.epochs,
-            learning_rate=heads.learning_rate,
+            learning_rate=run.heads.learning_rate,
             **common,
         )
-    stopping = load_section(EarlyStoppingParams, "early_stopping", params_path)
+    stopping = load_section(EarlyStoppingParams, "early_stopping", run.params_path)
     config["early_stopping"] = dataclasses.asdict(stopping)
 
     def true_tags_of(sentence_ids):
@@ -102,7 +136,7 @@ def _supervised(model_id, seed, prepared, inputs, labels, input_kind, architectu
         prepared.categories,
         EarlyStopping(**dataclasses.asdict(stopping)),
         model=model,
-        learning_rate=heads.learning_rate,
+        learning_rate=run.heads.learning_rate,
         **common,
     )
 
@@ -119,22 +153,9 @@ def _load_init(init, expected_model, seed):
     return params
 
 
-def _semi_supervised(
-    model_id,
-    seed,
-    prepared,
-    inputs,
-    labels,
-    architecture,
-    common,
-    params_path,
-    init,
-    text_cache,
-    feature_fingerprint,
-    config,
-    shape_flags,
-):
+def _semi_supervised(run: Run, seed: int, init: str | None, config: dict):
     """A KL-phase model (kl_models) or a self-training model (self_training_models), from ``init``."""
+    model_id, params_path, prepared, common = run.model_id, run.params_path, run.prepared, run.common(seed)
     all_params = read_params(params_path)
     kl_models, self_training_models = all_params.get("kl_models") or {}, all_params.get("self_training_models") or {}
     if model_id not in kl_models and model_id not in self_training_models:
@@ -149,13 +170,14 @@ def _semi_supervised(
         else load_section(SelfTrainingModelParams, f"self_training_models.{model_id}", params_path)
     )
     params = _load_init(init, recipe.init, seed)
-    model = build_model("features", len(prepared.categories), **architecture)
-    offsets, labelled, unlabelled = prepared.offsets, prepared.split["labelled"], prepared.split["unlabelled"]
+    model = build_model("features", len(prepared.categories), **run.architecture)
+    inputs, labels, offsets = run.inputs, run.labels, prepared.offsets
+    labelled, unlabelled = prepared.split["labelled"], prepared.split["unlabelled"]
     text = load_section(UnlabelledTextParams, "unlabelled_text", params_path)
     if text.mode != "none":
-        text_words = text_sentences(text.path, text.encoding) if shape_flags else None
+        text_words = text_sentences(text.path, text.encoding) if run.shape_flags else None
         inputs, offsets, labels, unlabelled, config["unlabelled_text"] = add_unlabelled_text(
-            inputs, offsets, labels, unlabelled, text_cache, text.mode, feature_fingerprint, text_words
+            inputs, offsets, labels, unlabelled, run.text_cache, text.mode, run.feature_fingerprint, text_words
         )
         log.info(
             "unlabelled batches from %d sentences (%s, %d of extra text)",
@@ -258,13 +280,21 @@ def train(
         row_words=heads.row_words,
         max_sentences=heads.batch_sentences,
     )
+    run = Run(
+        model_id=model_id,
+        params_path=params_path,
+        heads=heads,
+        prepared=prepared,
+        inputs=inputs,
+        input_kind=input_kind,
+        labels=labels,
+        architecture=architecture,
+        class_weights=class_weights,
+        feature_fingerprint=feature_fingerprint,
+        shape_flags=shape_flags,
+        text_cache=text_cache,
+    )
     for seed in seeds:
-        common = dict(
-            batch_sentences=heads.batch_sentences,
-            weight_decay=heads.weight_decay,
-            class_weights=class_weights,
-            seed=seed,
-        )
         start = time.perf_counter()
         config = {
             "model": model_id,
@@ -277,25 +307,9 @@ def train(
         if heads.kind != "mlp":
             config["input_dim"] = architecture["input_dim"]  # where the context head finds the shape flags
         if model_id in SUPERVISED:
-            params, history = _supervised(
-                model_id, seed, prepared, inputs, labels, input_kind, architecture, common, heads, params_path, config
-            )
+            params, history = _supervised(run, seed, config)
         else:
-            params, history = _semi_supervised(
-                model_id,
-                seed,
-                prepared,
-                inputs,
-                labels,
-                architecture,
-                common,
-                params_path,
-                _seed_init(init, seed),
-                text_cache,
-                feature_fingerprint,
-                config,
-                shape_flags,
-            )
+            params, history = _semi_supervised(run, seed, _seed_init(init, seed), config)
         seconds = time.perf_counter() - start
         seed_out = Path(out) / f"seed{seed}"
         seed_out.mkdir(parents=True, exist_ok=True)
