@@ -5,7 +5,11 @@ BERT NER's 400 CE steps plus the confidence-KL model's 80 rounds (160 steps),
 JIT compilation included. The seed's design: the frozen encoder (fp32, as the
 seed ran it) encodes each batch of 128 sentences inside the step, then the same
 jitted CE step runs; timed for ``--loop-steps`` steps on the same labelled
-batches and extrapolated to the same 560 steps. Writes bench/heads.json.
+batches and extrapolated to the same 560 steps.
+
+Head kinds, in the same run: the seed's 20 epochs (400 CE steps at 2,560 sentences), JIT included, with
+the word-shape flags, for the MLP and for the BiLSTM context head (issue targets: <= 10 s and <= 60 s).
+Writes bench/heads.json.
 """
 
 from __future__ import annotations
@@ -22,11 +26,26 @@ from data.prepared_io import atomic_write_text, read_prepared
 from features.align import tokenize
 from features.encoder import load_encoder
 from features.extract import encode_windows
+from features.inputs import with_shape_flags
 from heads.batches import make_batch, sentence_batches, word_rows
-from heads.model import MLPHead
+from heads.model import MLPHead, build_model
 from heads.steps import init_head_params, init_state, make_optimizer, make_steps
 from heads.train import KLPhase, train_kl_phase, train_supervised
 from pipeline.params import ExtractParams, load_section
+
+
+def time_head_kinds(prepared, labels, labelled) -> dict:
+    """Seconds to train each head kind for the seed's 20 epochs, shape flags on, JIT included."""
+    figures = {}
+    with open_cache("cache/features.h5") as cache:
+        inputs = with_shape_flags(cache.features, prepared.words)
+        for kind in ("mlp", "bilstm"):
+            model = build_model("features", len(prepared.categories), head=kind, input_dim=int(inputs.shape[1]))
+            start = time.perf_counter()
+            train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model, epochs=20, seed=0)
+            figures[kind] = {"seconds": round(time.perf_counter() - start, 2), "steps": 20 * -(-len(labelled) // 128)}
+    figures["bilstm_over_mlp"] = round(figures["bilstm"]["seconds"] / figures["mlp"]["seconds"], 1)
+    return figures
 
 
 def main() -> None:
@@ -59,6 +78,7 @@ def main() -> None:
         )
     cached_seconds = time.perf_counter() - start
     cached_steps = 400 + 2 * 80
+    head_kinds = time_head_kinds(prepared, labels, labelled)
 
     extract = load_section(ExtractParams, "extract")
     layers = [int(layer) for layer in extract.layers]
@@ -99,6 +119,7 @@ def main() -> None:
             "precision": "fp32",
         },
         "speedup": round(per_step * cached_steps / cached_seconds, 1),
+        "head_kinds": head_kinds,
     }
     atomic_write_text(args.out, json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

@@ -65,6 +65,13 @@ def bench_table(extraction: Path, heads: Path, full_run: Path) -> str:
             f"every step, {h['encoder_in_loop']['seconds_per_step']} s/step x {h['cached']['steps']}) "
             f"| {h['speedup']}x |"
         )
+        kinds = h.get("head_kinds")
+        if kinds:
+            lines.append(
+                f"| a BiLSTM head, the seed's 20 epochs ({kinds['bilstm']['steps']} steps), shape flags, JIT "
+                f"included | {kinds['bilstm']['seconds']} s | {kinds['mlp']['seconds']} s (the MLP head) "
+                f"| {kinds['bilstm_over_mlp']}x slower |"
+            )
     return "\n".join(lines)
 
 
