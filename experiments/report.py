@@ -348,6 +348,11 @@ def protocol_notes(data: dict) -> list[str]:
                 f"It ran as separate processes over the size groups {curve['split_into_processes']} and "
                 "was merged into one JSON."
             )
+    notes.append(
+        "Every head here follows section `heads` of params.yaml (`experiments/runner.py`): with its defaults, "
+        "the MLP on the encoder's features alone, without the word-shape flags that the pipeline's rows of ours "
+        "add (`bert_ner_es.head_settings`); a method and its control always share the same inputs."
+    )
     missing = [name for name in ALL_EXPERIMENTS if name not in data]
     if missing:
         notes.append("Not in this report (not rerun under this protocol): " + ", ".join(missing) + ".")
