@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from seqeval.metrics.sequence_labeling import get_entities
 
 OUTSIDE = "O"
 
@@ -177,6 +176,8 @@ def entity_metrics(true_tags: Sequence[Sequence[str]], pred_categories: Sequence
             raise ValueError(f"sentence {s}: {len(tags)} true tags but {len(predicted)} predictions")
         y_true.append(_true_tags_to_bio(list(tags)))
         y_pred.append(categories_to_bio(list(predicted)))
+
+    from seqeval.metrics.sequence_labeling import get_entities  # here: seqeval loads scikit-learn (~2 s)
 
     # seqeval's own chunker, once per side (its classification_report chunks every sentence 12 times);
     # the counts below are its default-mode scores: tests/test_metrics.py checks them against the report.
