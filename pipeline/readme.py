@@ -115,6 +115,40 @@ def encoders_table(path: Path) -> str:
     )
 
 
+def head_kinds_table(path: Path) -> str:
+    """bench/head_kinds.json: MLP and BiLSTM heads, each trained to convergence, on validation."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        "| head (shape flags, early stopping) | val. entity F1 | val. mean F1 | val. accuracy no O "
+        "| chosen steps | train s / head |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, mean in data["mean"].items():
+        lines.append(
+            f"| {kind} | {mean['entity_f1']:.4f} | {mean['mean_f1']:.4f} | {100 * mean['accuracy_no_o']:.2f}% "
+            f"| {mean['best_step']:.0f} | {mean['train_seconds']:.1f} |"
+        )
+    gain = data["bilstm_minus_mlp_entity_f1"]
+    return "\n".join(lines) + (
+        f"\n\n{data['encoder']} layers {'-'.join(map(str, data['layers']))}, seeds {data['seeds']}, "
+        f"{data['train_sentences']:,} train and {data['validation_sentences']:,} validation sentences. "
+        f"BiLSTM minus MLP, validation entity F1, paired by seed: {gain['mean']:+.4f} (p={gain['p_value']:.3f}). "
+        f"Rule: {data['rule']}. Chosen: **{data['chosen']}**."
+    )
+
+
+def fresh_clone_line(path: Path) -> str:
+    """bench/fresh_clone.json: make setup and make repro on a fresh clone, timed."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    total = data["setup_seconds"] + data["repro_seconds"]
+    return (
+        f"On a fresh clone ({data['machine']}, commit {data['commit']}, `bench/fresh_clone.sh`): `make setup` "
+        f"{data['setup_seconds'] / 60:.1f} min, then `make repro` {data['repro_seconds'] / 60:.1f} min for its "
+        f"{data['stages_run']} stages; {total / 60:.1f} min in all."
+        + (f" ({data['note']}.)" if data.get("note") else "")
+    )
+
+
 def compute_line(runs_dir: Path) -> str:
     """Each experiment's compute time, from the seconds its JSON recorded."""
     seconds = {
@@ -193,6 +227,8 @@ def main() -> None:
         ),
     )
     text = splice_file(text, "encoders", Path("bench/encoders.json"), encoders_table)
+    text = splice_file(text, "fresh_clone", Path("bench/fresh_clone.json"), fresh_clone_line)
+    text = splice_file(text, "head_kinds", Path("bench/head_kinds.json"), head_kinds_table)
     if list(Path("reports/experiments").glob("*.json")):
         text = splice(text, "compute", compute_line(Path("reports/experiments")))
     text = splice_file(text, "probe", Path("bench/probe_layers.json"), probe_table)
