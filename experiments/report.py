@@ -258,7 +258,8 @@ def recommendation_section(curve: dict) -> str:
     rows, wins = [], []
     for size in sorted({r["size"] for r in runs}):
         tests = {m: paired_test(runs, m, f"{m}_control", "entity_f1", size=size) for m in methods}
-        best = max(tests, key=lambda m: tests[m]["gain"]) if tests else None
+        winners = [m for m in tests if tests[m]["p"] < 0.05 and tests[m]["gain"] > 0]
+        best = max(winners or tests, key=lambda m: tests[m]["gain"]) if tests else None
         converged = paired_test(runs, "bert_ner_es", "bert_ner", "entity_f1", size=size)
         base = stats([r["entity_f1"] for r in runs if r["size"] == size and r["model"] == "bert_ner_es"])[0]
         if best and tests[best]["p"] < 0.05 and tests[best]["gain"] > 0:
@@ -281,6 +282,12 @@ def recommendation_section(curve: dict) -> str:
         f"A method beats its matched control at p < 0.05 on test entity F1 at {len(wins)} of "
         f"{len(rows)} sizes ({', '.join(map(str, wins)) or 'none'})."
     )
+    without = [str(row[0]) for row in rows if row[0] not in wins]
+    if without:
+        summary += (
+            f" At {', '.join(without)} labelled sentences none does, so the converged supervised head is the "
+            "recommendation there."
+        )
     return "\n".join(
         [
             "## Recommendation",

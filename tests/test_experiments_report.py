@@ -48,3 +48,21 @@ def test_control_of():
     assert control_of("ner_entropy", models) == "ner_entropy_control"
     assert control_of("bert_ner_es", models) == "bert_ner"
     assert control_of("ner_entropy_control", models) is None
+
+
+def test_recommendation_prefers_a_significant_gain_to_a_larger_noisy_one():
+    runs = runs_of({"ner_entropy": 0.01})
+    rng = np.random.default_rng(1)
+    for seed, noise in enumerate(rng.normal(0, 0.08, 5)):  # a larger mean gain, far too noisy to be significant
+        runs.append({"model": "ner_dd_kl_control", "size": 64, "seed": seed, "entity_f1": 0.6})
+        runs.append({"model": "ner_dd_kl", "size": 64, "seed": seed, "entity_f1": 0.62 + noise})
+    dd = paired_test(runs, "ner_dd_kl", "ner_dd_kl_control", "entity_f1", size=64)
+    entropy = paired_test(runs, "ner_entropy", "ner_entropy_control", "entity_f1", size=64)
+    assert dd["gain"] > entropy["gain"] and dd["p"] >= 0.05 and entropy["p"] < 0.05
+    report = recommendation_section({"runs": runs})
+    assert "use `ner_entropy`" in report and "none does" not in report
+
+
+def test_recommendation_names_the_sizes_where_no_method_wins():
+    runs = runs_of({"ner_entropy": 0.02}, size=128) + runs_of({"ner_entropy": 0.0}, size=64)
+    assert "At 64 labelled sentences none does" in recommendation_section({"runs": runs})
