@@ -59,8 +59,9 @@ def small_training(params: dict) -> None:
         recipe["rounds"] = min(recipe["rounds"], 10)
 
 
-def make_project(root: Path, edit_params, message: str) -> tuple[Path, dict]:
-    """A copy of the tracked project in ``root`` as a fresh git repo, params.yaml edited by ``edit_params``."""
+def make_project(root: Path, edit_params, message: str, edit_pipeline=None) -> tuple[Path, dict]:
+    """A copy of the tracked project in ``root`` as a fresh git repo, params.yaml edited by ``edit_params``
+    (and dvc.yaml by ``edit_pipeline``, when given)."""
     import shutil
     import subprocess
 
@@ -74,6 +75,10 @@ def make_project(root: Path, edit_params, message: str) -> tuple[Path, dict]:
     params = yaml.safe_load((root / "params.yaml").read_text())
     edit_params(params)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if edit_pipeline is not None:
+        pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
+        edit_pipeline(pipeline["stages"])
+        (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     env = project_environment()
     for command in (
         ["git", "init", "-q"],

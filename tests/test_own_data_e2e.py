@@ -13,6 +13,7 @@ from conftest import ROOT, make_project, project_environment, run_command, small
 
 EXAMPLE = ROOT / "examples" / "chatbot"
 CATEGORIES = ["O", "city", "date", "product", "time"]
+MODELS = ("bert_ner", "bert_conf_kl")
 
 
 run = run_command
@@ -32,7 +33,17 @@ def project(tmp_path_factory):
         params["seeds"] = [0]
         small_training(params)
 
-    return make_project(tmp_path_factory.mktemp("own"), edit, "own data")
+    def only_the_models_checked_here(stages):
+        # The full pipeline's stages run in test_pipeline_e2e; own data needs one supervised and one KL model.
+        stages["train_supervised"]["foreach"] = ["bert_ner"]
+        stages["train_kl"]["foreach"] = ["bert_conf_kl"]
+        del stages["train_semi"], stages["train_self_training"]
+        stages["evaluate"]["foreach"] = list(MODELS)
+        compare = stages["compare"]["cmd"]
+        start, end = compare.index("--models ") + len("--models "), compare.index(" --markdown")
+        stages["compare"]["cmd"] = compare[:start] + " ".join(MODELS) + compare[end:]
+
+    return make_project(tmp_path_factory.mktemp("own"), edit, "own data", only_the_models_checked_here)
 
 
 def test_repro_then_predict_on_a_bespoke_tag_set(project):
