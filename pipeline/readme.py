@@ -115,6 +115,18 @@ def encoders_table(path: Path) -> str:
     )
 
 
+def full_extraction_line(path: Path) -> str:
+    """A full-corpus extraction's stats JSON (the extract stage's --stats) as one sentence."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    fingerprint = data["fingerprint"]
+    return (
+        f"Measured on the full corpus ({data['words']:,} words, `{path.as_posix()}`): {fingerprint['encoder']}, "
+        f"hidden states {'-'.join(map(str, fingerprint['layers']))}, {fingerprint['precision']}: "
+        f"{data['seconds'] / 60:.1f} min on {data['device']}, cache {data['cache_bytes'] / 2**20:,.0f} MiB, "
+        f"peak RSS {data['peak_rss_mib']:,.0f} MiB" + (f" ({data['note']})." if data.get("note") else ".")
+    )
+
+
 def head_kinds_table(path: Path) -> str:
     """bench/head_kinds.json: MLP and BiLSTM heads, each trained to convergence, on validation."""
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -228,6 +240,7 @@ def main() -> None:
     )
     text = splice_file(text, "encoders", Path("bench/encoders.json"), encoders_table)
     text = splice_file(text, "fresh_clone", Path("bench/fresh_clone.json"), fresh_clone_line)
+    text = splice_file(text, "mpnet_full", Path("bench/extract_full_mpnet.json"), full_extraction_line)
     text = splice_file(text, "head_kinds", Path("bench/head_kinds.json"), head_kinds_table)
     if list(Path("reports/experiments").glob("*.json")):
         text = splice(text, "compute", compute_line(Path("reports/experiments")))
