@@ -120,7 +120,7 @@ def full_extraction_line(path: Path) -> str:
     data = json.loads(path.read_text(encoding="utf-8"))
     fingerprint = data["fingerprint"]
     return (
-        f"Measured on the full corpus ({data['words']:,} words, `{path.as_posix()}`): {fingerprint['encoder']}, "
+        f"Measured on the full corpus ({data['words']:,} words, `bench/{path.name}`): {fingerprint['encoder']}, "
         f"hidden states {'-'.join(map(str, fingerprint['layers']))}, {fingerprint['precision']}: "
         f"{data['seconds'] / 60:.1f} min on {data['device']}, cache {data['cache_bytes'] / 2**20:,.0f} MiB, "
         f"peak RSS {data['peak_rss_mib']:,.0f} MiB" + (f" ({data['note']})." if data.get("note") else ".")
