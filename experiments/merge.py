@@ -1,10 +1,15 @@
-"""Merge runs of one experiment made in separate processes (over disjoint labelled sizes) into one JSON.
+"""Merge runs of one experiment made in separate processes into one JSON.
 
 A learning curve over seven sizes is hours on two cores; it can run a size group per process (an
 experiments params file whose ``sizes`` holds the group) and be merged afterwards. The parts must
 agree on everything but their sizes: the experiment, its params, the validated settings and the
 features' fingerprint; no (model, sample, size, seed) may appear twice. The merged file records the
 groups (``split_into_processes``) and the summed seconds, and the report says so.
+
+``selection`` parts may differ in their grids (``selection_parts``, thresholds, lambdas, KL step
+sizes) but must share the teachers (the same supervised validation scores) and the features; their
+grid rows are united (a configuration in two parts must have the same scores), each model's choice is
+made again over the united grid, and ``defaults`` (params.yaml when a part ran) are the last part's.
 
     python -m experiments.merge reports/experiments/learning_curve.json /tmp/lc512.json \
         --out reports/experiments/learning_curve.json
@@ -19,6 +24,68 @@ from pathlib import Path
 from data.prepared_io import atomic_write_text
 
 KEY = ("model", "sample", "size", "seed")
+GRIDS = ("selection_parts", "thresholds", "lambdas", "kl_learning_rates")
+
+
+def _config(row: dict) -> tuple:
+    """A grid row's configuration: every key but its scores."""
+    return tuple(sorted((k, v) for k, v in row.items() if not k.startswith(("validation_", "control_"))))
+
+
+def _order(row: dict) -> tuple:
+    """Sort key of a grid row: its configuration, None first, values compared only with their own type."""
+    return tuple(
+        (key, value is not None, type(value).__name__, 0 if value is None else value) for key, value in _config(row)
+    )
+
+
+def merge_selection(parts: list[dict], names: list[str]) -> dict:
+    """One selection JSON from parts that ran different grids on the same teachers."""
+    first = parts[0]
+    for name, part in zip(names[1:], parts[1:]):
+        for field in ("experiment", "features", "supervised"):
+            if part.get(field) != first.get(field):
+                raise ValueError(f"{name}: {field} differs from {names[0]}'s")
+        mine = {k: v for k, v in part["params"].items() if k not in GRIDS}
+        theirs = {k: v for k, v in first["params"].items() if k not in GRIDS}
+        if mine != theirs:
+            differing = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise ValueError(f"{name}: params differ from {names[0]}'s in {', '.join(differing)}")
+    grids, chosen = {}, {}
+    for name, part in zip(names, parts):
+        for model, rows in part["grids"].items():
+            united = grids.setdefault(model, {})
+            for row in rows:
+                earlier = united.setdefault(_config(row), row)
+                if earlier != row:
+                    raise ValueError(f"{name}: {model} {dict(_config(row))} scored {row}, another part {earlier}")
+    for model, rows in grids.items():
+        best = max(rows.values(), key=lambda row: row["validation_entity_f1"])
+        controls = {p["chosen"][model].get("control_entity_f1") for p in parts if model in p["chosen"]}
+        if "control_entity_f1" not in best and len(controls) == 1:  # one control for the whole grid
+            best = {**best, "control_entity_f1": controls.pop()}
+        chosen[model] = best
+    grid_values = {
+        key: sorted({value for part in parts for value in part["grid_values"].get(key, [])})
+        for key in first["grid_values"]
+    }
+    return {
+        **first,
+        "seconds": round(sum(part["seconds"] for part in parts), 1),
+        "params": {
+            **first["params"],
+            **{key: sorted({v for part in parts for v in part["params"].get(key, [])}) for key in GRIDS},
+        },
+        "grids": {model: sorted(rows.values(), key=_order) for model, rows in grids.items()},
+        "chosen": chosen,
+        "defaults": parts[-1]["defaults"],
+        "grid_values": grid_values,
+        "split_into_processes": [group for part in parts for group in _parts_of(part)],
+    }
+
+
+def _parts_of(part: dict) -> list[list[str]]:
+    return part.get("split_into_processes") or [list(part["params"]["selection_parts"])]
 
 
 def _groups(part: dict) -> list[list[int]]:
@@ -28,6 +95,8 @@ def _groups(part: dict) -> list[list[int]]:
 def merge(parts: list[dict], names: list[str]) -> dict:
     """One experiment JSON from ``parts`` (named ``names`` in errors)."""
     first = parts[0]
+    if first.get("experiment") == "selection":
+        return merge_selection(parts, names)
     for name, part in zip(names[1:], parts[1:]):
         for field in ("experiment", "settings", "features"):
             if part.get(field) != first.get(field):
@@ -65,7 +134,12 @@ def main() -> None:
     except ValueError as error:
         raise SystemExit(f"experiments.merge: {error}") from None
     atomic_write_text(args.out, json.dumps(merged, indent=1))
-    print(f"{args.out}: sizes {merged['params']['sizes']}, {len(merged['runs'])} runs, {merged['seconds']:.0f} s")
+    what = (
+        f"chosen {json.dumps(merged['chosen'])}"
+        if "grids" in merged
+        else f"sizes {merged['params']['sizes']}, {len(merged['runs'])} runs"
+    )
+    print(f"{args.out}: {what}, {merged['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

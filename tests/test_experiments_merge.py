@@ -43,3 +43,44 @@ def test_merge_keeps_earlier_groups():
 def test_merge_refuses_parts_that_do_not_belong_together(other, message):
     with pytest.raises(ValueError, match=message):
         merge([part([64]), other], ["a", "b"])
+
+
+def selection_part(thresholds, scores, control=0.70, parts=("self_training",), supervised=0.75):
+    rows = [
+        {"threshold": t, "per_category": False, "validation_entity_f1": f, "validation_accuracy": 0.9}
+        for t, f in zip(thresholds, scores)
+    ]
+    return {
+        "experiment": "selection",
+        "seconds": 10.0,
+        "params": {"thresholds": list(thresholds), "selection_parts": list(parts), "seeds": [0]},
+        "features": {"encoder": "x"},
+        "supervised": [{"seed": 0, "converged": supervised}],
+        "grids": {"ner_self_training": rows},
+        "chosen": {
+            "ner_self_training": {**max(rows, key=lambda r: r["validation_entity_f1"]), "control_entity_f1": control}
+        },
+        "defaults": {"ner_self_training": {"threshold": thresholds[0]}},
+        "grid_values": {"thresholds": list(thresholds)},
+    }
+
+
+def test_merge_selection_unites_grids_and_chooses_again():
+    merged = merge([selection_part([0.7, 0.9], [0.75, 0.74]), selection_part([0.5, 0.7], [0.76, 0.75])], ["a", "b"])
+    assert [r["threshold"] for r in merged["grids"]["ner_self_training"]] == [0.5, 0.7, 0.9]
+    assert merged["chosen"]["ner_self_training"]["threshold"] == 0.5
+    assert merged["chosen"]["ner_self_training"]["control_entity_f1"] == 0.70
+    assert merged["grid_values"]["thresholds"] == [0.5, 0.7, 0.9] and merged["seconds"] == 20.0
+    assert merged["defaults"] == {"ner_self_training": {"threshold": 0.5}}  # the last part's
+
+
+@pytest.mark.parametrize(
+    "other, message",
+    [
+        (selection_part([0.5, 0.7], [0.76, 0.70]), "scored"),  # the same configuration, another score
+        (selection_part([0.5], [0.76], supervised=0.74), "supervised differs"),  # other teachers
+    ],
+)
+def test_merge_selection_refuses_parts_that_disagree(other, message):
+    with pytest.raises(ValueError, match=message):
+        merge([selection_part([0.7, 0.9], [0.75, 0.74]), other], ["a", "b"])
