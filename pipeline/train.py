@@ -73,11 +73,13 @@ class Run:
     inputs: object  # (W, D) features (+ shape flags) or (W,) piece ids
     input_kind: str  # features | piece_ids
     labels: np.ndarray  # (W,) the labelled split's categories, -1 elsewhere
+    offsets: np.ndarray  # (S+1,) sentence bounds of the rows of inputs (extra text's after the corpus's)
+    unlabelled: np.ndarray  # the sentences of the unlabelled batches
     architecture: dict
     class_weights: np.ndarray | None
     feature_fingerprint: dict
     shape_flags: bool
-    text_cache: str
+    unlabelled_text: dict | None = None  # what extra text was added, if any
 
     def common(self, seed: int) -> dict:
         """The keyword arguments every schedule takes."""
@@ -171,20 +173,10 @@ def _semi_supervised(run: Run, seed: int, init: str | None, config: dict):
     )
     params = _load_init(init, recipe.init, seed)
     model = build_model("features", len(prepared.categories), **run.architecture)
-    inputs, labels, offsets = run.inputs, run.labels, prepared.offsets
-    labelled, unlabelled = prepared.split["labelled"], prepared.split["unlabelled"]
-    text = load_section(UnlabelledTextParams, "unlabelled_text", params_path)
-    if text.mode != "none":
-        text_words = text_sentences(text.path, text.encoding) if run.shape_flags else None
-        inputs, offsets, labels, unlabelled, config["unlabelled_text"] = add_unlabelled_text(
-            inputs, offsets, labels, unlabelled, run.text_cache, text.mode, run.feature_fingerprint, text_words
-        )
-        log.info(
-            "unlabelled batches from %d sentences (%s, %d of extra text)",
-            len(unlabelled),
-            text.mode,
-            config["unlabelled_text"]["sentences"],
-        )
+    inputs, labels, offsets = run.inputs, run.labels, run.offsets
+    labelled, unlabelled = prepared.split["labelled"], run.unlabelled
+    if run.unlabelled_text is not None:
+        config["unlabelled_text"] = run.unlabelled_text
     if len(unlabelled) == 0:
         raise ValueError(
             f"{model_id}: no unlabelled sentences: the corpus's unlabelled split is empty "
@@ -216,6 +208,23 @@ def _semi_supervised(run: Run, seed: int, init: str | None, config: dict):
     )
     config["phase"] = {k: v for k, v in dataclasses.asdict(phase).items() if k != "prior"}
     return train_kl_phase(params, inputs, labels, offsets, labelled, unlabelled, phase, model=model, **common)
+
+
+def _with_unlabelled_text(run: Run, text_cache: str) -> Run:
+    """``run`` with the extra unlabelled text (section unlabelled_text) added to its rows, read once."""
+    text = load_section(UnlabelledTextParams, "unlabelled_text", run.params_path)
+    if text.mode == "none":
+        return run
+    text_words = text_sentences(text.path, text.encoding) if run.shape_flags else None
+    inputs, offsets, labels, unlabelled, summary = add_unlabelled_text(
+        run.inputs, run.offsets, run.labels, run.unlabelled, text_cache, text.mode, run.feature_fingerprint, text_words
+    )
+    log.info(
+        "unlabelled batches from %d sentences (%s, %d of extra text)", len(unlabelled), text.mode, summary["sentences"]
+    )
+    return dataclasses.replace(
+        run, inputs=inputs, offsets=offsets, labels=labels, unlabelled=unlabelled, unlabelled_text=summary
+    )
 
 
 def model_heads(model_id: str, init: str | None, params_path: str) -> HeadParams:
@@ -288,12 +297,15 @@ def train(
         inputs=inputs,
         input_kind=input_kind,
         labels=labels,
+        offsets=prepared.offsets,
+        unlabelled=prepared.split["unlabelled"],
         architecture=architecture,
         class_weights=class_weights,
         feature_fingerprint=feature_fingerprint,
         shape_flags=shape_flags,
-        text_cache=text_cache,
     )
+    if model_id not in SUPERVISED:
+        run = _with_unlabelled_text(run, text_cache)
     for seed in seeds:
         start = time.perf_counter()
         config = {
