@@ -8,7 +8,8 @@ with the word-shape flags and train as bert_ner_es does (early stopping, section
 early_stopping, on a part held out of the train part, then a refit); the
 validation part (the experiments' fixed 20% of the labelled split) scores
 them, paired by seed, with a two-sided paired t-test on validation entity F1.
-Nothing here reads the test split.
+Nothing here reads the test split. ``Validation`` and ``paired_gain`` serve
+bench/head_inputs.py too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,64 @@ KINDS = ("mlp", "bilstm")
 REPORTED = ("entity_f1", "mean_f1", "accuracy", "accuracy_no_o", "train_seconds", "best_step")
 
 
+class Validation:
+    """The pipeline's cache and labelled split, cut into the experiments' train and validation parts."""
+
+    def __init__(self, params_path: str, prepared_dir: str, cache_path: str):
+        self.prepared = read_prepared(prepared_dir)
+        self.features, self.fingerprint = load_inputs(
+            cache_path,
+            load_section(ExtractParams, "extract", params_path),
+            self.prepared.meta["words_sha256"],
+            piece_ids=False,
+        )
+        self.tags = [tag for sentence in self.prepared.tags for tag in sentence]
+        self.train_part, self.validation = validation_split(self.prepared.split["labelled"])
+        settings = load_section(EarlyStoppingParams, "early_stopping", params_path)
+        self.stopping = EarlyStopping(**dataclasses.asdict(settings))
+        self.heads = load_section(HeadParams, "heads", params_path)
+        self._corpora = {}
+
+    def corpus(self, heads: HeadParams) -> Corpus:
+        """The corpus with the inputs ``heads`` asks for (shape flags, the neighbours' flags)."""
+        key = (heads.shape_flags, heads.neighbour_flags)
+        if key not in self._corpora:
+            features = self.features
+            if heads.shape_flags:
+                features = with_shape_flags(features, self.prepared.words, heads.neighbour_flags)
+            prepared = self.prepared
+            self._corpora[key] = Corpus(features, prepared.labels, self.tags, prepared.offsets, prepared.categories)
+        return self._corpora[key]
+
+    def run(self, heads: HeadParams, seed: int) -> dict:
+        """One head trained as bert_ner_es is, on the train part; its scores on the validation part."""
+        corpus = self.corpus(heads)
+        head = train_ner_converged(corpus, self.train_part, seed, heads, self.stopping)
+        result = score(corpus, head, self.validation)
+        return {key: result.get(key) for key in REPORTED}
+
+    def describe(self, seeds) -> dict:
+        return {
+            "encoder": self.fingerprint["encoder"],
+            "layers": self.fingerprint["layers"],
+            "seeds": list(seeds),
+            "train_sentences": int(self.train_part.size),
+            "validation_sentences": int(self.validation.size),
+            "early_stopping": dataclasses.asdict(self.stopping),
+        }
+
+
+def paired_gain(variant: list[dict], reference: list[dict]) -> dict:
+    """Validation entity F1 of ``variant`` minus ``reference``, paired by seed: mean and two-sided p."""
+    a = [r["entity_f1"] for r in variant]
+    b = [r["entity_f1"] for r in reference]
+    return {"mean": float(np.mean(np.subtract(a, b))), "p_value": float(stats.ttest_rel(a, b).pvalue)}
+
+
+def means(rows: list[dict]) -> dict:
+    return {key: float(np.mean([r[key] for r in rows])) for key in REPORTED}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
@@ -41,45 +100,22 @@ def main() -> None:
     parser.add_argument("--out", default="bench/head_kinds.json")
     args = parser.parse_args()
     start = time.perf_counter()
-    prepared = read_prepared(args.prepared)
-    features, fingerprint = load_inputs(
-        args.cache, load_section(ExtractParams, "extract", args.params), prepared.meta["words_sha256"], piece_ids=False
-    )
-    tags = [tag for sentence in prepared.tags for tag in sentence]
-    corpus = Corpus(
-        with_shape_flags(features, prepared.words), prepared.labels, tags, prepared.offsets, prepared.categories
-    )
-    train_part, validation = validation_split(prepared.split["labelled"])
-    stopping = EarlyStopping(**dataclasses.asdict(load_section(EarlyStoppingParams, "early_stopping", args.params)))
-    heads = load_section(HeadParams, "heads", args.params)
+    validation = Validation(args.params, args.prepared, args.cache)
     runs = []
     for seed in args.seeds:
         for kind in KINDS:
-            head = train_ner_converged(
-                corpus, train_part, seed, dataclasses.replace(heads, kind=kind, shape_flags=True), stopping
-            )
-            result = score(corpus, head, validation)
-            runs.append({"kind": kind, "seed": seed, **{key: result.get(key) for key in REPORTED}})
+            heads = dataclasses.replace(validation.heads, kind=kind, shape_flags=True)
+            runs.append({"kind": kind, "seed": seed, **validation.run(heads, seed)})
             print(json.dumps(runs[-1]), flush=True)
     by_kind = {kind: [r for r in runs if r["kind"] == kind] for kind in KINDS}
-    summary = {
-        kind: {key: float(np.mean([r[key] for r in rows])) for key in REPORTED} for kind, rows in by_kind.items()
-    }
-    gains = np.array([b["entity_f1"] - m["entity_f1"] for m, b in zip(by_kind["mlp"], by_kind["bilstm"])])
-    test = stats.ttest_rel([r["entity_f1"] for r in by_kind["bilstm"]], [r["entity_f1"] for r in by_kind["mlp"]])
-    chosen = "bilstm" if gains.mean() > 0 and test.pvalue < 0.05 else "mlp"
+    gain = paired_gain(by_kind["bilstm"], by_kind["mlp"])
     figures = {
-        "encoder": fingerprint["encoder"],
-        "layers": fingerprint["layers"],
-        "seeds": args.seeds,
-        "train_sentences": int(train_part.size),
-        "validation_sentences": int(validation.size),
-        "early_stopping": dataclasses.asdict(stopping),
+        **validation.describe(args.seeds),
         "runs": runs,
-        "mean": summary,
-        "bilstm_minus_mlp_entity_f1": {"mean": float(gains.mean()), "p_value": float(test.pvalue)},
+        "mean": {kind: means(rows) for kind, rows in by_kind.items()},
+        "bilstm_minus_mlp_entity_f1": gain,
         "rule": "the BiLSTM only if it beats the MLP on validation entity F1 with p < 0.05 (it costs more to train)",
-        "chosen": chosen,
+        "chosen": "bilstm" if gain["mean"] > 0 and gain["p_value"] < 0.05 else "mlp",
         "seconds": round(time.perf_counter() - start, 1),
     }
     atomic_write_text(args.out, json.dumps(figures, indent=2) + "\n")

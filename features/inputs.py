@@ -49,14 +49,15 @@ def load_inputs(cache_path: str, extract: ExtractParams, corpus_sha256: str, pie
         return inputs, cache.fingerprint
 
 
-def with_shape_flags(features, sentences) -> ConcatColumns:
-    """``features`` (W, D) with the 8 word-shape flags of ``sentences``' words appended, (W, D + 8) float16.
+def with_shape_flags(features, sentences, neighbours: bool = False) -> ConcatColumns:
+    """``features`` (W, D) with the word-shape flags of ``sentences``' words appended, (W, D + 8) float16.
 
-    A view: the cache stays memory-mapped, the flags (W, 8) are computed here in memory.
+    With ``neighbours`` the previous and next words' flags come too: (W, D + 24). A view: the cache stays
+    memory-mapped, the flags are computed here in memory.
     """
     from features.shape import shape_flags
 
-    flags = shape_flags(sentences)  # (W, 8)
+    flags = shape_flags(sentences, neighbours)  # (W, 8) or (W, 24)
     if len(flags) != len(features):
         raise ValueError(f"the feature cache has {len(features)} words, the sentences {len(flags)}")
     return ConcatColumns(features, flags)
@@ -79,6 +80,7 @@ def add_unlabelled_text(
     mode: str,
     feature_fingerprint: dict,
     text_words=None,
+    neighbours: bool = False,
 ):
     """Inputs, offsets, labels and unlabelled ids with the text cache's sentences appended.
 
@@ -87,7 +89,7 @@ def add_unlabelled_text(
     sentences, 'replace' drops them. The text cache must hold features of the
     very encoder, weights, layers, pooling and precision of the corpus cache.
     With ``text_words`` (the text's sentences) the text's rows get the
-    word-shape flags, as the corpus's inputs must have them too.
+    word-shape flags (with ``neighbours``, their neighbours' too), as the corpus's inputs must have them.
     Returns (inputs, offsets, labels, unlabelled ids, a summary for the config).
     """
     with open_cache(text_cache) as cache:
@@ -104,7 +106,7 @@ def add_unlabelled_text(
     num_sentences, num_words = len(offsets) - 1, int(offsets[-1])
     text_ids = np.arange(num_sentences, num_sentences + len(text_offsets) - 1, dtype=np.int64)
     if text_words is not None:
-        text_features = with_shape_flags(text_features, text_words)
+        text_features = with_shape_flags(text_features, text_words, neighbours)
     inputs = ConcatRows(inputs, text_features)
     offsets = np.concatenate([offsets, num_words + text_offsets[1:]])  # (S + T + 1,)
     labels = np.concatenate([labels, np.full(int(text_offsets[-1]), -1, dtype=labels.dtype)])

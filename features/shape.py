@@ -5,6 +5,12 @@ reach them as the same pieces; these flags carry the casing (and a few other
 form cues) to the head another way. Each word gets eight 0/1 floats. All but
 ``first_word`` depend on the word alone, so they are computed once per distinct
 word (a corpus of ~1M words has only tens of thousands) and gathered back.
+
+With ``neighbours`` each word also gets the flags of the words before and after
+it in its sentence (zeros at the sentence's edges): 24 columns, the previous
+word's 8, the next word's 8, then its own 8, so a word's own flags are always
+the last 8 columns. A capitalised word after a capitalised word is a cue the
+word alone does not give (bench/head_inputs.json: chosen on validation).
 """
 
 from __future__ import annotations
@@ -49,8 +55,11 @@ def word_flags(word: str) -> tuple[float, ...]:
     )
 
 
-def shape_flags_flat(words: list[str], offsets: np.ndarray) -> np.ndarray:
-    """Flags (num_words, 8) float16 of flat ``words``; sentence s is ``words[offsets[s]:offsets[s + 1]]``."""
+def shape_flags_flat(words: list[str], offsets: np.ndarray, neighbours: bool = False) -> np.ndarray:
+    """Flags (num_words, 8) float16 of flat ``words``; sentence s is ``words[offsets[s]:offsets[s + 1]]``.
+
+    With ``neighbours``: (num_words, 24), the previous word's flags, the next word's, then the word's own.
+    """
     offsets = np.asarray(offsets)
     if (
         offsets.ndim != 1
@@ -70,11 +79,26 @@ def shape_flags_flat(words: list[str], offsets: np.ndarray) -> np.ndarray:
     flags = table[codes]  # (W, 8)
     starts = offsets[:-1][np.diff(offsets) > 0]  # empty sentences have no first word
     flags[starts, FIRST_WORD] = 1
-    return flags
+    return with_neighbours(flags, offsets) if neighbours else flags
 
 
-def shape_flags(sentences: list[list[str]]) -> np.ndarray:
-    """Flags (num_words, 8) float16 of every word of ``sentences``, flattened in order."""
+def with_neighbours(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(W, 8) flags -> (W, 24): each word's previous and next word's flags in its sentence, then its own."""
+    num_words = len(flags)
+    first = np.zeros(num_words + 1, bool)  # first[w]: word w starts a sentence (w = W: past the end)
+    first[offsets[:-1][np.diff(offsets) > 0]] = True
+    first[num_words] = True
+    previous = np.zeros_like(flags)
+    previous[1:] = flags[:-1]
+    previous[first[:num_words]] = 0  # (W, 8): nothing before a sentence's first word
+    following = np.zeros_like(flags)
+    following[:-1] = flags[1:]
+    following[first[1:]] = 0  # (W, 8): nothing after its last word
+    return np.concatenate([previous, following, flags], axis=1)
+
+
+def shape_flags(sentences: list[list[str]], neighbours: bool = False) -> np.ndarray:
+    """Flags (num_words, 8), or 24 with ``neighbours``, float16, of every word of ``sentences`` in order."""
     lengths = np.fromiter((len(sentence) for sentence in sentences), dtype=np.int64, count=len(sentences))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (S+1,)
-    return shape_flags_flat([word for sentence in sentences for word in sentence], offsets)
+    return shape_flags_flat([word for sentence in sentences for word in sentence], offsets, neighbours)

@@ -92,8 +92,10 @@ class Tagger:
             inputs = encode_windows(
                 self.encoder, windows, self.layers, self.combine, self.pooling, self.bf16, self.max_batch_tokens
             ).astype(np.float16)  # (W, D)
-            if self.config["heads"].get("shape_flags"):
-                inputs = np.concatenate([inputs, shape_flags(sentences)], axis=1)  # (W, D + 8)
+            heads = self.config["heads"]
+            if heads.get("shape_flags"):
+                flags = shape_flags(sentences, bool(heads.get("neighbour_flags")))  # (W, 8) or (W, 24)
+                inputs = np.concatenate([inputs, flags], axis=1)
         else:
             inputs = baseline_inputs(windows.first_piece_id, self.config["vocabulary"])  # (W,)
         predicted = self._predict(inputs)

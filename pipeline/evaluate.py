@@ -55,15 +55,16 @@ class TestSplit:
 
     def inputs(self, config: dict) -> np.ndarray:
         """The head's inputs for the test words; the cache's fingerprint is checked against the head's."""
-        kind = (config["input"], bool(config["heads"].get("shape_flags")), json.dumps(config["features"]))
+        flags = (bool(config["heads"].get("shape_flags")), bool(config["heads"].get("neighbour_flags")))
+        kind = (config["input"], flags, json.dumps(config["features"]))
         if kind not in self._inputs:
             with open_cache(self.cache_path, config["features"]) as cache:
                 if config["input"] == "piece_ids":
                     self._inputs[kind] = cache.piece_ids[...][self.rows]
                 else:
                     features = cache.features[self.rows]
-                    if kind[1]:
-                        features = with_shape_flags(features, self.words)[:]
+                    if flags[0]:
+                        features = with_shape_flags(features, self.words, flags[1])[:]
                     self._inputs[kind] = features
         inputs = self._inputs[kind]
         return baseline_inputs(inputs, config["vocabulary"]) if config["input"] == "piece_ids" else inputs

@@ -76,6 +76,7 @@ class HeadParams:
     class_weighting: bool = False  # inverse-frequency class weights in CE
     kind: str = "mlp"  # mlp: the seed's, word by word | bilstm: a BiLSTM over the sentence first
     shape_flags: bool = False  # append features/shape.py's 8 word-shape flags: the encoders are uncased
+    neighbour_flags: bool = False  # with shape_flags: the previous and next words' flags too (24 columns)
     lstm_units: int = 128  # bilstm: units per direction
     row_words: int = 32  # bilstm: a longer sentence is read in windows of this many words
 
@@ -86,6 +87,8 @@ class HeadParams:
             raise ValueError(
                 "heads.kind bilstm reads sentence starts from the shape flags: set heads.shape_flags: true"
             )
+        if self.neighbour_flags and not self.shape_flags:
+            raise ValueError("heads.neighbour_flags adds the neighbours' shape flags: set heads.shape_flags: true")
 
 
 SUPERVISED_SCHEDULES = ("epochs", "early_stopping")

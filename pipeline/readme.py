@@ -149,6 +149,29 @@ def head_kinds_table(path: Path) -> str:
     )
 
 
+def head_inputs_table(path: Path) -> str:
+    """bench/head_inputs.json: the MLP's inputs and loss, each change against the reference, on validation."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        "| MLP (shape flags, early stopping) | val. entity F1 | minus reference (p) | val. mean F1 "
+        "| val. accuracy no O | chosen steps | train s / head |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, mean in data["mean"].items():
+        gain = data["minus_reference_entity_f1"].get(name)
+        versus = f"{gain['mean']:+.4f} (p={gain['p_value']:.3f})" if gain else "reference"
+        lines.append(
+            f"| {name.replace('_', ' ')} | {mean['entity_f1']:.4f} | {versus} | {mean['mean_f1']:.4f} "
+            f"| {100 * mean['accuracy_no_o']:.2f}% | {mean['best_step']:.0f} | {mean['train_seconds']:.1f} |"
+        )
+    chosen = ", ".join(name.replace("_", " ") for name in data["chosen"]) or "none (the reference stays)"
+    return "\n".join(lines) + (
+        f"\n\n{data['encoder']} layers {'-'.join(map(str, data['layers']))}, seeds {data['seeds']}, "
+        f"{data['train_sentences']:,} train and {data['validation_sentences']:,} validation sentences, "
+        f"paired by seed. Rule: {data['rule']}. Taken: **{chosen}**."
+    )
+
+
 def fresh_clone_line(path: Path) -> str:
     """bench/fresh_clone.json: make setup and make repro on a fresh clone, timed."""
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -242,6 +265,7 @@ def main() -> None:
     text = splice_file(text, "fresh_clone", Path("bench/fresh_clone.json"), fresh_clone_line)
     text = splice_file(text, "mpnet_full", Path("bench/extract_full_mpnet.json"), full_extraction_line)
     text = splice_file(text, "head_kinds", Path("bench/head_kinds.json"), head_kinds_table)
+    text = splice_file(text, "head_inputs", Path("bench/head_inputs.json"), head_inputs_table)
     if list(Path("reports/experiments").glob("*.json")):
         text = splice(text, "compute", compute_line(Path("reports/experiments")))
     text = splice_file(text, "probe", Path("bench/probe_layers.json"), probe_table)

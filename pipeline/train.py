@@ -217,8 +217,9 @@ def _with_unlabelled_text(run: Run, text_cache: str) -> Run:
         return run
     text_words = text_sentences(text.path, text.encoding) if run.shape_flags else None
     inputs, offsets, labels, unlabelled, summary = add_unlabelled_text(
-        run.inputs, run.offsets, run.labels, run.unlabelled, text_cache, text.mode, run.feature_fingerprint, text_words
-    )
+        run.inputs, run.offsets, run.labels, run.unlabelled, text_cache, text.mode, run.feature_fingerprint,
+        text_words, run.heads.neighbour_flags,
+    )  # fmt: skip
     log.info(
         "unlabelled batches from %d sentences (%s, %d of extra text)", len(unlabelled), text.mode, summary["sentences"]
     )
@@ -272,7 +273,8 @@ def train(
     )
     shape_flags = heads.shape_flags and input_kind == "features"
     if shape_flags:
-        inputs = with_shape_flags(inputs, prepared.words)  # (W, D + 8): a view, the cache stays mapped
+        # (W, D + 8), or D + 24 with the neighbours' flags: a view, the cache stays mapped
+        inputs = with_shape_flags(inputs, prepared.words, heads.neighbour_flags)
     labelled = prepared.split["labelled"]
     # Training sees the labels of the labelled split only; every other word is -1.
     labels = np.full(len(prepared.labels), -1, dtype=np.int32)

@@ -31,6 +31,9 @@ def project(tmp_path_factory):
         params["unlabelled_text"].update(path="examples/chatbot/unlabelled.txt", mode="add")
         params["extract"].update(chunk_sentences=64)
         params["seeds"] = [0]
+        # Every head here reads the shape flags and the neighbours' flags: train (extra text included),
+        # evaluate and predict must build the same 24 columns.
+        params["heads"].update(shape_flags=True, neighbour_flags=True)
         small_training(params)
 
     def only_the_models_checked_here(stages):
@@ -56,8 +59,13 @@ def test_repro_then_predict_on_a_bespoke_tag_set(project):
     assert text_stats["sentences"] == text_stats["lines"] == 160 and text_stats["mode"] == "add"
     from heads.checkpoint import load_head
 
-    _, config = load_head(root / "models/bert_conf_kl/seed0/head.msgpack")
+    params, config = load_head(root / "models/bert_conf_kl/seed0/head.msgpack")
     assert config["unlabelled_text"]["sentences"] == 160 and config["categories"] == CATEGORIES
+    from cache.store import open_cache
+
+    with open_cache(root / "cache/features.h5") as cache:
+        inputs = cache.features.shape[1] + 24  # the vectors, then 8 flags of each of three words
+    assert config["heads"]["neighbour_flags"] and params["body"]["Dense_0"]["kernel"].shape[0] == inputs
     metrics = json.loads((root / "metrics/heads/bert_ner/seed0.json").read_text())
     assert list(metrics["per_category"]) == CATEGORIES
     assert set(metrics["entity"]["per_type"]) <= set(CATEGORIES[1:])

@@ -27,7 +27,7 @@ CATEGORIES = ["O", "city", "date", "product"]
 SMALL = HeadParams(hidden=[16], latent_dim=8)  # lists, as from params.yaml (msgpack has no tuple)
 
 
-def make_head(path, encoder, input_kind="features", weights_sha256=None):
+def make_head(path, encoder, input_kind="features", weights_sha256=None, heads=SMALL):
     """A randomly initialised head whose config looks like the train stage's."""
     baseline = input_kind == "piece_ids"
     vocabulary = list(range(0, len(encoder.tokenizer), 3))  # the piece ids "seen in training"
@@ -35,13 +35,14 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None):
     model = build_model(
         input_kind,
         len(CATEGORIES),
-        hidden=SMALL.hidden,
-        latent_dim=SMALL.latent_dim,
-        dropout=SMALL.dropout,
+        hidden=heads.hidden,
+        latent_dim=heads.latent_dim,
+        dropout=heads.dropout,
         embed_dim=8,
         vocab_size=vocab,
     )
-    example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size), np.float16)
+    flags = (8 + 16 * heads.neighbour_flags) * heads.shape_flags  # the shape flags' columns, if any
+    example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size + flags), np.float16)
     params = model.init(jax.random.key(0), example)["params"]
     settings = ExtractParams(
         layers=(1, 2), combine="mean", pooling="first", precision="fp32", max_length=128, stride=32
@@ -53,7 +54,7 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None):
         "model": "baseline" if baseline else "bert_ner",
         "seed": 0,
         "categories": CATEGORIES,
-        "heads": dataclasses.asdict(SMALL),
+        "heads": dataclasses.asdict(heads),
         "features": features,
         "input": input_kind,
         "embed_dim": 8,
@@ -120,6 +121,16 @@ def test_conll_and_json_output(encoder, tmp_path, input_kind):
             assert e["text"].replace(" ", "") == "".join(record["words"][e["start"] : e["end"]])
     # The categories do not depend on how sentences are batched.
     assert tagger.tag(sentences) == tagger.tag(sentences[:1]) + tagger.tag(sentences[1:])
+
+
+@pytest.mark.parametrize("neighbours", [False, True])
+def test_a_head_with_shape_flags_tags_with_the_flags_it_was_trained_on(encoder, tmp_path, neighbours):
+    heads = dataclasses.replace(SMALL, shape_flags=True, neighbour_flags=neighbours)
+    tagger = load_tagger(make_head(tmp_path / "head.msgpack", encoder, heads=heads), encoder)
+    sentences = [tokenize_line("Ship the Luma lamp to Porto"), tokenize_line("ok"), tokenize_line("US Bush said")]
+    tagged = tagger.tag(sentences)  # a head fed the wrong number of columns fails here
+    assert [len(t) for t in tagged] == [len(s) for s in sentences]
+    assert tagged == tagger.tag(sentences[:2]) + tagger.tag(sentences[2:])
 
 
 def test_other_encoder_weights_are_refused(encoder, tmp_path):

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = {
     "encoders": ("bench/encoders.json", readme.encoders_table),
     "head_kinds": ("bench/head_kinds.json", readme.head_kinds_table),
+    "head_inputs": ("bench/head_inputs.json", readme.head_inputs_table),
     "mpnet_full": ("bench/extract_full_mpnet.json", readme.full_extraction_line),
     "fresh_clone": ("bench/fresh_clone.json", readme.fresh_clone_line),
     "ray": ("bench/ray_full_corpus.json", readme.ray_full_corpus_line),

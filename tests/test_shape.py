@@ -113,3 +113,45 @@ def test_flags_are_consistent(word):
     assert not (punctuation and (initial_capital or all_caps or all_lower or has_digit))
     assert has_hyphen == float(any(c in "-\u2010\u2011" for c in word))
     assert inner_dot <= float(len(word) >= 3)
+
+
+def neighbours_by_hand(sentences):
+    """Each word's (previous word's flags, next word's flags, own flags), sentence by sentence, in lists."""
+    rows = []
+    for sentence in sentences:
+        own = [list(word_flags(word)) for word in sentence]
+        if own:
+            own[0][FIRST_WORD] = 1.0
+        none = [0.0] * len(SHAPE_FLAGS)
+        for i in range(len(sentence)):
+            previous = own[i - 1] if i > 0 else none
+            following = own[i + 1] if i + 1 < len(sentence) else none
+            rows.append(previous + following + own[i])
+    return np.array(rows, np.float16).reshape(len(rows), 3 * len(SHAPE_FLAGS))
+
+
+@settings(max_examples=200, deadline=None)
+@given(SENTENCES)
+def test_neighbour_flags_are_the_previous_and_next_words_flags_within_the_sentence(sentences):
+    flags = shape_flags(sentences, neighbours=True)
+    np.testing.assert_array_equal(flags, neighbours_by_hand(sentences))
+    # A word's own flags stay the last 8 columns (the BiLSTM reads first_word there).
+    np.testing.assert_array_equal(flags[:, -len(SHAPE_FLAGS) :], shape_flags(sentences))
+
+
+def test_neighbour_flags_of_a_known_sentence():
+    flags = shape_flags([["Mr.", "Bush", "said"], ["US"]], neighbours=True)
+    assert flags.shape == (4, 24)
+    bush = flags[1]
+    assert bush[: len(SHAPE_FLAGS)].tolist() == [1, 0, 0, 1, 0, 0, 0, 0]  # "Mr.", first word
+    assert bush[len(SHAPE_FLAGS) : 2 * len(SHAPE_FLAGS)].tolist() == [0, 0, 0, 0, 0, 1, 0, 0]  # "said"
+    assert not flags[2, len(SHAPE_FLAGS) : 2 * len(SHAPE_FLAGS)].any()  # "said" ends its sentence
+    assert not flags[3, : 2 * len(SHAPE_FLAGS)].any()  # "US" is alone
+
+
+def test_neighbour_flags_need_shape_flags():
+    from pipeline.params import HeadParams
+
+    with pytest.raises(ValueError, match="shape_flags"):
+        HeadParams(neighbour_flags=True)
+    assert HeadParams(shape_flags=True, neighbour_flags=True).neighbour_flags
