@@ -14,6 +14,12 @@ words in at most ``max_sentences`` sentences, since a sentence of n words takes
 ceil(n / row_words) <= n / row_words + 1 rows. Training batches hold at most
 ``batch_sentences`` sentences; ``heads.predict`` cuts longer inputs at
 sentence starts and sets ``max_sentences`` per chunk.
+
+That bound is about 1.7x the rows a batch of news sentences fills, and the
+LSTMs' cost (their gates' sigmoids and tanhs, cell by cell) grows with the
+grid. Whoever knows the sentences sets ``grid_rows`` to what they need
+(``fit_grid``: the schedules from their batches, ``heads.predict`` per
+chunk); words on rows past it would be dropped, so it must not be smaller.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from heads.model import MLPBody
 
@@ -41,6 +48,20 @@ def sentence_grid(starts, real, row_words: int, rows: int):
     return jnp.where(real, row, rows).astype(jnp.int32), column.astype(jnp.int32)
 
 
+def rows_needed(lengths, row_words: int, multiple: int = 8) -> int:
+    """Grid rows for sentences of ``lengths`` words (one per ``row_words`` window), rounded up to ``multiple``."""
+    rows = int((-(-np.asarray(lengths, np.int64) // row_words)).sum())
+    return max(multiple, -(-rows // multiple) * multiple)
+
+
+def fit_grid(model, offsets, batches):
+    """``model`` with a grid just large enough for every batch of ``batches`` (a head without one: as is)."""
+    if not isinstance(model, BiLSTMHead):
+        return model
+    lengths = np.diff(np.asarray(offsets, np.int64))
+    return model.clone(grid_rows=max(rows_needed(lengths[np.asarray(b, np.int64)], model.row_words) for b in batches))
+
+
 class BiLSTMHead(nn.Module):
     """Words of whole sentences (P, D) -> (logits (P, C), latent (P, latent_dim))."""
 
@@ -53,11 +74,12 @@ class BiLSTMHead(nn.Module):
     projection: int = 128  # the words' vectors are projected to this size before the LSTMs (speed)
     row_words: int = 32  # grid row length; most sentences of news text fit in one row
     max_sentences: int = 128  # at most this many sentences per call (a batch's batch_sentences)
+    grid_rows: int = 0  # rows of the grid; 0: enough for any input (see the module's docstring)
 
     @nn.compact
     def __call__(self, x, *, deterministic=True):
         x = x.astype(jnp.float32)  # (P, D); cached features arrive as float16
-        rows = self.max_sentences + -(-x.shape[0] // self.row_words)
+        rows = self.grid_rows or self.max_sentences + -(-x.shape[0] // self.row_words)
         real = jnp.any(x != 0, axis=-1)  # (P,) padding rows are all zero
         starts = x[:, self.first_word_column] > 0.5
         row, column = sentence_grid(starts, real, self.row_words, rows)

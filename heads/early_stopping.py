@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from heads.batches import padded_size, word_rows
+from heads.context import fit_grid
 from heads.metrics import entity_f1_fast
 from heads.predict import predict
 from heads.steps import RUN_ONCE_OPTIONS, bind_steps, init_state, make_optimizer, seed_init
@@ -134,6 +135,7 @@ def train_steps(
     total = -(-max_steps // length) * length  # whole segments
     batches = batch_stream(labelled_ids, batch_sentences, rng, total)
     rows, stacked = word_positions(offsets, batches, padded_size(offsets, batches, pad_multiple), labels)
+    model = fit_grid(model, offsets, batches)
     optimizer = make_optimizer(learning_rate, weight_decay)
     steps = bind_steps(
         model, optimizer, class_weights=class_weights, kind=None, prior=None, target_gradient=False, kl_weight=1.0

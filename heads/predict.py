@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from heads.context import rows_needed
+
 
 @functools.partial(jax.jit, static_argnums=0)
 def _probabilities(model, params, inputs):
@@ -57,14 +59,17 @@ def _predict_context(params, model, inputs, batch_words, batch_sentences=256):
     starts = np.flatnonzero(inputs[:, model.first_word_column] > 0.5)
     if n and (not len(starts) or starts[0] != 0):
         starts = np.concatenate([[0], starts])
-    model = model.clone(max_sentences=batch_sentences)
     probabilities = np.empty((n, model.num_classes), np.float32)
     latent = np.empty((n, model.latent_dim), np.float32)
+    bounds = np.append(starts, n)
     for first, last in _sentence_chunks(starts, n, batch_words, batch_sentences):
         size = max(batch_words, 1 << (last - first - 1).bit_length())  # a rare long sentence: a power of two
         piece = np.zeros((size,) + inputs.shape[1:], inputs.dtype)
         piece[: last - first] = inputs[first:last]
-        chunk_probabilities, chunk_latent = predict_padded(params, model, piece)
+        # The grid the chunk's sentences fill, rounded to 64 rows: few distinct shapes to compile.
+        lengths = np.diff(bounds[(bounds >= first) & (bounds <= last)])
+        fitted = model.clone(max_sentences=batch_sentences, grid_rows=rows_needed(lengths, model.row_words, 64))
+        chunk_probabilities, chunk_latent = predict_padded(params, fitted, piece)
         probabilities[first:last] = np.asarray(chunk_probabilities[: last - first])
         latent[first:last] = np.asarray(chunk_latent[: last - first])
     return probabilities, latent

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from heads.batches import Batch, padded_size
+from heads.context import fit_grid
 from heads.predict import predict
 from heads.steps import ce_objective, init_state, make_optimizer
 from heads.tables import word_positions
@@ -127,6 +128,7 @@ def train_self_training(
     )
     pseudo_batches = batch_stream(pool, batch_sentences, rng, total)
     size = padded_size(offsets, labelled_batches + pseudo_batches, pad_multiple)
+    model = fit_grid(model, offsets, labelled_batches + pseudo_batches)
     labelled_plan = word_positions(offsets, labelled_batches, size, labels)
     # Unlabelled batches never read labels: the teacher's replace them each round.
     pseudo_plan = word_positions(offsets, pseudo_batches, size, None)

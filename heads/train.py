@@ -21,6 +21,7 @@ import numpy as np
 
 from heads import losses
 from heads.batches import padded_size, sentence_batches, word_rows
+from heads.context import fit_grid
 from heads.steps import (
     DROPOUT_STREAM,
     RUN_ONCE_OPTIONS,
@@ -162,6 +163,7 @@ def train_supervised(
     batches = [b for epoch in epoch_batches for b in epoch]
     size = padded_size(offsets, batches, pad_multiple)
     plan = word_positions(offsets, batches, size, labels)
+    model = fit_grid(model, offsets, batches)
 
     optimizer = make_optimizer(learning_rate, weight_decay)
     steps = bind_steps(
@@ -230,6 +232,7 @@ def train_kl_phase(
     labelled_batches = batch_stream(labelled_ids, batch_sentences, rng, phase.rounds)
     unlabelled_batches = batch_stream(unlabelled_ids, batch_sentences, rng, phase.rounds)
     size = padded_size(offsets, labelled_batches + unlabelled_batches, pad_multiple)
+    model = fit_grid(model, offsets, labelled_batches + unlabelled_batches)
     plans = (
         word_positions(offsets, labelled_batches, size, labels),
         # Unlabelled batches never read labels: labels is None.

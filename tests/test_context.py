@@ -154,3 +154,31 @@ def test_a_saved_bilstm_head_loads_and_predicts_the_same(tmp_path):
     np.testing.assert_array_equal(
         predict(loaded, model_from_config(loaded_config), inputs)[0], predict(params, model, inputs)[0]
     )
+
+
+@pytest.mark.parametrize("lengths", [[1], [9, 1, 4], [40] + [2] * 30, [33, 32, 31, 65]])
+def test_a_grid_fitted_to_the_sentences_gives_what_the_full_grid_gives(lengths):
+    from heads.context import fit_grid, rows_needed
+    from heads.predict import predict_padded
+
+    _, inputs = sentences_and_inputs(lengths, seed=3)
+    model = bilstm(max_sentences=len(lengths))
+    params = model.init(jax.random.key(4), inputs[:1])["params"]
+    padded = np.concatenate([inputs, np.zeros((7, inputs.shape[1]), inputs.dtype)])  # padding rows, as in a batch
+    full, _ = predict_padded(params, model, padded)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    fitted = fit_grid(model, offsets, [np.arange(len(lengths))])
+    assert fitted.grid_rows == rows_needed(lengths, 4) >= sum(-(-n // 4) for n in lengths)
+    np.testing.assert_allclose(predict_padded(params, fitted, padded)[0][: len(inputs)], full[: len(inputs)], atol=1e-6)
+    # One row short, the last window's words fall off the grid: the bound matters (0 would mean no bound).
+    needed = sum(-(-n // 4) for n in lengths)
+    if needed > 1:
+        short = model.clone(grid_rows=needed - 1)
+        assert not np.allclose(predict_padded(params, short, padded)[0][: len(inputs)], full[: len(inputs)])
+
+
+def test_fit_grid_leaves_other_heads_alone():
+    from heads.context import fit_grid
+
+    mlp = build_model("features", CLASSES, hidden=(16,), latent_dim=8)
+    assert fit_grid(mlp, np.array([0, 3]), [np.array([0])]) is mlp
