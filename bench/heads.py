@@ -8,8 +8,9 @@ jitted CE step runs; timed for ``--loop-steps`` steps on the same labelled
 batches and extrapolated to the same 560 steps.
 
 Head kinds, in the same run: the seed's 20 epochs (400 CE steps at 2,560 sentences), JIT included, with
-the word-shape flags, for the MLP and for the BiLSTM context head (issue targets: <= 10 s and <= 60 s).
-Writes bench/heads.json.
+the inputs of our rows (bert_ner_es.head_settings: the shape flags, and the neighbours' flags when on), for
+the MLP and for the BiLSTM context head (issue targets: <= 10 s and <= 60 s). Each is timed ``--repeats``
+times, each time a fresh head compiled anew; the median is the figure. Writes bench/heads.json.
 """
 
 from __future__ import annotations
@@ -31,19 +32,25 @@ from heads.batches import make_batch, sentence_batches, word_rows
 from heads.model import MLPHead, build_model
 from heads.steps import init_head_params, init_state, make_optimizer, make_steps
 from heads.train import KLPhase, train_kl_phase, train_supervised
-from pipeline.params import ExtractParams, load_section
+from pipeline.params import ExtractParams, SupervisedParams, load_section
 
 
-def time_head_kinds(prepared, labels, labelled) -> dict:
-    """Seconds to train each head kind for the seed's 20 epochs, shape flags on, JIT included."""
-    figures = {}
+def time_head_kinds(prepared, labels, labelled, repeats=3) -> dict:
+    """Seconds to train each head kind for the seed's 20 epochs on our rows' inputs, JIT included (median)."""
+    settings = load_section(SupervisedParams, "bert_ner_es").head_settings or {}
+    neighbours = bool(settings.get("neighbour_flags"))
+    figures = {"inputs": "shape flags" + (" with the neighbours' flags" if neighbours else "")}
     with open_cache("cache/features.h5") as cache:
-        inputs = with_shape_flags(cache.features, prepared.words)
+        inputs = with_shape_flags(cache.features, prepared.words, neighbours)
         for kind in ("mlp", "bilstm"):
-            model = build_model("features", len(prepared.categories), head=kind, input_dim=int(inputs.shape[1]))
-            start = time.perf_counter()
-            train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model, epochs=20, seed=0)
-            figures[kind] = {"seconds": round(time.perf_counter() - start, 2), "steps": 20 * -(-len(labelled) // 128)}
+            times = []
+            for _ in range(repeats):
+                # A new model object each time: nothing compiled before is reused.
+                model = build_model("features", len(prepared.categories), head=kind, input_dim=int(inputs.shape[1]))
+                start = time.perf_counter()
+                train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model, epochs=20, seed=0)
+                times.append(round(time.perf_counter() - start, 2))
+            figures[kind] = {"seconds": float(np.median(times)), "runs": times, "steps": 20 * -(-len(labelled) // 128)}
     figures["bilstm_over_mlp"] = round(figures["bilstm"]["seconds"] / figures["mlp"]["seconds"], 1)
     return figures
 

@@ -67,10 +67,11 @@ def bench_table(extraction: Path, heads: Path, full_run: Path) -> str:
         )
         kinds = h.get("head_kinds")
         if kinds:
+            repeats = f", median of {len(kinds['mlp']['runs'])} runs" if "runs" in kinds["mlp"] else ""
             lines.append(
-                f"| a BiLSTM head, the seed's 20 epochs ({kinds['bilstm']['steps']} steps), shape flags, JIT "
-                f"included | {kinds['bilstm']['seconds']} s | {kinds['mlp']['seconds']} s (the MLP head) "
-                f"| {kinds['bilstm_over_mlp']}x slower |"
+                f"| a BiLSTM head, the seed's 20 epochs ({kinds['bilstm']['steps']} steps), "
+                f"{kinds.get('inputs', 'shape flags')}, JIT included{repeats} | {kinds['bilstm']['seconds']} s "
+                f"| {kinds['mlp']['seconds']} s (the MLP head) | {kinds['bilstm_over_mlp']}x slower |"
             )
     return "\n".join(lines)
 
