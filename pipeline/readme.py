@@ -128,6 +128,14 @@ def full_extraction_line(path: Path) -> str:
     )
 
 
+def validation_setup(data: dict) -> str:
+    """The encoder, seeds and parts a bench.head_kinds.Validation run used, in words."""
+    return (
+        f"{data['encoder']} layers {'-'.join(map(str, data['layers']))}, seeds {data['seeds']}, "
+        f"{data['train_sentences']:,} train and {data['validation_sentences']:,} validation sentences"
+    )
+
+
 def head_kinds_table(path: Path) -> str:
     """bench/head_kinds.json: MLP and BiLSTM heads, each trained to convergence, on validation."""
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -143,8 +151,7 @@ def head_kinds_table(path: Path) -> str:
         )
     gain = data["bilstm_minus_mlp_entity_f1"]
     return "\n".join(lines) + (
-        f"\n\n{data['encoder']} layers {'-'.join(map(str, data['layers']))}, seeds {data['seeds']}, "
-        f"{data['train_sentences']:,} train and {data['validation_sentences']:,} validation sentences. "
+        f"\n\n{validation_setup(data)}. "
         f"BiLSTM minus MLP, validation entity F1, paired by seed: {gain['mean']:+.4f} (p={gain['p_value']:.3f}). "
         f"Rule: {data['rule']}. Chosen: **{data['chosen']}**."
     )
@@ -166,10 +173,8 @@ def head_inputs_table(path: Path) -> str:
             f"| {100 * mean['accuracy_no_o']:.2f}% | {mean['best_step']:.0f} | {mean['train_seconds']:.1f} |"
         )
     chosen = ", ".join(name.replace("_", " ") for name in data["chosen"]) or "none (the reference stays)"
-    return "\n".join(lines) + (
-        f"\n\n{data['encoder']} layers {'-'.join(map(str, data['layers']))}, seeds {data['seeds']}, "
-        f"{data['train_sentences']:,} train and {data['validation_sentences']:,} validation sentences, "
-        f"paired by seed. Rule: {data['rule']}. Taken: **{chosen}**."
+    return (
+        "\n".join(lines) + f"\n\n{validation_setup(data)}, paired by seed. Rule: {data['rule']}. Taken: **{chosen}**."
     )
 
 
