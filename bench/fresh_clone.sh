@@ -6,6 +6,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$(mktemp -d)}
 rm -rf "$work/clone" && git clone -q "$repo" "$work/clone" && cd "$work/clone"
+# The corpus the Makefile would copy from ../shared, from this checkout instead (the clone has no ../shared).
+if [ -f "$repo/data/raw/ner_dataset.csv.zip" ]; then mkdir -p data/raw && cp "$repo/data/raw/ner_dataset.csv.zip" data/raw/; fi
 start=$(date +%s); make setup > "$work/setup.log" 2>&1; setup=$(( $(date +%s) - start ))
 start=$(date +%s); make repro > "$work/repro.log" 2>&1; repro=$(( $(date +%s) - start ))
 stages=$(grep -c "^Running stage" "$work/repro.log" || true)
