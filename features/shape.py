@@ -10,7 +10,8 @@ With ``neighbours`` each word also gets the flags of the words before and after
 it in its sentence (zeros at the sentence's edges): 24 columns, the previous
 word's 8, the next word's 8, then its own 8, so a word's own flags are always
 the last 8 columns. A capitalised word after a capitalised word is a cue the
-word alone does not give (bench/head_inputs.json: chosen on validation).
+word alone does not give; on validation it was not a significant gain
+(bench/head_inputs.json), so our rows leave it off.
 """
 
 from __future__ import annotations
