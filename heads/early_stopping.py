@@ -23,6 +23,7 @@ from heads.batches import padded_size, word_rows
 from heads.context import fit_grid
 from heads.metrics import entity_f1_fast
 from heads.predict import predict
+from heads.stats import validation_split
 from heads.steps import RUN_ONCE_OPTIONS, bind_steps, init_state, make_optimizer, seed_init
 from heads.tables import word_positions
 from heads.train import (
@@ -52,20 +53,6 @@ class EarlyStopping:
             raise ValueError("early_stopping: max_steps, eval_every and patience must be >= 1")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"early_stopping.validation_fraction must lie in (0, 1), got {self.validation_fraction}")
-
-
-def validation_split(labelled_ids, fraction, seed=0):
-    """(train part, validation part) of ``labelled_ids``: a seeded ``fraction``, at least one each.
-
-    Both parts are sorted; with a single labelled sentence there is nothing to hold out.
-    """
-    labelled_ids = np.sort(np.asarray(labelled_ids, np.int64))
-    if len(labelled_ids) < 2:
-        raise ValueError(f"early stopping needs >= 2 labelled sentences, got {len(labelled_ids)}")
-    count = min(max(int(round(fraction * len(labelled_ids))), 1), len(labelled_ids) - 1)
-    held_out = np.zeros(len(labelled_ids), bool)
-    held_out[np.random.default_rng(seed).permutation(len(labelled_ids))[:count]] = True
-    return labelled_ids[~held_out], labelled_ids[held_out]
 
 
 def entity_f1_scorer(inputs, offsets, sentence_ids, true_tags, categories, model):
