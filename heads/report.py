@@ -15,9 +15,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from heads.plots import plot_model_comparison
+from heads.stats import mean_std, paired_test
 
 # The seed project's reported numbers (one run each), as fractions like our
 # metrics: accuracy 93.65% is 0.9365. Its precision/recall columns were
@@ -56,16 +55,15 @@ def display_name(model: str) -> str:
 
 
 def _stat(values: Sequence[float | None]) -> dict:
-    """{mean, std, n} over the values that are not None; std is the sample
-    std (ddof=1) when n > 1, else 0.0; mean and std are None when n == 0."""
+    """{mean, std, n} over the values that are not None (``heads.stats.mean_std``: the sample std,
+    0.0 for one value); mean and std are None when n == 0."""
     present = [float(v) for v in values if v is not None]
     if any(not math.isfinite(v) for v in present):
         raise ValueError(f"non-finite metric value among {present}")
-    n = len(present)
-    if n == 0:
+    if not present:
         return {"mean": None, "std": None, "n": 0}
-    std = float(np.std(present, ddof=1)) if n > 1 else 0.0
-    return {"mean": float(np.mean(present)), "std": std, "n": n}
+    mean, std = mean_std(present)
+    return {"mean": mean, "std": std, "n": len(present)}
 
 
 def _headline_values(metrics: dict) -> dict:
@@ -229,8 +227,6 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> None:
 
 def control_comparisons(runs: Sequence[dict]) -> list[dict]:
     """Each model against its matched control, paired by seed: mean gain and paired t-test p per metric."""
-    from scipy.stats import ttest_rel
-
     values: dict[str, dict] = {}
     for run in runs:
         values.setdefault(run["model"], {})[run["seed"]] = _headline_values(run["metrics"])
@@ -242,12 +238,8 @@ def control_comparisons(runs: Sequence[dict]) -> list[dict]:
             continue
         row = {"model": model, "control": model + CONTROL_SUFFIX, "seeds": len(seeds)}
         for metric in HEADLINE_METRICS:
-            ours = np.array([by_seed[s][metric] for s in seeds], float)
-            theirs = np.array([control[s][metric] for s in seeds], float)
-            gain = ours - theirs
-            # Identical runs have no spread to test: p = 1 (no evidence of a difference).
-            p = 1.0 if np.allclose(gain, gain[0]) and gain[0] == 0 else float(ttest_rel(ours, theirs).pvalue)
-            row[metric] = {"gain": float(gain.mean()), "gain_std": float(gain.std(ddof=1)), "p": p}
+            test = paired_test([by_seed[s][metric] for s in seeds], [control[s][metric] for s in seeds])
+            row[metric] = {"gain": test["gain"], "gain_std": test["std"], "p": test["p"]}
         rows.append(row)
     return rows
 
