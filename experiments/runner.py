@@ -24,6 +24,7 @@ from heads.metrics import entity_f1_fast, word_metrics
 from heads.model import build_model
 from heads.predict import predict
 from heads.self_training import SelfTraining, train_self_training
+from heads.stats import validation_split
 from heads.train import KLPhase, train_kl_phase, train_supervised
 from pipeline.params import (
     EarlyStoppingParams,
@@ -247,10 +248,9 @@ class Runner:
         self.corpus = Corpus(features, self.prepared.labels, tags, self.prepared.offsets, self.prepared.categories)
         self.split = self.prepared.split
         self.prior = explicit_prior(self.kl.prior, self.prepared.categories)
-        rng = np.random.default_rng(0)
+        # Every selection holds out this part: the split early stopping uses, seed 0.
         labelled = self.split["labelled"]
-        is_validation = rng.random(labelled.size) < self.params.validation_fraction
-        self.train_part, self.validation_part = labelled[~is_validation], labelled[is_validation]
+        self.train_part, self.validation_part = validation_split(labelled, self.params.validation_fraction)
         self.non_test = np.sort(np.concatenate([self.split["labelled"], self.split["unlabelled"]]))
 
     def ner(self, labelled, seed, corpus: Corpus | None = None, **overrides) -> Head:
