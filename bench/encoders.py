@@ -32,6 +32,7 @@ from features.encoder import load_encoder
 from features.extract import encode_windows, use_bf16
 from features.shape import shape_flags
 from heads.batches import word_rows
+from heads.stats import validation_split
 from pipeline.params import HeadParams, load_section
 
 LAYER_CHOICES = {
@@ -40,18 +41,13 @@ LAYER_CHOICES = {
 }
 
 
-def validation_split(labelled: np.ndarray, fraction: float = 0.2, seed: int = 0):
-    """(train part, validation part) of the labelled split: the experiments' fixed draw."""
-    is_validation = np.random.default_rng(seed).random(labelled.size) < fraction
-    return labelled[~is_validation], labelled[is_validation]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--encoders", nargs="+", default=list(LAYER_CHOICES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--validation-fraction", type=float, default=0.2)  # the experiments' default
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--budget", type=float, default=3.0)
     parser.add_argument("--min-gain", type=float, default=0.01)
@@ -65,7 +61,8 @@ def main() -> None:
     rows = word_rows(prepared.offsets, labelled)
     labels, tags = prepared.labels[rows], [t for s in labelled for t in prepared.tags[s]]
     local = {s: i for i, s in enumerate(labelled)}
-    train_part, validation_part = (np.array([local[s] for s in part]) for part in validation_split(labelled))
+    parts = validation_split(labelled, args.validation_fraction)
+    train_part, validation_part = (np.array([local[s] for s in part]) for part in parts)
     flags = shape_flags(sentences)  # (W, 8)
     total_words = int(prepared.offsets[-1])
 
@@ -74,6 +71,7 @@ def main() -> None:
         "corpus_words": total_words,
         "seeds": args.seeds,
         "epochs": args.epochs,
+        "validation_fraction": args.validation_fraction,
         "encoders": {},
     }
     for name in args.encoders:

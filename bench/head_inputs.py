@@ -10,8 +10,8 @@ vectors plus the word's 8 shape flags, unweighted CE, trained as bert_ner_es is
 - ``class_weighting``: inverse-frequency class weights in the CE.
 
 Each is paired by seed with the reference on validation entity F1 (two-sided
-paired t-test). Rule: a variant is taken when it gains with p < 0.05. Nothing
-here reads the test split.
+paired t-test, ``heads.stats``). Rule: a variant is taken when it gains with
+p < ``heads.stats.SIGNIFICANCE``. Nothing here reads the test split.
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ import dataclasses
 import json
 import time
 
-from bench.head_kinds import Validation, means, paired_gain
+from bench.head_kinds import VALIDATION_FRACTION, Validation, means, paired_gain, significant_gain
 from data.prepared_io import atomic_write_text
+from heads.stats import SIGNIFICANCE
 
 VARIANTS = {
     "reference": {},
     "neighbour_flags": {"neighbour_flags": True},
     "class_weighting": {"class_weighting": True},
 }
-RULE = "a variant is taken when it beats the reference on validation entity F1 with p < 0.05"
+RULE = f"a variant is taken when it beats the reference on validation entity F1 with p < {SIGNIFICANCE}"
 
 
 def main() -> None:
@@ -38,10 +39,11 @@ def main() -> None:
     parser.add_argument("--prepared", default="data/prepared")
     parser.add_argument("--cache", default="cache/features.h5")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     parser.add_argument("--out", default="bench/head_inputs.json")
     args = parser.parse_args()
     start = time.perf_counter()
-    validation = Validation(args.params, args.prepared, args.cache)
+    validation = Validation(args.params, args.prepared, args.cache, args.validation_fraction)
     reference = dataclasses.replace(validation.heads, kind="mlp", shape_flags=True)
     runs = []
     for seed in args.seeds:
@@ -59,7 +61,7 @@ def main() -> None:
         "mean": {name: means(rows) for name, rows in by_variant.items()},
         "minus_reference_entity_f1": gains,
         "rule": RULE,
-        "chosen": [name for name, gain in gains.items() if gain["mean"] > 0 and gain["p_value"] < 0.05],
+        "chosen": [name for name, gain in gains.items() if significant_gain(gain)],
         "seconds": round(time.perf_counter() - start, 1),
     }
     atomic_write_text(args.out, json.dumps(figures, indent=2) + "\n")
