@@ -19,6 +19,7 @@ from data.prepared_io import read_prepared
 from features.align import tokenize
 from features.encoder import load_encoder
 from features.extract import encode_windows
+from heads.stats import validation_split
 
 CHOICES = {
     "L1": [1],
@@ -40,8 +41,8 @@ def main(out="bench/probe_layers.json", seed=0):
     labelled = prepared.split["labelled"]
     sentences = [prepared.words[i] for i in labelled]
     labels = np.concatenate([prepared.labels[prepared.offsets[i] : prepared.offsets[i + 1]] for i in labelled])
-    rng = np.random.default_rng(seed)
-    is_val_sentence = rng.random(len(sentences)) < 0.2
+    _, validation_sentences = validation_split(np.arange(len(sentences)), 0.2, seed)  # positions in ``sentences``
+    is_val_sentence = np.isin(np.arange(len(sentences)), validation_sentences)
     is_val = np.repeat(is_val_sentence, [len(s) for s in sentences])
     windows = tokenize(encoder.tokenizer, sentences, encoder.max_length, 128)
     layers_all = list(range(encoder.num_layers + 1))
