@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from data.prepared_io import atomic_write_text, read_prepared
-from features.align import tokenize
 from features.encoder import cpu_supports_bf16, load_encoder
-from features.extract import PAD_MULTIPLE, encode_windows, length_batches, padded_length, truncate_encoder
+from features.extract import encode_chunk, truncate_encoder
+from features.settings import EncodeSettings
 from pipeline.params import ExtractParams, load_section
 
 
@@ -58,13 +58,18 @@ def naive_loop(encoder, sentences, layers, batch_size=128):
 
 
 def ours(encoder, sentences, layers, bf16, max_batch_tokens):
-    windows = tokenize(encoder.tokenizer, sentences, encoder.max_length, 128)
-    vectors = encode_windows(encoder, windows, layers, "mean", "first", bf16, max_batch_tokens)
-    lengths = np.array([len(ids) for ids in windows.input_ids])
-    slots = sum(
-        len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE) for b in length_batches(lengths, max_batch_tokens)
+    """The extract stage's own encoding of one chunk: (vectors, pieces, padded slots)."""
+    settings = EncodeSettings(
+        layers=tuple(layers),
+        combine="mean",
+        pooling="first",
+        bf16=bf16,
+        max_length=encoder.max_length,
+        stride=128,
+        max_batch_tokens=max_batch_tokens,
     )
-    return vectors, int(lengths.sum()), slots
+    vectors, _, counters = encode_chunk(encoder, sentences, settings)
+    return vectors, counters["pieces"], counters["padded_slots"]
 
 
 def timed(function, *args):

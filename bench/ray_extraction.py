@@ -3,7 +3,7 @@
 Each configuration runs in a fresh process of its own, so its peak RSS and its
 start-up (torch import, encoder load, Ray start, actor start) are its own:
 
-    local    encode_to_cache, in one process, all the machine's cores
+    local    encode_to_cache_local, in one process, all the machine's cores
     ray_1    a local Ray instance with the machine's cores, one actor holding all of them
              (the same resources as local: the difference is Ray's overhead)
     ray_2    the same instance, two actors of half the cores each
@@ -45,9 +45,9 @@ def run_one(config: str, params: ExtractParams, prepared_dir: str, sentences: in
     cores = os.cpu_count() or 1
     start = time.perf_counter()
     if config == "local":
-        from features.extract import encode_to_cache
+        from features.extract import encode_to_cache_local
 
-        stats = encode_to_cache(params, words, offsets, corpus, str(out))
+        stats = encode_to_cache_local(params, words, offsets, corpus, str(out))
         figures = {"ray_init_seconds": 0.0}
     else:
         import psutil

@@ -22,7 +22,7 @@ import numpy as np
 from cache.store import CacheWriter, cache_totals
 from features.align import Windows, tokenize
 from features.encoder import Encoder, cpu_supports_bf16, load_encoder
-from features.settings import ExtractParams
+from features.settings import EncodeSettings, ExtractParams
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,60 @@ def release_freed_memory() -> None:
         trim(0)
 
 
+# The fingerprint's fields in the order it is written (the stats' JSON shows it in this order).
+FINGERPRINT_FIELDS = (
+    "encoder",
+    "weights_sha256",
+    "device",
+    "device_requested",
+    "vocab_size",
+    "layers",
+    "combine",
+    "pooling",
+    "precision",
+    "precision_requested",
+    "max_length",
+    "max_length_requested",
+    "stride",
+    "chunk_sentences",
+    "max_batch_tokens",
+    "corpus_sha256",
+    "code_version",
+)
+
+
+def requested_fingerprint(params: ExtractParams, words_sha256: str) -> dict:
+    """The fields of the fingerprint that ``params`` and the corpus's hash fix without loading the encoder.
+
+    Every setting that changes the features, as requested, plus ``precision`` and
+    ``max_length`` where the request leaves nothing to resolve (bf16 or fp32; a
+    window length other than 0). ``fingerprint`` writes these values, and a reader
+    (``features.inputs.load_inputs``) asks a cache for exactly these. Not here: the
+    weights' hash and vocabulary size (known once the encoder is loaded) and the
+    device, requested or resolved (recorded, not asked: a GPU cache serves the CPU).
+    """
+    requested = {
+        "encoder": params.encoder,
+        "layers": [int(layer) for layer in params.layers],
+        "combine": params.combine,
+        "pooling": params.pooling,
+        "precision_requested": params.precision,
+        "max_length_requested": int(params.max_length),
+        "stride": int(params.stride),
+        "chunk_sentences": int(params.chunk_sentences),
+        "max_batch_tokens": int(params.max_batch_tokens),
+        "corpus_sha256": words_sha256,
+        "code_version": FEATURES_CODE_VERSION,
+    }
+    if params.precision in ("bf16", "fp32"):
+        requested["precision"] = params.precision
+    if params.max_length:
+        requested["max_length"] = int(params.max_length)
+    return requested
+
+
 def fingerprint(encoder: Encoder, params: ExtractParams, bf16: bool, max_length: int, words_sha256: str) -> dict:
-    """Everything the cached features depend on; a reader asks for exactly this.
+    """Everything the cached features depend on: ``requested_fingerprint`` plus what was resolved.
 
     Each setting that changes the features is here, as requested and, where the
     machine or the encoder resolves it, as resolved: ``precision`` (auto) and
@@ -174,39 +226,24 @@ def fingerprint(encoder: Encoder, params: ExtractParams, bf16: bool, max_length:
     CPU and GPU); ``threads`` is not: 1 and 2 threads gave bit-identical features,
     and neither are ``backend`` and ``ray_address``, which run the same code.
     """
-    device = getattr(getattr(encoder.model, "device", None), "type", "cpu")
-    return {
-        "encoder": encoder.name,
+    resolved = {
+        "encoder": encoder.name,  # the name it was loaded by: params.encoder
         "weights_sha256": encoder.weights_sha256,
-        "device": device,
+        "device": getattr(getattr(encoder.model, "device", None), "type", "cpu"),
         "device_requested": params.device,
         "vocab_size": len(encoder.tokenizer),
-        "layers": [int(layer) for layer in params.layers],
-        "combine": params.combine,
-        "pooling": params.pooling,
         "precision": "bf16" if bf16 else "fp32",
-        "precision_requested": params.precision,
         "max_length": int(max_length),
-        "max_length_requested": int(params.max_length),
-        "stride": int(params.stride),
-        "chunk_sentences": int(params.chunk_sentences),
-        "max_batch_tokens": int(params.max_batch_tokens),
-        "corpus_sha256": words_sha256,
-        "code_version": FEATURES_CODE_VERSION,
     }
+    fields = {**requested_fingerprint(params, words_sha256), **resolved}
+    return {field: fields[field] for field in FINGERPRINT_FIELDS}
 
 
 def extract_to_cache(
     encoder: Encoder,
     sentences: Sequence[list[str]],
     writer: CacheWriter,
-    layers,
-    combine,
-    pooling,
-    bf16,
-    max_length,
-    stride,
-    max_batch_tokens,
+    settings: EncodeSettings,
     progress: bool = True,
 ) -> dict:
     """Encode every pending chunk of ``sentences`` into ``writer``; returns counters.
@@ -222,9 +259,7 @@ def extract_to_cache(
     with tqdm(total=int(total), unit="sent", disable=not progress, desc="extract") as bar:
         for chunk in pending:
             first, last = writer.chunk_sentence_range(chunk)
-            vectors, piece_ids, chunk_counters = encode_chunk(
-                encoder, sentences[first:last], layers, combine, pooling, bf16, max_length, stride, max_batch_tokens
-            )
+            vectors, piece_ids, chunk_counters = encode_chunk(encoder, sentences[first:last], settings)
             writer.write_chunk(chunk, vectors, piece_ids)
             counters["sentences"] += last - first
             for key, value in chunk_counters.items():
@@ -236,15 +271,23 @@ def extract_to_cache(
 
 
 def encode_chunk(
-    encoder: Encoder, sentences: list[list[str]], layers, combine, pooling, bf16, max_length, stride, max_batch_tokens
+    encoder: Encoder, sentences: list[list[str]], settings: EncodeSettings
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """One chunk of sentences -> (word vectors (W, D) float32, first piece ids (W,), counters).
 
     The unit of work of both backends: the local loop above and each Ray actor
-    (``features.ray_extract``) run exactly this on the same sentence ranges.
+    (``features.ray_extract``) run exactly this, with the same settings, on the same sentence ranges.
     """
-    windows = tokenize(encoder.tokenizer, sentences, max_length, stride)
-    vectors = encode_windows(encoder, windows, layers, combine, pooling, bf16, max_batch_tokens)
+    windows = tokenize(encoder.tokenizer, sentences, settings.max_length, settings.stride)
+    vectors = encode_windows(
+        encoder,
+        windows,
+        list(settings.layers),
+        settings.combine,
+        settings.pooling,
+        settings.bf16,
+        settings.max_batch_tokens,
+    )
     lengths = np.array([len(ids) for ids in windows.input_ids])
     counters = {
         "words": windows.num_words,
@@ -252,7 +295,7 @@ def encode_chunk(
         "windows": len(lengths),
         "padded_slots": sum(
             len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE)
-            for b in length_batches(lengths, max_batch_tokens)
+            for b in length_batches(lengths, settings.max_batch_tokens)
         ),
     }
     return vectors, windows.first_piece_id, counters
@@ -307,57 +350,59 @@ def use_bf16(precision: str) -> bool:
     return resolve_precision(precision, "cpu")
 
 
-def load_for_params(params: ExtractParams, device: str = "cpu", threads: int | None = None):
-    """The encoder (on ``device``) and the (layers, window length) that ``params`` resolve to.
+def load_for_params(
+    params: ExtractParams, bf16: bool, device: str = "cpu", threads: int | None = None
+) -> tuple[Encoder, EncodeSettings]:
+    """The encoder (on ``device``) and the settings that ``params`` resolve to for it, with ``bf16`` autocast or not.
 
     ``threads`` overrides ``params.threads`` (a Ray actor uses the CPUs it was given).
+    Fails fast on layers, options or a stride the encoder cannot serve.
     """
     encoder = load_encoder(params.encoder, threads or params.threads or None, device)
-    layers = [int(layer) for layer in params.layers]
-    check_layers(encoder, layers, params.combine, params.pooling)
+    layers = tuple(int(layer) for layer in params.layers)
+    check_layers(encoder, list(layers), params.combine, params.pooling)
     max_length = params.max_length or encoder.max_length
     if not 0 <= params.stride < max_length - 2:
         raise ValueError(f"stride {params.stride} must be below the window length {max_length} - 2")
-    return encoder, layers, max_length
+    settings = EncodeSettings(
+        layers=layers,
+        combine=params.combine,
+        pooling=params.pooling,
+        bf16=bf16,
+        max_length=max_length,
+        stride=params.stride,
+        max_batch_tokens=params.max_batch_tokens,
+    )
+    return encoder, settings
 
 
-def encode_to_cache(params: ExtractParams, sentences, offsets, words_sha256: str, out: str) -> dict:
-    """Encode ``sentences`` (sliceable: ``sentences[first:last]`` is a list of word lists) into
+def encode_to_cache_local(params: ExtractParams, sentences, offsets, words_sha256: str, out: str) -> dict:
+    """Encode ``sentences`` (sliceable: ``sentences[first:last]`` is a list of word lists) in this process into
     the cache ``out``, resuming a partial one; returns timing and size figures.
 
-    The corpus and any unlabelled text go through here, so both caches hold
-    features of the same encoder, layers, pooling and precision.
+    The local backend (``features.backend.encode_to_cache`` chooses it). The corpus and
+    any unlabelled text go through here, so both caches hold features of the same
+    encoder, layers, pooling and precision.
     """
     device = resolve_device(params.device)  # first: a wrong device fails before any work
-    bf16 = resolve_precision(params.precision, device)
-    encoder, layers, max_length = load_for_params(params, device)
-    expected = fingerprint(encoder, params, bf16, max_length, words_sha256)
-    truncate_encoder(encoder, max(layers))
-    writer = CacheWriter(out, expected, offsets, feature_dim(encoder, layers, params.combine), params.chunk_sentences)
+    encoder, settings = load_for_params(params, resolve_precision(params.precision, device), device)
+    expected = fingerprint(encoder, params, settings.bf16, settings.max_length, words_sha256)
+    truncate_encoder(encoder, max(settings.layers))
+    dim = feature_dim(encoder, list(settings.layers), settings.combine)
+    writer = CacheWriter(out, expected, offsets, dim, params.chunk_sentences)
     log.info(
         "%s on %s, layers %s (%s), %s pooling, %s; %d sentences",
         params.encoder,
         device,
-        layers,
-        params.combine,
-        params.pooling,
-        "bf16" if bf16 else "fp32",
+        list(settings.layers),
+        settings.combine,
+        settings.pooling,
+        "bf16" if settings.bf16 else "fp32",
         len(offsets) - 1,
     )
     start = time.perf_counter()
     try:
-        counters = extract_to_cache(
-            encoder,
-            sentences,
-            writer,
-            layers,
-            params.combine,
-            params.pooling,
-            bf16,
-            max_length,
-            params.stride,
-            params.max_batch_tokens,
-        )
+        counters = extract_to_cache(encoder, sentences, writer, settings)
     except BaseException:
         writer.close()  # the partial file stays; the next run resumes from it
         raise

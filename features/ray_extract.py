@@ -9,8 +9,8 @@ one actor per GPU when the cluster has GPUs, else actors of ``threads`` CPUs.
 
 The actors return their features; the driver (the machine running the stage,
 where the output lives) writes each shard atomically to its own HDF5 file under
-``<out>.shards/``, so no shared filesystem is needed and a run killed at any
-point keeps every finished shard. Assembly then copies the shards, chunk by
+``<out>.shards/`` (``cache.shards``), so no shared filesystem is needed and a run
+killed at any point keeps every finished shard. Assembly then copies the shards, chunk by
 chunk, into the same ``CacheWriter`` the local backend uses (same layout,
 offsets and fingerprint), deleting each shard once its chunk is flushed.
 """
@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+from cache.shards import read_shard, shard_dir, shard_path, write_shard
 from cache.store import CacheWriter
 from features.extract import (
     encode_chunk,
@@ -42,66 +42,6 @@ from features.extract import (
 from features.settings import ExtractParams
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("local", "ray")
-SHARD_FORMAT = "ssner-feature-shard"
-
-
-def cache_encoder(backend: str):
-    """The function that fills a cache for ``backend``: ``(params, sentences, offsets, words_sha256, out) -> stats``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"extract.backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    if backend == "ray":
-        return encode_to_cache_ray
-    from features.extract import encode_to_cache
-
-    return encode_to_cache
-
-
-# --- shard files ---------------------------------------------------------------------------
-
-
-def shard_dir(out: str | Path) -> Path:
-    """Where the shards of cache ``out`` live while it is being made: ``<out>.shards/``."""
-    out = Path(out)
-    return out.with_name(out.name + ".shards")
-
-
-def shard_path(directory: Path, shard: int) -> Path:
-    return directory / f"{shard:06d}.h5"
-
-
-def write_shard(path: Path, expected: dict, first: int, last: int, features: np.ndarray, piece_ids: np.ndarray) -> None:
-    """Write one shard to ``path`` atomically: a file at ``path`` is always whole."""
-    temporary = path.with_name(path.name + ".tmp")
-    with h5py.File(temporary, "w") as handle:
-        handle.create_dataset("features", data=features.astype(np.float16, copy=False))  # (W, D)
-        handle.create_dataset("piece_ids", data=piece_ids.astype(np.int32, copy=False))  # (W,)
-        handle.attrs.update(
-            format=SHARD_FORMAT, first=first, last=last, fingerprint=json.dumps(expected, sort_keys=True)
-        )
-    os.replace(temporary, path)
-
-
-def read_shard(path: Path, expected: dict, first: int, last: int, words: int):
-    """(features, piece_ids) of a finished shard made from these inputs, or None."""
-    if not path.exists():
-        return None
-    try:
-        with h5py.File(path, "r") as handle:
-            attrs = handle.attrs
-            if (
-                attrs.get("format") != SHARD_FORMAT
-                or int(attrs["first"]) != first
-                or int(attrs["last"]) != last
-                or handle["features"].shape[0] != words
-                or attrs.get("fingerprint") != json.dumps(expected, sort_keys=True)
-            ):
-                return None
-            return handle["features"][...], handle["piece_ids"][...]
-    except (OSError, KeyError):
-        return None
-
 
 # --- the actor -----------------------------------------------------------------------------
 
@@ -118,12 +58,11 @@ class ShardEncoder:
 
         if device == "cuda" and bf16 and not torch.cuda.is_bf16_supported():
             raise ValueError("this worker's GPU has no bf16: set extract.precision: fp32")
-        self.encoder, self.layers, self.max_length = load_for_params(params, device, threads)
-        self.params, self.bf16 = params, bf16
+        self.encoder, self.settings = load_for_params(params, bf16, device, threads)
         self.fingerprint = json.dumps(
-            fingerprint(self.encoder, params, bf16, self.max_length, words_sha256), sort_keys=True
+            fingerprint(self.encoder, params, bf16, self.settings.max_length, words_sha256), sort_keys=True
         )
-        truncate_encoder(self.encoder, max(self.layers))
+        truncate_encoder(self.encoder, max(self.settings.layers))
 
     def __call__(self, batch: dict) -> dict:
         out = {
@@ -144,17 +83,7 @@ class ShardEncoder:
         for shard, words in zip(batch["shard"], batch["words"]):
             sentences = json.loads(str(words))
             started = time.perf_counter()
-            vectors, piece_ids, counters = encode_chunk(
-                self.encoder,
-                sentences,
-                self.layers,
-                self.params.combine,
-                self.params.pooling,
-                self.bf16,
-                self.max_length,
-                self.params.stride,
-                self.params.max_batch_tokens,
-            )
+            vectors, piece_ids, counters = encode_chunk(self.encoder, sentences, self.settings)
             out["shard"].append(int(shard))
             out["features"].append(vectors.astype(np.float16).reshape(-1))  # (W*D,): shards differ in W
             out["piece_ids"].append(piece_ids.astype(np.int32))
@@ -274,7 +203,7 @@ def encode_to_cache_ray(
     actors: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Fill cache ``out`` as ``features.extract.encode_to_cache`` does, with the encoding on Ray.
+    """Fill cache ``out`` as ``features.extract.encode_to_cache_local`` does, with the encoding on Ray.
 
     ``actors`` overrides the count the cluster's resources give (tests, the
     benchmark). Returns the local backend's figures plus the Ray ones.
@@ -298,12 +227,11 @@ def _encode_on_ray(params, sentences, offsets, words_sha256, out, actors, progre
     start = time.perf_counter()
     device, num_actors, resources = plan_actors(params.device, params.threads, actors)
     bf16 = precision_for(params.precision, device)
-    # The driver loads the encoder on its CPU once, for the fingerprint (the weights' hash).
-    encoder, layers, max_length = load_for_params(params, "cpu", 1)
-    expected = fingerprint(encoder, params, bf16, max_length, words_sha256)
-    if "device" in expected:  # a fingerprint that names the device names the actors' one, not the driver's
-        expected["device"] = device
-    dim = feature_dim(encoder, layers, params.combine)
+    # The driver loads the encoder on its CPU once, for the fingerprint (the weights' hash);
+    # the fingerprint names the actors' device, not the driver's.
+    encoder, settings = load_for_params(params, bf16, "cpu", 1)
+    expected = dict(fingerprint(encoder, params, bf16, settings.max_length, words_sha256), device=device)
+    dim = feature_dim(encoder, list(settings.layers), settings.combine)
     del encoder
     writer = CacheWriter(out, expected, offsets, dim, params.chunk_sentences)
     shards = shard_dir(out)
@@ -318,9 +246,9 @@ def _encode_on_ray(params, sentences, offsets, words_sha256, out, actors, progre
     log.info(
         "%s, layers %s (%s), %s pooling, %s; %d sentences in %d shards, %d to encode on %d %s actor(s), %s each",
         params.encoder,
-        layers,
-        params.combine,
-        params.pooling,
+        list(settings.layers),
+        settings.combine,
+        settings.pooling,
         "bf16" if bf16 else "fp32",
         len(offsets) - 1,
         len(ranges),

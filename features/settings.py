@@ -26,3 +26,20 @@ class ExtractParams:
     device: str = "auto"  # auto: CUDA when torch sees a GPU, else the CPU; cpu | cuda to force
     backend: str = "local"  # local: this process; ray: shards over a Ray cluster (docs/ray.md)
     ray_address: str = ""  # cluster to join; "": $RAY_ADDRESS, else a local Ray for the run
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodeSettings:
+    """The settings of ``ExtractParams`` that the encoding reads, as resolved for one encoder and machine.
+
+    Made once by ``features.extract.load_for_params`` and passed whole to every chunk, in the local loop
+    and in each Ray actor alike, so both backends encode with the same values.
+    """
+
+    layers: tuple[int, ...]  # hidden states combined, checked against the encoder's depth
+    combine: str  # mean or concat of those layers
+    pooling: str  # first piece or mean of the pieces of each word
+    bf16: bool  # bf16 autocast: extract.precision resolved for the device
+    max_length: int  # window length in pieces: extract.max_length, or the encoder's own when that is 0
+    stride: int  # overlap between the windows of a long sentence
+    max_batch_tokens: int  # padded pieces per encoder batch

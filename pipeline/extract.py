@@ -10,7 +10,7 @@ import argparse
 import json
 
 from data.prepared_io import atomic_write_text, read_prepared
-from features.ray_extract import cache_encoder
+from features.backend import encode_to_cache
 from pipeline.params import ExtractParams, load_section, run_main
 
 
@@ -23,8 +23,8 @@ def main() -> None:
     args = parser.parse_args()
     params = load_section(ExtractParams, "extract", args.params)
     prepared = read_prepared(args.prepared)
-    encode = cache_encoder(params.backend)  # local, or shards on a Ray cluster: the same cache
-    stats = encode(params, prepared.words, prepared.offsets, prepared.meta["words_sha256"], args.out)
+    # extract.backend: local, or shards on a Ray cluster: the same cache
+    stats = encode_to_cache(params, prepared.words, prepared.offsets, prepared.meta["words_sha256"], args.out)
     if args.stats:
         atomic_write_text(args.stats, json.dumps(stats, indent=2))
 

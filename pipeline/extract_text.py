@@ -21,7 +21,7 @@ import numpy as np
 
 from cache.store import CacheWriter
 from data.prepared_io import atomic_write_text
-from features.ray_extract import cache_encoder
+from features.backend import encode_to_cache
 from features.text import TextSentences, scan_text
 from pipeline.params import ExtractParams, UnlabelledTextParams, load_section, run_main
 
@@ -44,8 +44,8 @@ def extract_text(text: UnlabelledTextParams, params: ExtractParams, out: str, st
             scan.num_words,
             scan.blank_lines,
         )
-        encode = cache_encoder(params.backend)  # local, or shards on a Ray cluster: the same cache
-        stats = encode(params, TextSentences(scan), scan.offsets, scan.words_sha256, out)
+        # extract.backend: local, or shards on a Ray cluster: the same cache
+        stats = encode_to_cache(params, TextSentences(scan), scan.offsets, scan.words_sha256, out)
         stats.update(mode=text.mode, path=text.path, lines=scan.lines, blank_lines=scan.blank_lines)
     if stats_path:
         atomic_write_text(stats_path, json.dumps(stats, indent=2))

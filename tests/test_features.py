@@ -107,3 +107,50 @@ def test_bf16_features_stay_close_to_fp32(encoder):
     bf16, _ = encode(encoder, sentences, bf16=True)
     cosine = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
     assert cosine.min() > 0.99
+
+
+# --- the backend: chosen in one place; the local path never loads the Ray module ----------------
+
+TINY = [["Thousands", "of", "demonstrators"], ["London"]]
+TINY_OFFSETS = np.array([0, 3, 4], dtype=np.int64)
+
+
+def test_the_local_backend_never_imports_the_ray_module(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from cache.store import open_cache
+    from features.settings import ExtractParams
+
+    # A fresh features.backend, with the Ray module made unimportable: any import of it raises.
+    monkeypatch.delitem(sys.modules, "features.backend", raising=False)
+    monkeypatch.setitem(sys.modules, "features.ray_extract", None)
+    backend = importlib.import_module("features.backend")
+    threads = torch.get_num_threads()
+    params = ExtractParams(layers=(1,), precision="fp32", chunk_sentences=1, threads=1, device="cpu")
+    stats = backend.encode_to_cache(params, TINY, TINY_OFFSETS, "tiny", str(tmp_path / "f.h5"))
+    torch.set_num_threads(threads)
+    assert stats["backend"] == "local" and stats["words"] == 4
+    with open_cache(tmp_path / "f.h5", stats["fingerprint"]) as cache:
+        assert cache.num_words == 4
+
+
+def test_the_ray_backend_is_chosen_by_the_setting(tmp_path, monkeypatch):
+    import features.ray_extract
+    from features.backend import encode_to_cache
+    from features.settings import ExtractParams
+
+    calls = []
+    monkeypatch.setattr(features.ray_extract, "encode_to_cache_ray", lambda *args: calls.append(args) or {})
+    params = ExtractParams(backend="ray")
+    assert encode_to_cache(params, TINY, TINY_OFFSETS, "tiny", "out.h5") == {}
+    assert calls == [(params, TINY, TINY_OFFSETS, "tiny", "out.h5")]
+
+
+def test_an_unknown_backend_is_refused_before_any_work(tmp_path):
+    from features.backend import encode_to_cache
+    from features.settings import ExtractParams
+
+    with pytest.raises(ValueError, match=r"^extract.backend 'spark': use one of local, ray$"):
+        encode_to_cache(ExtractParams(backend="spark"), TINY, TINY_OFFSETS, "tiny", str(tmp_path / "f.h5"))
+    assert not list(tmp_path.iterdir())

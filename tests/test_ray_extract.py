@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cache.store import open_cache
-from features.extract import encode_to_cache, resolve_device, resolve_precision
+from features.extract import encode_to_cache_local, resolve_device, resolve_precision
 from features.settings import ExtractParams
 
 ray = pytest.importorskip("ray")
@@ -80,7 +80,7 @@ def local_cache(tmp_path_factory):
 
     threads = torch.get_num_threads()
     path = tmp_path_factory.mktemp("local") / "features.h5"
-    stats = encode_to_cache(PARAMS, SENTENCES, OFFSETS, CORPUS_SHA, str(path))
+    stats = encode_to_cache_local(PARAMS, SENTENCES, OFFSETS, CORPUS_SHA, str(path))
     torch.set_num_threads(threads)  # threads=1 above must not slow the tests that run after these
     return path, stats
 
@@ -200,7 +200,7 @@ def test_cuda_without_a_gpu_is_a_one_line_error_before_any_work(monkeypatch, cap
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     params = ExtractParams(device="cuda")
     with pytest.raises(SystemExit) as exit_:
-        run_main(lambda: encode_to_cache(params, SENTENCES, OFFSETS, CORPUS_SHA, str(tmp_path / "f.h5")))
+        run_main(lambda: encode_to_cache_local(params, SENTENCES, OFFSETS, CORPUS_SHA, str(tmp_path / "f.h5")))
     assert exit_.value.code == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: extract.device is cuda") and "\n" not in error
@@ -208,14 +208,12 @@ def test_cuda_without_a_gpu_is_a_one_line_error_before_any_work(monkeypatch, cap
 
 
 def test_ray_refuses_cuda_on_a_cluster_without_gpus(ray_instance):
-    from features.ray_extract import cache_encoder, plan_actors
+    from features.ray_extract import plan_actors
 
     with pytest.raises(ValueError, match="no GPU"):
         plan_actors("cuda", 1, None)
     assert plan_actors("auto", 1, None) == ("cpu", 2, {"num_cpus": 1})
     assert plan_actors("auto", 0, None) == ("cpu", 1, {"num_cpus": 2})  # 0: one actor per node
-    with pytest.raises(ValueError, match="extract.backend 'spark'"):
-        cache_encoder("spark")
 
 
 def test_params_yaml_names_the_new_settings():

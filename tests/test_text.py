@@ -17,7 +17,7 @@ from cache.rows import ConcatRows
 from cache.store import CacheWriter, open_cache
 from data.prepared_io import words_sha256
 from features.extract import extract_to_cache, fingerprint
-from features.settings import ExtractParams
+from features.settings import EncodeSettings, ExtractParams
 from features.text import TextError, TextSentences, check_encoding, scan_text, tokenize_line
 
 LINES = [
@@ -145,24 +145,26 @@ def test_text_extraction_counts_and_resumes(encoder, tmp_path):
         max_batch_tokens=512,
     )
     expected = fingerprint(encoder, settings, False, 64, scan.words_sha256)
-    options = ([1, 2], "mean", "first", False, 64, 16, 512)
+    encode_settings = EncodeSettings(
+        layers=(1, 2), combine="mean", pooling="first", bf16=False, max_length=64, stride=16, max_batch_tokens=512
+    )
 
     def writer(name):
         return CacheWriter(tmp_path / name, expected, scan.offsets, encoder.hidden_size, 4)
 
     interrupted = writer("resumed.h5")
     with pytest.raises(Interrupted):
-        extract_to_cache(encoder, FailingSentences(scan, fail_at=8), interrupted, *options, progress=False)
+        extract_to_cache(encoder, FailingSentences(scan, fail_at=8), interrupted, encode_settings, progress=False)
     interrupted.close()
     resumed = writer("resumed.h5")
     assert resumed.pending_chunks() == [2]
-    counters = extract_to_cache(encoder, TextSentences(scan), resumed, *options, progress=False)
+    counters = extract_to_cache(encoder, TextSentences(scan), resumed, encode_settings, progress=False)
     assert counters["sentences"] == scan.num_sentences - 8
     resumed.finish()
 
     whole = writer("whole.h5")
     sentences = [tokenize_line(line) for line in LINES * 3 if tokenize_line(line)]
-    counters = extract_to_cache(encoder, sentences, whole, *options, progress=False)
+    counters = extract_to_cache(encoder, sentences, whole, encode_settings, progress=False)
     assert counters["sentences"] == 12 and counters["words"] == scan.num_words
     whole.finish()
     with open_cache(tmp_path / "resumed.h5", expected) as a, open_cache(tmp_path / "whole.h5", expected) as b:
