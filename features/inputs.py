@@ -10,7 +10,7 @@ import numpy as np
 
 from cache.rows import ConcatColumns, ConcatRows
 from cache.store import open_cache
-from features.extract import FEATURES_CODE_VERSION
+from features.extract import requested_fingerprint
 from features.settings import ExtractParams
 
 
@@ -26,24 +26,8 @@ def load_inputs(cache_path: str, extract: ExtractParams, corpus_sha256: str, pie
     without loading the encoder: the extract stage checks it when resuming and
     ``predict`` when loading a head.
     """
-    expected = {
-        "encoder": extract.encoder,
-        "layers": [int(layer) for layer in extract.layers],
-        "combine": extract.combine,
-        "pooling": extract.pooling,
-        "precision_requested": extract.precision,
-        "max_length_requested": int(extract.max_length),
-        "stride": int(extract.stride),
-        "chunk_sentences": int(extract.chunk_sentences),
-        "max_batch_tokens": int(extract.max_batch_tokens),
-        "corpus_sha256": corpus_sha256,
-        "code_version": FEATURES_CODE_VERSION,
-    }
-    if extract.precision in ("bf16", "fp32"):
-        expected["precision"] = extract.precision
-    if extract.max_length:
-        expected["max_length"] = int(extract.max_length)
-    with open_cache(cache_path, expected) as cache:
+    # The fields the writer's fingerprint takes from the settings alone (features.extract).
+    with open_cache(cache_path, requested_fingerprint(extract, corpus_sha256)) as cache:
         # The features stay memory-mapped: training reads only the rows of its batches.
         inputs = cache.piece_ids[...] if piece_ids else cache.features
         return inputs, cache.fingerprint
