@@ -1,10 +1,15 @@
-"""The experiments report's significance and recommendation, on made-up runs."""
+"""The experiments report's significance, recommendation and prose figures, on made-up runs."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import ttest_rel
 
-from experiments.report import control_of, paired_test, recommendation_section
+from experiments.report.curve import curve_intro, recommendation_section
+from experiments.report.document import render
+from experiments.report.sections import features_section, selection_section
+from experiments.report.tables import control_of, paired_by_seed
 
 
 def runs_of(gains: dict, size=64, seeds=5, base=0.6):
@@ -25,15 +30,15 @@ def runs_of(gains: dict, size=64, seeds=5, base=0.6):
 
 def test_paired_test_matches_scipy_and_pairs_by_seed():
     runs = runs_of({"ner_entropy": 0.01})
-    test = paired_test(runs, "ner_entropy", "ner_entropy_control", "entity_f1", size=64)
+    test = paired_by_seed(runs, "ner_entropy", "ner_entropy_control", "entity_f1", size=64)
     ours = [r["entity_f1"] for r in sorted(runs, key=lambda r: r["seed"]) if r["model"] == "ner_entropy"]
     theirs = [r["entity_f1"] for r in sorted(runs, key=lambda r: r["seed"]) if r["model"] == "ner_entropy_control"]
     assert test["seeds"] == 5 and test["p"] == pytest.approx(ttest_rel(ours, theirs).pvalue)
     assert test["gain"] == pytest.approx(np.mean(np.subtract(ours, theirs)))
     # A seed without its pair is left out, not paired with another seed's run.
     partial = [r for r in runs if not (r["model"] == "ner_entropy_control" and r["seed"] == 0)]
-    assert paired_test(partial, "ner_entropy", "ner_entropy_control", "entity_f1", size=64)["seeds"] == 4
-    assert np.isnan(paired_test(runs[:4], "ner_entropy", "ner_entropy_control", "entity_f1")["p"])
+    assert paired_by_seed(partial, "ner_entropy", "ner_entropy_control", "entity_f1", size=64)["seeds"] == 4
+    assert np.isnan(paired_by_seed(runs[:4], "ner_entropy", "ner_entropy_control", "entity_f1")["p"])
 
 
 def test_recommendation_names_the_significant_winner_or_none():
@@ -56,8 +61,8 @@ def test_recommendation_prefers_a_significant_gain_to_a_larger_noisy_one():
     for seed, noise in enumerate(rng.normal(0, 0.08, 5)):  # a larger mean gain, far too noisy to be significant
         runs.append({"model": "ner_dd_kl_control", "size": 64, "seed": seed, "entity_f1": 0.6})
         runs.append({"model": "ner_dd_kl", "size": 64, "seed": seed, "entity_f1": 0.62 + noise})
-    dd = paired_test(runs, "ner_dd_kl", "ner_dd_kl_control", "entity_f1", size=64)
-    entropy = paired_test(runs, "ner_entropy", "ner_entropy_control", "entity_f1", size=64)
+    dd = paired_by_seed(runs, "ner_dd_kl", "ner_dd_kl_control", "entity_f1", size=64)
+    entropy = paired_by_seed(runs, "ner_entropy", "ner_entropy_control", "entity_f1", size=64)
     assert dd["gain"] > entropy["gain"] and dd["p"] >= 0.05 and entropy["p"] < 0.05
     report = recommendation_section({"runs": runs})
     assert "use `ner_entropy`" in report and "none does" not in report
@@ -66,3 +71,77 @@ def test_recommendation_prefers_a_significant_gain_to_a_larger_noisy_one():
 def test_recommendation_names_the_sizes_where_no_method_wins():
     runs = runs_of({"ner_entropy": 0.02}, size=128) + runs_of({"ner_entropy": 0.0}, size=64)
     assert "At 64 labelled sentences none does" in recommendation_section({"runs": runs})
+
+
+def selection_json(**recorded):
+    """A selection experiment's JSON with one grid, plus the figures its experiment records (``recorded``)."""
+    rows = [
+        {"schedule": "joint", "kl_weight": w, "validation_entity_f1": 0.7 + w / 100, "validation_accuracy": 0.9}
+        for w in (0.1, 1.0)
+    ]
+    return {
+        "params": {"validation_fraction": 0.25},
+        "supervised": [{"seed": 0, "best_step": 300, "converged": 0.75, "epochs_20": 0.74}],
+        "grids": {"ner_entropy": rows},
+        "chosen": {"ner_entropy": rows[1]},
+        "defaults": {"ner_entropy": {"schedule": "joint", "kl_weight": 1.0}},
+        **recorded,
+    }
+
+
+def test_selection_prose_reads_its_figures_from_the_json():
+    text = selection_section(selection_json(labelled_sentences=1000, epochs=30))
+    assert "validation part (25%) of the 1,000-sentence labelled split" in text and "the other 75%" in text
+    assert "| 30 epochs (the seed's) |" in text
+    # A JSON that did not record a figure gets no number in its place (never a default typed into the report).
+    text = selection_section(selection_json())
+    assert "validation part (25%) of the labelled split" in text and "| the seed's epochs |" in text
+    assert "2,560" not in text and "20 epochs" not in text and "20%" not in text
+
+
+def test_curve_prose_reads_its_figures_from_the_json():
+    runs = runs_of({"ner_entropy": 0.02})
+    protocol = {"bert_ner_epochs": 30, "early_stopping_validation_fraction": 0.25}
+    intro = " ".join(curve_intro({"runs": runs, "protocol": protocol}))
+    assert "schedule (30 epochs)" in intro and "early stopping on 25% of the labelled sample" in intro
+    assert "| converged vs 30 epochs |" in recommendation_section({"runs": runs, "protocol": protocol})
+    intro = " ".join(curve_intro({"runs": runs}))
+    assert "20" not in intro and "a held-out part of the labelled sample" in intro
+    assert "| converged vs the seed's epochs |" in recommendation_section({"runs": runs})
+
+
+def test_features_prose_reads_the_validation_share():
+    data = {
+        "params": {"validation_fraction": 0.3},
+        "grid": [
+            {
+                "layers": [3],
+                "pooling": "mean",
+                "validation_mean_f1": 0.5,
+                "validation_entity_f1": 0.7,
+                "validation_accuracy_no_o": 0.8,
+            }
+        ],
+        "best": {"layers": [3], "pooling": "mean"},
+        "default": {"layers": [3, 4, 5], "pooling": "mean"},
+        "cost": {
+            "labelled_words": 1234,
+            "all_layer_seconds_on_labelled_split": {"mean": 2.5},
+            "full_corpus_bytes_per_choice": 2**30,
+            "full_corpus_bytes_all_layers": 7 * 2**30,
+        },
+    }
+    text = features_section(data)
+    assert "trained on 70% of the labelled split, scored on the other 30%" in text and "1,234 labelled words" in text
+
+
+def test_the_document_puts_the_recommendation_first_and_writes_its_plot(tmp_path):
+    runs = [
+        dict(r, sample="random", mean_f1=r["entity_f1"] - 0.1, accuracy=0.95) for r in runs_of({"ner_entropy": 0.02})
+    ]
+    data = {"learning_curve": {"seconds": 60.0, "params": {"seeds": [0, 1, 2, 3, 4]}, "runs": runs}}
+    data["selection"] = dict(selection_json(), seconds=120.0)
+    text = render(data, Path("reports/experiments"), tmp_path / "plots")
+    assert text.index("## Recommendation") < text.index("## 0. Validated defaults") < text.index("## 1. Learning curve")
+    assert "learning_curve 60 s, selection 120 s; 3 minutes in all" in text
+    assert (tmp_path / "plots" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"

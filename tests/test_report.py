@@ -184,6 +184,7 @@ def test_control_comparisons_pair_runs_by_seed():
     assert len(rows) == 1 and rows[0]["control"] == "m_control" and rows[0]["seeds"] == 4
     entity = rows[0]["entity_f1"]
     assert entity["gain"] == pytest.approx(np.mean(np.subtract(ours, theirs)))
+    assert entity["gain_std"] == pytest.approx(np.std(np.subtract(ours, theirs), ddof=1))
     assert entity["p"] == pytest.approx(ttest_rel(ours, theirs).pvalue)
     assert rows[0]["accuracy"]["p"] == 1.0  # identical runs: no evidence of a difference
     assert "| m | 4 | +0.0225" in comparisons_markdown(rows)
