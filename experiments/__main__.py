@@ -56,7 +56,7 @@ EXPERIMENTS = {
     "biased": lambda runner: questions.curve(runner, biased=True),
     "regularizers": questions.regularizers,
     "joint": questions.joint,
-    "features": questions.features,
+    "features": questions.encoder_layers,
     "class_weights": questions.class_weights,
     "target_gradient": questions.target_gradient,
     "selection": questions.selection,

@@ -121,7 +121,23 @@ def curve(runner: Runner, biased: bool) -> list:
                     dd_models[0]
                 ]
                 record(runs, runner.score(head, test), model=f"{dd_models[0]}_given_prior", **sample)
-    return {"runs": runs, "settings": defaults(runner)}
+    return {"runs": runs, "settings": defaults(runner), "protocol": protocol(runner)}
+
+
+def protocol(runner: Runner) -> dict:
+    """The supervised heads' figures the report's prose names: the seed's epochs, early stopping's held-out share."""
+    return {
+        "bert_ner_epochs": runner.epochs,
+        "early_stopping_validation_fraction": runner.stopping.validation_fraction,
+    }
+
+
+def split_sizes(runner: Runner) -> dict:
+    """The sizes of the labelled split and its validation part, for the report's prose."""
+    return {
+        "labelled_sentences": int(len(runner.split["labelled"])),
+        "validation_sentences": int(len(runner.validation_part)),
+    }
 
 
 def defaults(runner: Runner) -> dict:
@@ -236,6 +252,8 @@ def selection(runner: Runner) -> dict:
             max(rows, key=lambda row: row["validation_entity_f1"]), control_entity_f1=float(np.mean(control))
         )
     return {
+        **split_sizes(runner),
+        "epochs": runner.epochs,
         "supervised": supervised,
         "grids": grids,
         "chosen": chosen,
@@ -365,8 +383,14 @@ def joint(runner: Runner) -> dict:
     return {"chosen_lambda": chosen, "selection": selection, "runs": runs}
 
 
-def features(runner: Runner) -> dict:
-    """Layers x pooling on validation: the encoder runs here, on the labelled split only."""
+def encoder_layers(runner: Runner) -> dict:
+    """Layers x pooling on validation: the encoder runs here, on the labelled split only.
+
+    ``features.extract.encode_windows`` keeps every hidden state of one encoder
+    pass per pooling, and each layer choice averages its layers from those:
+    the pipeline's ``encode_to_cache`` writes one choice to an HDF5 cache, which
+    would take one encoder pass per choice.
+    """
     extract = runner.extract
     encoder = load_encoder(extract.encoder)
     labelled = runner.split["labelled"]
@@ -375,7 +399,7 @@ def features(runner: Runner) -> dict:
     local = {s: i for i, s in enumerate(labelled)}
     train_local = np.array([local[s] for s in runner.train_part])
     validation_local = np.array([local[s] for s in runner.validation_part])
-    rows = np.concatenate([np.arange(runner.corpus.offsets[s], runner.corpus.offsets[s + 1]) for s in labelled])
+    rows = word_rows(runner.corpus.offsets, labelled)  # the labelled words, in sentence order
     all_layers = list(range(encoder.num_layers + 1))
     windows = tokenize(encoder.tokenizer, sentences, encoder.max_length, extract.stride)
     grid, timings = [], {}
@@ -418,6 +442,7 @@ def features(runner: Runner) -> dict:
         "full_corpus_bytes_all_layers": words * encoder.hidden_size * 2 * len(all_layers),
     }
     return {
+        **split_sizes(runner),
         "grid": grid,
         "best": best,
         "default": {"layers": list(extract.layers), "pooling": extract.pooling},
