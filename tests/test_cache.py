@@ -299,3 +299,16 @@ def test_a_torn_shard_reads_as_missing(tmp_path):
     write_shard(path, {}, 0, 2, np.ones((3, 2), np.float32), np.ones(3, np.int32))
     path.write_bytes(path.read_bytes()[:100])  # a file cut short (written by something else than write_shard)
     assert read_shard(path, {}, 0, 2, 3) is None
+
+
+def test_a_shard_that_fails_while_written_leaves_no_file(tmp_path):
+    from cache.shards import write_shard
+
+    class Unwritable(np.ndarray):
+        def astype(self, *args, **kwargs):
+            raise MemoryError("failed mid-write")
+
+    path = tmp_path / "000000.h5"
+    with pytest.raises(MemoryError):
+        write_shard(path, {}, 0, 2, np.ones((3, 2), np.float32), np.ones(3, np.int32).view(Unwritable))
+    assert not path.exists()  # the features were written, to the temporary only

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,30 @@ def test_an_unknown_backend_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"^extract.backend 'spark': use one of local, ray$"):
         encode_to_cache(ExtractParams(backend="spark"), TINY, TINY_OFFSETS, "tiny", str(tmp_path / "f.h5"))
     assert not list(tmp_path.iterdir())
+
+
+def test_encode_chunk_encodes_with_every_one_of_its_settings(encoder):
+    """Each field of EncodeSettings reaches the code that reads it (a long sentence spans several windows)."""
+    from features.extract import encode_chunk, padded_length
+    from features.settings import EncodeSettings
+
+    sentences = [["the", "minister", "said"] * 9, ["London", "marched"], ["Grönholm"] * 5]
+    settings = EncodeSettings(
+        layers=(1, 3), combine="concat", pooling="first", bf16=False, max_length=16, stride=4, max_batch_tokens=40
+    )
+    vectors, piece_ids, counters = encode_chunk(encoder, sentences, settings)
+    windows = tokenize(encoder.tokenizer, sentences, 16, 4)
+    np.testing.assert_array_equal(vectors, encode_windows(encoder, windows, [1, 3], "concat", "first", False, 40))
+    np.testing.assert_array_equal(piece_ids, windows.first_piece_id)
+    lengths = np.array([len(ids) for ids in windows.input_ids])
+    assert counters == {
+        "words": 34,
+        "pieces": int(lengths.sum()),
+        "windows": len(lengths),
+        "padded_slots": sum(
+            len(b) * padded_length(int(lengths[b].max()), PAD_MULTIPLE) for b in length_batches(lengths, 40)
+        ),
+    }
+    assert len(lengths) > 3  # the long sentence was cut into windows of 16 pieces
+    bf16_vectors, _, _ = encode_chunk(encoder, sentences, dataclasses.replace(settings, bf16=True))
+    assert not np.array_equal(bf16_vectors, vectors)
