@@ -29,7 +29,9 @@ from features.encoder import load_encoder
 from features.extract import encode_windows
 from features.inputs import with_shape_flags
 from heads.batches import make_batch, sentence_batches, word_rows
-from heads.model import MLPHead, build_model
+from heads.build import build_model
+from heads.model import MLPHead
+from heads.settings import HeadParams
 from heads.steps import init_head_params, init_state, make_optimizer, make_steps
 from heads.train import KLPhase, train_kl_phase, train_supervised
 from pipeline.params import ExtractParams, SupervisedParams, load_section
@@ -46,7 +48,8 @@ def time_head_kinds(prepared, labels, labelled, repeats=3) -> dict:
             times = []
             for _ in range(repeats):
                 # A new model object each time: nothing compiled before is reused.
-                model = build_model("features", len(prepared.categories), head=kind, input_dim=int(inputs.shape[1]))
+                heads = HeadParams(kind=kind, shape_flags=True, neighbour_flags=neighbours)
+                model = build_model(heads, len(prepared.categories), int(inputs.shape[1]))
                 start = time.perf_counter()
                 train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model, epochs=20, seed=0)
                 times.append(round(time.perf_counter() - start, 2))

@@ -16,16 +16,17 @@ import time
 import numpy as np
 
 from data.prepared_io import read_prepared
-from features.inputs import load_inputs
+from features.inputs import head_inputs, load_inputs
 from heads.batches import word_rows
+from heads.build import build_model
 from heads.early_stopping import EarlyStopping, train_converged
 from heads.losses import explicit_prior, inverse_frequency_weights
 from heads.metrics import entity_f1_fast, word_metrics
-from heads.model import build_model
 from heads.predict import predict
 from heads.self_training import SelfTraining, train_self_training
 from heads.stats import validation_split
-from heads.train import KLPhase, train_kl_phase, train_supervised
+from heads.train import KLPhase, kl_phase, train_kl_phase, train_supervised
+from pipeline.models import model_settings
 from pipeline.params import (
     EarlyStoppingParams,
     ExtractParams,
@@ -58,6 +59,7 @@ class Head:
     model: object
     seconds: float
     info: dict | None = None  # e.g. early stopping's chosen steps
+    corpus: Corpus | None = None  # the inputs it reads (None: the runner's corpus of section heads)
 
 
 def _class_weights(corpus: Corpus, labelled: np.ndarray, heads: HeadParams):
@@ -84,23 +86,12 @@ def train_ner(corpus: Corpus, labelled: np.ndarray, seed: int, heads: HeadParams
         class_weights=_class_weights(corpus, labelled, heads),
         seed=seed,
     )
-    return Head(params, model, time.perf_counter() - start)
+    return Head(params, model, time.perf_counter() - start, corpus=corpus)
 
 
 def _model(corpus: Corpus, heads: HeadParams):
-    """The head ``heads`` describes (MLP or BiLSTM) for the corpus's inputs (shape flags included or not)."""
-    return build_model(
-        "features",
-        len(corpus.categories),
-        hidden=heads.hidden,
-        latent_dim=heads.latent_dim,
-        dropout=heads.dropout,
-        head=heads.kind,
-        input_dim=int(corpus.features.shape[1]),
-        lstm_units=heads.lstm_units,
-        row_words=heads.row_words,
-        max_sentences=heads.batch_sentences,
-    )
+    """The head ``heads`` describes (MLP or BiLSTM) for the corpus's inputs."""
+    return build_model(heads, len(corpus.categories), int(corpus.features.shape[1]))
 
 
 def _common(corpus: Corpus, labelled, seed, heads: HeadParams) -> dict:
@@ -134,7 +125,7 @@ def train_ner_converged(
         learning_rate=heads.learning_rate,
         **_common(corpus, labelled, seed, heads),
     )
-    return Head(params, model, time.perf_counter() - start, info)
+    return Head(params, model, time.perf_counter() - start, info, corpus)
 
 
 def train_self(
@@ -164,6 +155,7 @@ def train_self(
         teacher.model,
         time.perf_counter() - start,
         {"pseudo_share": [round(h["pseudo_share"], 4) for h in history]},
+        corpus,
     )
 
 
@@ -192,7 +184,7 @@ def train_kl(
         class_weights=_class_weights(corpus, labelled, heads),
         seed=seed,
     )
-    return Head(params, start_from.model, time.perf_counter() - start)
+    return Head(params, start_from.model, time.perf_counter() - start, corpus=corpus)
 
 
 def score(corpus: Corpus, head: Head, sentences: np.ndarray) -> dict:
@@ -224,7 +216,8 @@ class Runner:
     def __init__(self, params: object, params_path: str, prepared_dir: str, cache_path: str):
         self.params = params  # the experiments' own section (experiments.cli.ExperimentParams)
         self.extract = load_section(ExtractParams, "extract", params_path)
-        self.heads = load_section(HeadParams, "heads", params_path)
+        self.heads = load_section(HeadParams, "heads", params_path)  # the seed's rows: bert_ner and its KL models
+        self.converged_heads = model_settings("bert_ner_es", params_path).heads  # our rows: with its head_settings
         self.kl = load_section(KLParams, "kl", params_path)
         self.epochs = load_section(SupervisedParams, "bert_ner", params_path).epochs
         self.kl_models = {
@@ -241,11 +234,12 @@ class Runner:
             **dataclasses.asdict(load_section(SelfTrainingParams, "self_training", params_path))
         )
         self.prepared = read_prepared(prepared_dir)
-        features, self.fingerprint = load_inputs(
+        self.features, self.fingerprint = load_inputs(
             cache_path, self.extract, self.prepared.meta["words_sha256"], piece_ids=False
         )
-        tags = [t for sentence in self.prepared.tags for t in sentence]
-        self.corpus = Corpus(features, self.prepared.labels, tags, self.prepared.offsets, self.prepared.categories)
+        self.tags = [t for sentence in self.prepared.tags for t in sentence]
+        self._corpora = {}
+        self.corpus = self.corpus_for(self.heads)
         self.split = self.prepared.split
         self.prior = explicit_prior(self.kl.prior, self.prepared.categories)
         # Every selection holds out this part: the split early stopping uses, seed 0.
@@ -253,22 +247,29 @@ class Runner:
         self.train_part, self.validation_part = validation_split(labelled, self.params.validation_fraction)
         self.non_test = np.sort(np.concatenate([self.split["labelled"], self.split["unlabelled"]]))
 
+    def corpus_for(self, heads: HeadParams) -> Corpus:
+        """The corpus with the inputs ``heads`` reads (``features.inputs.head_inputs``: the pipeline's), built once."""
+        key = (heads.shape_flags, heads.neighbour_flags)
+        if key not in self._corpora:
+            inputs = head_inputs(self.features, self.prepared.words, heads)
+            prepared = self.prepared
+            self._corpora[key] = Corpus(inputs, prepared.labels, self.tags, prepared.offsets, prepared.categories)
+        return self._corpora[key]
+
     def ner(self, labelled, seed, corpus: Corpus | None = None, **overrides) -> Head:
         """BERT NER with the ``heads`` section, ``overrides`` (e.g. dropout=0.3) replacing its values."""
-        return train_ner(
-            corpus or self.corpus, labelled, seed, dataclasses.replace(self.heads, **overrides), self.epochs
-        )
+        heads = dataclasses.replace(self.heads, **overrides)
+        return train_ner(corpus or self.corpus_for(heads), labelled, seed, heads, self.epochs)
 
     def converged(self, labelled, seed, **overrides) -> Head:
-        """BERT NER trained to convergence (bert_ner_es), ``overrides`` replacing ``heads`` values."""
-        return train_ner_converged(
-            self.corpus, labelled, seed, dataclasses.replace(self.heads, **overrides), self.stopping
-        )
+        """BERT NER trained to convergence as bert_ner_es is (its head settings), ``overrides`` replacing them."""
+        heads = dataclasses.replace(self.converged_heads, **overrides)
+        return train_ner_converged(self.corpus_for(heads), labelled, seed, heads, self.stopping)
 
     def self_trained(self, teacher: Head, labelled, unlabelled, seed, **overrides) -> Head:
         """Self-training from ``teacher`` with the ``self_training`` section, ``overrides`` of its fields."""
         return train_self(
-            self.corpus,
+            teacher.corpus or self.corpus,
             teacher,
             labelled,
             unlabelled,
@@ -279,23 +280,7 @@ class Runner:
 
     def phase(self, model: str, **overrides) -> KLPhase:
         """KL model ``model``'s phase as the pipeline runs it, with ``overrides`` of KLPhase fields."""
-        recipe, kl = self.kl_models[model], self.kl
-
-        def chosen(value, default):
-            return default if value is None else value
-
-        phase = KLPhase(
-            kind=recipe.kind,
-            rounds=recipe.rounds,
-            schedule=chosen(recipe.schedule, kl.schedule),
-            kl_weight=chosen(recipe.weight, kl.weight),
-            prior=self.prior,
-            target_gradient=chosen(recipe.target_gradient, kl.target_gradient),
-            learning_rate=kl.learning_rate,
-            kl_learning_rate=chosen(recipe.kl_learning_rate, kl.kl_learning_rate),
-            control=recipe.control,
-        )
-        return dataclasses.replace(phase, **overrides)
+        return dataclasses.replace(kl_phase(self.kl_models[model], self.kl, self.prior), **overrides)
 
     def kl_heads(
         self, ner: Head, labelled, unlabelled, seed, models=None, heads: dict | None = None, **overrides
@@ -305,10 +290,11 @@ class Runner:
         ``heads`` overrides values of the ``heads`` section, ``overrides`` fields of the phase.
         """
         head_params = dataclasses.replace(self.heads, **(heads or {}))
+        corpus = ner.corpus or self.corpus  # the inputs of the head it starts from
         return {
-            model: train_kl(self.corpus, ner, labelled, unlabelled, seed, head_params, self.phase(model, **overrides))
+            model: train_kl(corpus, ner, labelled, unlabelled, seed, head_params, self.phase(model, **overrides))
             for model in (self.seed_models if models is None else models)
         }
 
     def score(self, head: Head, sentences) -> dict:
-        return score(self.corpus, head, sentences)
+        return score(head.corpus or self.corpus, head, sentences)

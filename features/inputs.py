@@ -33,6 +33,42 @@ def load_inputs(cache_path: str, extract: ExtractParams, corpus_sha256: str, pie
         return inputs, cache.fingerprint
 
 
+def baseline_vocabulary(piece_ids: np.ndarray) -> np.ndarray:
+    """The first-piece ids seen in the labelled words, sorted: the baseline's embedding rows 1..V.
+
+    Row 0 is shared by every id never seen in a labelled word. Such rows never
+    receive a gradient, so giving each unseen id a row of its own (the seed's full
+    30,522-row table) changes nothing learnable, and Adam over the full table
+    makes every step ~5x slower.
+    """
+    return np.unique(piece_ids).astype(np.int32)
+
+
+def baseline_inputs(piece_ids: np.ndarray, vocabulary) -> np.ndarray:
+    """Map first-piece ids to the baseline's embedding rows (0 for unseen ids), (N,) int32."""
+    vocabulary = np.asarray(vocabulary, dtype=np.int32)
+    position = np.clip(np.searchsorted(vocabulary, piece_ids), 0, max(len(vocabulary) - 1, 0))
+    found = vocabulary[position] == piece_ids if len(vocabulary) else np.zeros(len(piece_ids), bool)
+    return np.where(found, position + 1, 0).astype(np.int32)
+
+
+def head_inputs(word_inputs, sentences, heads, vocabulary=None):
+    """What a head reads for the words of ``sentences``, given their cached (or just encoded) inputs.
+
+    ``word_inputs`` are features (W, D): with ``heads.shape_flags`` the word-shape
+    flags of ``sentences``' words are appended (``heads.neighbour_flags``: their
+    neighbours' too), a (W, D + 8) or (W, D + 24) view that leaves the cache
+    mapped. Or first-piece ids (W,): with ``vocabulary`` mapped to the
+    baseline's embedding rows. Training, evaluation, the tagger and the
+    experiments all build a head's inputs here, so they cannot disagree.
+    """
+    if np.ndim(word_inputs) == 1:
+        return word_inputs if vocabulary is None else baseline_inputs(np.asarray(word_inputs), vocabulary)
+    if heads.shape_flags:
+        return with_shape_flags(word_inputs, sentences, heads.neighbour_flags)
+    return word_inputs
+
+
 def with_shape_flags(features, sentences, neighbours: bool = False) -> ConcatColumns:
     """``features`` (W, D) with the word-shape flags of ``sentences``' words appended, (W, D + 8) float16.
 
@@ -63,8 +99,8 @@ def add_unlabelled_text(
     text_cache: str,
     mode: str,
     feature_fingerprint: dict,
+    heads=None,
     text_words=None,
-    neighbours: bool = False,
 ):
     """Inputs, offsets, labels and unlabelled ids with the text cache's sentences appended.
 
@@ -72,8 +108,8 @@ def add_unlabelled_text(
     and carry no label (-1). ``mode`` 'add' keeps the corpus's unlabelled
     sentences, 'replace' drops them. The text cache must hold features of the
     very encoder, weights, layers, pooling and precision of the corpus cache.
-    With ``text_words`` (the text's sentences) the text's rows get the
-    word-shape flags (with ``neighbours``, their neighbours' too), as the corpus's inputs must have them.
+    The text's rows are built as ``head_inputs`` builds the corpus's for ``heads``
+    (``text_words``, the text's sentences, give their shape flags when ``heads`` has them).
     Returns (inputs, offsets, labels, unlabelled ids, a summary for the config).
     """
     with open_cache(text_cache) as cache:
@@ -89,8 +125,8 @@ def add_unlabelled_text(
         )
     num_sentences, num_words = len(offsets) - 1, int(offsets[-1])
     text_ids = np.arange(num_sentences, num_sentences + len(text_offsets) - 1, dtype=np.int64)
-    if text_words is not None:
-        text_features = with_shape_flags(text_features, text_words, neighbours)
+    if heads is not None:
+        text_features = head_inputs(text_features, text_words, heads)
     inputs = ConcatRows(inputs, text_features)
     offsets = np.concatenate([offsets, num_words + text_offsets[1:]])  # (S + T + 1,)
     labels = np.concatenate([labels, np.full(int(text_offsets[-1]), -1, dtype=labels.dtype)])

@@ -105,7 +105,7 @@ def _config_problem(config: dict) -> str | None:
 
 def _expected_shapes(config: dict, dim: int | None) -> dict:
     """Parameter shapes of the architecture ``config`` names, for inputs of width ``dim``."""
-    from heads.model import model_from_config
+    from heads.build import model_from_config
 
     model = model_from_config(config)
     example = np.zeros((1,), np.int32) if config["input"] == "piece_ids" else np.zeros((1, dim), np.float16)

@@ -17,12 +17,13 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from features.extract import release_freed_memory
-from features.shape import shape_flags
+from features.inputs import head_inputs
 from features.text import decode_lines, read_sentences
+from heads.build import model_from_config
 from heads.checkpoint import load_head
 from heads.metrics import categories_to_bio
-from heads.model import baseline_inputs, model_from_config
 from heads.predict import predict, predict_padded
+from heads.settings import HeadParams
 
 
 def check_weights(head_path: str, features: dict, encoder) -> None:
@@ -60,6 +61,7 @@ class Tagger:
         self.bf16 = features["precision"] == "bf16"
         self.max_length, self.stride = int(features["max_length"]), int(features["stride"])
         self.max_batch_tokens = max_batch_tokens
+        self.heads = HeadParams(**config["heads"])
         self.model = model_from_config(config)
 
     @classmethod
@@ -92,12 +94,9 @@ class Tagger:
             inputs = encode_windows(
                 self.encoder, windows, self.layers, self.combine, self.pooling, self.bf16, self.max_batch_tokens
             ).astype(np.float16)  # (W, D)
-            heads = self.config["heads"]
-            if heads.get("shape_flags"):
-                flags = shape_flags(sentences, bool(heads.get("neighbour_flags")))  # (W, 8) or (W, 24)
-                inputs = np.concatenate([inputs, flags], axis=1)
         else:
-            inputs = baseline_inputs(windows.first_piece_id, self.config["vocabulary"])  # (W,)
+            inputs = windows.first_piece_id  # (W,)
+        inputs = np.asarray(head_inputs(inputs, sentences, self.heads, self.config.get("vocabulary"))[:])
         predicted = self._predict(inputs)
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
         return [[self.categories[i] for i in predicted[a:b]] for a, b in zip(offsets[:-1], offsets[1:])]

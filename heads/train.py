@@ -58,6 +58,26 @@ class KLPhase:
             raise ValueError(f"KL rounds must be >= 0, got {self.rounds}")
 
 
+def kl_phase(recipe, kl, prior) -> KLPhase:
+    """The phase a KL model (a ``kl_models`` entry, ``heads.settings.KLModelParams``) runs: its own values,
+    else section ``kl``'s validated defaults (``heads.settings.KLParams``); ``prior`` (C,) or None."""
+
+    def chosen(value, default):
+        return default if value is None else value
+
+    return KLPhase(
+        kind=recipe.kind,
+        rounds=recipe.rounds,
+        schedule=chosen(recipe.schedule, kl.schedule),
+        kl_weight=chosen(recipe.weight, kl.weight),
+        prior=prior,
+        target_gradient=chosen(recipe.target_gradient, kl.target_gradient),
+        learning_rate=kl.learning_rate,
+        kl_learning_rate=chosen(recipe.kl_learning_rate, kl.kl_learning_rate),
+        control=recipe.control,
+    )
+
+
 def compiled_schedule(step):
     """A jitted run of ``step`` over stacked batches, continuing a HeadState.
 

@@ -17,13 +17,14 @@ import numpy as np
 
 from cache.store import open_cache
 from data.prepared_io import atomic_write_text, read_prepared
-from features.inputs import with_shape_flags
+from features.inputs import head_inputs
 from heads.batches import word_rows
+from heads.build import model_from_config
 from heads.checkpoint import load_head
 from heads.metrics import confusion, entity_metrics, sentences_from_offsets, word_metrics
-from heads.model import baseline_inputs, model_from_config
 from heads.plots import plot_confusion, plot_latent_pca
 from heads.predict import predict
+from heads.settings import HeadParams
 from pipeline.params import enable_compilation_cache, run_main
 
 log = logging.getLogger("evaluate")
@@ -55,19 +56,14 @@ class TestSplit:
 
     def inputs(self, config: dict) -> np.ndarray:
         """The head's inputs for the test words; the cache's fingerprint is checked against the head's."""
-        flags = (bool(config["heads"].get("shape_flags")), bool(config["heads"].get("neighbour_flags")))
-        kind = (config["input"], flags, json.dumps(config["features"]))
-        if kind not in self._inputs:
+        heads, piece_ids = HeadParams(**config["heads"]), config["input"] == "piece_ids"
+        key = (piece_ids, heads.shape_flags, heads.neighbour_flags, json.dumps(config["features"]))
+        if key not in self._inputs:
             with open_cache(self.cache_path, config["features"]) as cache:
-                if config["input"] == "piece_ids":
-                    self._inputs[kind] = cache.piece_ids[...][self.rows]
-                else:
-                    features = cache.features[self.rows]
-                    if flags[0]:
-                        features = with_shape_flags(features, self.words, flags[1])[:]
-                    self._inputs[kind] = features
-        inputs = self._inputs[kind]
-        return baseline_inputs(inputs, config["vocabulary"]) if config["input"] == "piece_ids" else inputs
+                word_inputs = cache.piece_ids[...][self.rows] if piece_ids else cache.features[self.rows]
+                self._inputs[key] = np.asarray(head_inputs(word_inputs, self.words, heads)[:])
+        inputs = self._inputs[key]
+        return head_inputs(inputs, self.words, heads, config["vocabulary"]) if piece_ids else inputs
 
 
 def evaluate(head_path: Path, test: TestSplit, metrics_dir: Path, predictions_dir: Path, plots_dir: Path) -> dict:

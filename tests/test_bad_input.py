@@ -576,13 +576,14 @@ def test_resumed_cache_totals_cover_every_chunk(encoder, tmp_path):
 
 
 def test_training_stops_on_a_non_finite_loss():
-    from heads.model import build_model
+    from heads.build import build_model
+    from heads.settings import HeadParams
     from heads.train import train_supervised
 
     inputs = np.random.default_rng(0).standard_normal((12, 4)).astype(np.float16)
     inputs[3] = np.nan
     labels = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0], np.int32)
-    model = build_model("features", 2, hidden=[8], latent_dim=4)
+    model = build_model(HeadParams(hidden=[8], latent_dim=4), 2, 4)
     with pytest.raises(ValueError, match=r"non-finite loss \(NaN or Inf\) at step 0, epoch 1 of 2"):
         train_supervised(
             None,

@@ -9,9 +9,10 @@ import pytest
 from cache.rows import ConcatColumns
 from features.shape import FIRST_WORD, SHAPE_FLAGS, shape_flags
 from heads.batches import make_batch, word_rows
+from heads.build import build_model
 from heads.context import sentence_grid
-from heads.model import build_model
 from heads.predict import predict
+from heads.settings import HeadParams
 from heads.steps import ce_step, init_state, make_optimizer
 
 DIM, CLASSES = 12, 3
@@ -27,16 +28,10 @@ def sentences_and_inputs(lengths, seed=0):
 
 def bilstm(**options):
     settings = dict(
-        hidden=(16,),
-        latent_dim=8,
-        head="bilstm",
-        input_dim=DIM + len(SHAPE_FLAGS),
-        lstm_units=8,
-        row_words=4,
-        max_sentences=8,
+        hidden=(16,), latent_dim=8, kind="bilstm", shape_flags=True, lstm_units=8, row_words=4, batch_sentences=8
     )
     settings.update(options)
-    return build_model("features", CLASSES, **settings)
+    return build_model(HeadParams(**settings), CLASSES, DIM + len(SHAPE_FLAGS))
 
 
 def test_grid_places_windows_of_long_sentences_on_rows_of_their_own():
@@ -98,8 +93,6 @@ def test_one_train_step_changes_every_parameter():
 
 
 def test_a_bilstm_without_shape_flags_is_refused():
-    from pipeline.params import HeadParams
-
     with pytest.raises(ValueError, match="shape_flags"):
         HeadParams(kind="bilstm", shape_flags=False)
     with pytest.raises(ValueError, match="heads.kind"):
@@ -125,8 +118,8 @@ def test_first_word_column_is_where_the_model_looks():
 
 
 def test_a_saved_bilstm_head_loads_and_predicts_the_same(tmp_path):
+    from heads.build import model_from_config
     from heads.checkpoint import load_head, save_head
-    from heads.model import model_from_config
 
     _, inputs = sentences_and_inputs([4, 6])
     model = bilstm()
@@ -162,7 +155,7 @@ def test_a_grid_fitted_to_the_sentences_gives_what_the_full_grid_gives(lengths):
     from heads.predict import predict_padded
 
     _, inputs = sentences_and_inputs(lengths, seed=3)
-    model = bilstm(max_sentences=len(lengths))
+    model = bilstm(batch_sentences=len(lengths))
     params = model.init(jax.random.key(4), inputs[:1])["params"]
     padded = np.concatenate([inputs, np.zeros((7, inputs.shape[1]), inputs.dtype)])  # padding rows, as in a batch
     full, _ = predict_padded(params, model, padded)
@@ -180,5 +173,5 @@ def test_a_grid_fitted_to_the_sentences_gives_what_the_full_grid_gives(lengths):
 def test_fit_grid_leaves_other_heads_alone():
     from heads.context import fit_grid
 
-    mlp = build_model("features", CLASSES, hidden=(16,), latent_dim=8)
+    mlp = build_model(HeadParams(hidden=(16,), latent_dim=8), CLASSES, DIM)
     assert fit_grid(mlp, np.array([0, 3]), [np.array([0])]) is mlp

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from features.inputs import baseline_inputs, baseline_vocabulary
 from heads.losses import explicit_prior
-from heads.model import baseline_inputs, baseline_vocabulary
 
 
 @settings(max_examples=50, deadline=None)

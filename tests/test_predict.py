@@ -18,10 +18,10 @@ from flax import serialization
 from features.extract import fingerprint
 from features.settings import ExtractParams
 from features.text import tokenize_line
+from heads.build import build_model
 from heads.checkpoint import save_head
-from heads.model import build_model
+from heads.settings import HeadParams
 from heads.tagger import Tagger, conll_block, entity_spans, json_record, tag_lines
-from pipeline.params import HeadParams
 
 CATEGORIES = ["O", "city", "date", "product"]
 SMALL = HeadParams(hidden=[16], latent_dim=8)  # lists, as from params.yaml (msgpack has no tuple)
@@ -32,15 +32,7 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None, heads=S
     baseline = input_kind == "piece_ids"
     vocabulary = list(range(0, len(encoder.tokenizer), 3))  # the piece ids "seen in training"
     vocab = len(vocabulary) + 1
-    model = build_model(
-        input_kind,
-        len(CATEGORIES),
-        hidden=heads.hidden,
-        latent_dim=heads.latent_dim,
-        dropout=heads.dropout,
-        embed_dim=8,
-        vocab_size=vocab,
-    )
+    model = build_model(heads, len(CATEGORIES), 0, input_kind=input_kind, embed_dim=8, vocab_size=vocab)
     flags = (8 + 16 * heads.neighbour_flags) * heads.shape_flags  # the shape flags' columns, if any
     example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size + flags), np.float16)
     params = model.init(jax.random.key(0), example)["params"]

@@ -150,7 +150,7 @@ def test_neighbour_flags_of_a_known_sentence():
 
 
 def test_neighbour_flags_need_shape_flags():
-    from pipeline.params import HeadParams
+    from heads.settings import HeadParams
 
     with pytest.raises(ValueError, match="shape_flags"):
         HeadParams(neighbour_flags=True)

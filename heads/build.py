@@ -1,0 +1,67 @@
+"""One place that turns head settings into a Flax module: for training, and for a saved head's config.
+
+Apart from ``heads.model`` and ``heads.context`` so that neither imports the
+other: both define modules, this one chooses among them.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+
+from features.shape import first_word_column
+from heads.context import BiLSTMHead
+from heads.model import EmbeddingHead, MLPHead
+from heads.settings import HeadParams
+
+INPUT_KINDS = ("features", "piece_ids")
+
+
+def build_model(
+    heads: HeadParams,
+    num_classes: int,
+    input_dim: int,
+    *,
+    input_kind: str = "features",
+    vocab_size: int = 0,
+    embed_dim: int = 0,
+) -> nn.Module:
+    """The head ``heads`` describes for ``num_classes`` categories and inputs of ``input_dim`` columns.
+
+    ``input_kind`` ``"piece_ids"`` is the baseline's embedding head (a table of
+    ``vocab_size`` rows of ``embed_dim``; ``input_dim`` unused); ``"features"``
+    goes to the MLP, or to the BiLSTM first (``heads.kind``), which is told
+    where the first-word flag of its inputs is.
+    """
+    hidden = tuple(int(width) for width in heads.hidden)  # hashable, so the module can be a static jit argument
+    if input_kind == "piece_ids":
+        return EmbeddingHead(vocab_size, num_classes, embed_dim, hidden, heads.latent_dim, heads.dropout)
+    if input_kind != "features":
+        raise ValueError(f"unknown head input {input_kind!r}: expected one of {', '.join(INPUT_KINDS)}")
+    if heads.kind == "mlp":
+        return MLPHead(num_classes, hidden, heads.latent_dim, heads.dropout)
+    return BiLSTMHead(
+        num_classes,
+        first_word_column(input_dim),
+        hidden,
+        heads.latent_dim,
+        heads.dropout,
+        lstm_units=heads.lstm_units,
+        row_words=heads.row_words,
+        max_sentences=heads.batch_sentences,
+    )
+
+
+def model_from_config(config: dict) -> nn.Module:
+    """Rebuild the Flax module a saved head was trained as, from its config."""
+    try:
+        heads = HeadParams(**config["heads"])
+    except TypeError as error:  # a key this code does not know
+        raise ValueError(f"head config's heads section: {error}") from None
+    return build_model(
+        heads,
+        len(config["categories"]),
+        config.get("input_dim", 0),
+        input_kind=config["input"],
+        vocab_size=config.get("vocab_size", 0),
+        embed_dim=config.get("embed_dim", 0),
+    )
