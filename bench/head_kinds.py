@@ -25,8 +25,9 @@ from data.prepared_io import atomic_write_text, read_prepared
 from experiments.runner import Corpus, score, train_ner_converged
 from features.inputs import load_inputs, with_shape_flags
 from heads.early_stopping import EarlyStopping
+from heads.settings import EarlyStoppingParams, HeadParams
 from heads.stats import SIGNIFICANCE, paired_test, validation_split
-from pipeline.params import EarlyStoppingParams, ExtractParams, HeadParams, load_section
+from pipeline.params import ExtractParams, load_section
 
 KINDS = ("mlp", "bilstm")
 REPORTED = ("entity_f1", "mean_f1", "accuracy", "accuracy_no_o", "train_seconds", "best_step")

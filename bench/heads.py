@@ -31,10 +31,10 @@ from features.inputs import with_shape_flags
 from heads.batches import make_batch, sentence_batches, word_rows
 from heads.build import build_model
 from heads.model import MLPHead
-from heads.settings import HeadParams
+from heads.settings import HeadParams, SupervisedParams
 from heads.steps import init_head_params, init_state, make_optimizer, make_steps
 from heads.train import KLPhase, train_kl_phase, train_supervised
-from pipeline.params import ExtractParams, SupervisedParams, load_section
+from pipeline.params import ExtractParams, load_section
 
 
 def time_head_kinds(prepared, labels, labelled, repeats=3) -> dict:

@@ -24,20 +24,18 @@ from heads.losses import explicit_prior, inverse_frequency_weights
 from heads.metrics import entity_f1_fast, word_metrics
 from heads.predict import predict
 from heads.self_training import SelfTraining, train_self_training
-from heads.stats import validation_split
-from heads.train import KLPhase, kl_phase, train_kl_phase, train_supervised
-from pipeline.models import model_settings
-from pipeline.params import (
+from heads.settings import (
     EarlyStoppingParams,
-    ExtractParams,
     HeadParams,
     KLModelParams,
     KLParams,
     SelfTrainingParams,
     SupervisedParams,
-    load_section,
-    read_params,
 )  # fmt: skip
+from heads.stats import validation_split
+from heads.train import KLPhase, kl_phase, train_kl_phase, train_supervised
+from pipeline.models import model_settings
+from pipeline.params import ExtractParams, load_section, read_params
 
 
 @dataclasses.dataclass(frozen=True)

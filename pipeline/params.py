@@ -17,20 +17,10 @@ from typing import TypeVar
 import yaml
 
 from features.settings import ExtractParams
-from heads.settings import (
-    EarlyStoppingParams,
-    HeadParams,
-    KLModelParams,
-    KLParams,
-    SelfTrainingModelParams,
-    SelfTrainingParams,
-    SupervisedParams,
-)  # fmt: skip
 
 __all__ = [
-    "EarlyStoppingParams", "ExtractParams", "HeadParams", "KLModelParams", "KLParams", "PrepareParams",
-    "SelfTrainingModelParams", "SelfTrainingParams", "SupervisedParams", "UnlabelledTextParams",
-    "enable_compilation_cache", "load_section", "read_params", "run_main",
+    "ExtractParams", "PrepareParams", "UnlabelledTextParams", "enable_compilation_cache", "load_section",
+    "read_params", "run_main",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -109,6 +99,9 @@ def setup_logging() -> None:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    # JAX reports at INFO each backend it probes and lacks ("Unable to initialize backend 'tpu'") on every
+    # machine without one: not a diagnostic of ours. Its warnings still show.
+    logging.getLogger("jax").setLevel(logging.WARNING)
 
 
 def run_main(main) -> None:

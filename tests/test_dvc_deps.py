@@ -37,28 +37,34 @@ def holds_code(path: Path) -> bool:
     return not all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
 
 
+def direct_imports(path: Path) -> set[Path]:
+    """Project source files ``path`` imports itself (also inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from heads import losses` imports the module heads.losses.
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            # Importing a.b.c runs a/__init__.py and a/b/__init__.py too.
+            for depth in range(1, len(parts) + 1):
+                module = module_file(".".join(parts[:depth]))
+                if module is not None and holds_code(module) and module != path:
+                    found.add(module)
+    return found
+
+
 def imported_files(start: Path) -> set[Path]:
     """Project source files imported, directly or not, by ``start`` (itself included)."""
     seen, todo = set(), [start]
     while todo:
         path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                # `from heads import losses` imports the module heads.losses.
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            for name in names:
-                parts = name.split(".")
-                # Importing a.b.c runs a/__init__.py and a/b/__init__.py too.
-                for depth in range(1, len(parts) + 1):
-                    found = module_file(".".join(parts[:depth]))
-                    if found is not None and holds_code(found):
-                        todo.append(found)
+        if path not in seen:
+            seen.add(path)
+            todo.extend(direct_imports(path))
     return seen
 
 
@@ -94,9 +100,47 @@ def test_every_imported_module_is_a_dep(dvc_file, name, cmd, deps):
 
 
 def test_no_stage_script_imports_another_stage_script():
+    shared = {"pipeline/params.py", "pipeline/models.py", "pipeline/__init__.py"}  # params.yaml's readers
     for path in sorted((ROOT / "pipeline").glob("*.py")):
         others = {str(p.relative_to(ROOT)) for p in imported_files(path) if p.parent.name == "pipeline"}
-        assert others <= {str(path.relative_to(ROOT)), "pipeline/params.py", "pipeline/__init__.py"}, path
+        assert others <= shared | {str(path.relative_to(ROOT))}, path
+
+
+def import_cycle(graph: dict[Path, set[Path]]) -> list[Path] | None:
+    """One cycle of ``graph`` (each file's direct imports) as a path of files, or None."""
+    state: dict[Path, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node, path):
+        state[node] = 1
+        for child in sorted(graph.get(node, ())):
+            if state.get(child) == 1:
+                return path[path.index(child) :] + [child]
+            if child not in state and (cycle := visit(child, path + [child])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node, [node])):
+            return cycle
+    return None
+
+
+def test_import_cycle_finds_a_circle_and_only_a_circle():
+    a, b, c = Path("a.py"), Path("b.py"), Path("c.py")
+    assert import_cycle({a: {b}, b: {c}, c: set()}) is None
+    assert import_cycle({a: {b}, b: {c}, c: {a}}) == [a, b, c, a]
+
+
+def test_no_project_module_imports_itself_through_others():
+    files = [p for package in PACKAGES + ("bench",) for p in (ROOT / package).rglob("*.py") if holds_code(p)]
+    cycle = import_cycle({path: direct_imports(path) for path in files})
+    assert cycle is None, " -> ".join(str(p.relative_to(ROOT)) for p in cycle)
+
+
+def test_stage_modules_stay_thin():
+    long = {p.name: n for p in (ROOT / "pipeline").glob("*.py") if (n := len(p.read_text().splitlines())) > 150}
+    assert not long, f"pipeline/ modules over 150 lines (move library code out): {long}"
 
 
 @pytest.mark.parametrize("package", ["heads", "features", "data", "cache"])
