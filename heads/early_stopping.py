@@ -13,7 +13,6 @@ no label is spent on validation alone.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
@@ -23,6 +22,7 @@ from heads.batches import padded_size, word_rows
 from heads.context import fit_grid
 from heads.metrics import entity_f1_fast
 from heads.predict import predict
+from heads.settings import EarlyStoppingParams
 from heads.stats import validation_split
 from heads.steps import RUN_ONCE_OPTIONS, bind_steps, init_state, make_optimizer, seed_init
 from heads.tables import word_positions
@@ -36,23 +36,7 @@ from heads.train import (
     step_key,
 )  # fmt: skip
 
-
-@dataclasses.dataclass(frozen=True)
-class EarlyStopping:
-    """How a supervised head is trained to convergence (section ``early_stopping`` of params.yaml)."""
-
-    max_steps: int = 3000  # cap; 3,000 steps are ~150 passes of 2,560 sentences
-    eval_every: int = 50  # steps between validation scores (one compiled segment)
-    patience: int = 6  # segments without a new best before stopping (300 steps)
-    validation_fraction: float = 0.2  # of the labelled split, held out for the stopping criterion
-    validation_seed: int = 0  # the held-out part is the same for every head seed
-    refit: bool = True  # retrain on the whole labelled split for the chosen steps
-
-    def __post_init__(self):
-        if self.max_steps < 1 or self.eval_every < 1 or self.patience < 1:
-            raise ValueError("early_stopping: max_steps, eval_every and patience must be >= 1")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"early_stopping.validation_fraction must lie in (0, 1), got {self.validation_fraction}")
+EarlyStopping = EarlyStoppingParams  # the schedule's settings are section early_stopping's (heads.settings)
 
 
 def entity_f1_scorer(inputs, offsets, sentence_ids, true_tags, categories, model):

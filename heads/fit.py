@@ -17,7 +17,7 @@ import numpy as np
 from features.inputs import add_unlabelled_text, baseline_vocabulary, head_inputs
 from heads.batches import word_rows
 from heads.build import build_model
-from heads.early_stopping import EarlyStopping, train_converged
+from heads.early_stopping import train_converged
 from heads.losses import explicit_prior, inverse_frequency_weights
 from heads.self_training import SelfTraining, train_self_training
 from heads.settings import ModelSettings
@@ -104,9 +104,14 @@ def fit(settings: ModelSettings, data: TrainingData, seed: int, init_params=None
         def true_tags_of(sentence_ids):
             return [tag for s in sentence_ids for tag in data.tags[s]]
 
-        stopping = EarlyStopping(**dataclasses.asdict(settings.early_stopping))
         return train_converged(
-            *split, true_tags_of, data.categories, stopping, model=model, learning_rate=heads.learning_rate, **common
+            *split,
+            true_tags_of,
+            data.categories,
+            settings.early_stopping,
+            model=model,
+            learning_rate=heads.learning_rate,
+            **common,
         )
     if len(data.unlabelled) == 0:
         raise ValueError(

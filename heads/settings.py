@@ -70,6 +70,12 @@ class EarlyStoppingParams:
     validation_seed: int = 0  # the same held-out part for every head seed
     refit: bool = True  # then retrain on the whole labelled split for the chosen steps
 
+    def __post_init__(self):
+        if self.max_steps < 1 or self.eval_every < 1 or self.patience < 1:
+            raise ValueError("early_stopping: max_steps, eval_every and patience must be >= 1")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"early_stopping.validation_fraction must lie in (0, 1), got {self.validation_fraction}")
+
 
 @dataclasses.dataclass(frozen=True)
 class KLParams:

@@ -44,10 +44,12 @@ def load_init(model_dir: str | None, settings: ModelSettings, seed: int):
     return params
 
 
-def model_settings(model_id: str, params_path: str, init_dir: str | None = None, first_seed: int = 0):
-    """``model_id``'s ModelSettings from ``params_path``; a model that starts from another head takes that
-    head's settings (from ``init_dir``'s head of ``first_seed``)."""
-    params = read_params(params_path)
+def model_settings(
+    model_id: str, params_path: str, init_dir: str | None = None, first_seed: int = 0, params: dict | None = None
+) -> ModelSettings:
+    """``model_id``'s ModelSettings from ``params_path`` (``params``: its contents, if read already); a model
+    that starts from another head takes that head's settings (from ``init_dir``'s head of ``first_seed``)."""
+    params = read_params(params_path) if params is None else params
 
     def section(cls, name):
         return load_section(cls, name, params_path, params=params)

@@ -60,9 +60,12 @@ def train(
     """Train ``model_id`` once per seed into ``out/seed<N>``; the corpus and cache are read once."""
     if not seeds:
         raise ValueError(f"{params_path}: no seeds to train")
-    settings = model_settings(model_id, params_path, init, seeds[0])  # every section checked before any data
-    extract = load_section(ExtractParams, "extract", params_path)
-    text = None if settings.init is None else load_section(UnlabelledTextParams, "unlabelled_text", params_path)
+    params = read_params(params_path)  # once: every section is checked here, before any data is read
+    settings = model_settings(model_id, params_path, init, seeds[0], params)
+    extract = load_section(ExtractParams, "extract", params_path, params=params)
+    text = None
+    if settings.init is not None:
+        text = load_section(UnlabelledTextParams, "unlabelled_text", params_path, params=params)
     prepared = read_prepared(prepared_dir)
     word_inputs, fingerprint = load_inputs(
         cache_path, extract, prepared.meta["words_sha256"], piece_ids=settings.input_kind == "piece_ids"
