@@ -1,4 +1,5 @@
-"""Shared fixtures: the real packaged encoder (loaded once) and small corpora made here."""
+"""Shared fixtures: the real packaged encoder (loaded once), small corpora made here, and the one
+end-to-end project (every stage kind of dvc.yaml, reproduced once per session)."""
 
 from __future__ import annotations
 
@@ -60,14 +61,16 @@ def small_training(params: dict) -> None:
 
 
 def make_project(root: Path, edit_params, message: str, edit_pipeline=None) -> tuple[Path, dict]:
-    """A copy of the tracked project in ``root`` as a fresh git repo, params.yaml edited by ``edit_params``
+    """A copy of the project's files in ``root`` as a fresh git repo, params.yaml edited by ``edit_params``
     (and dvc.yaml by ``edit_pipeline``, when given)."""
     import shutil
     import subprocess
 
     import yaml
 
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    # Tracked files and new ones not yet added (not the ignored outputs): the working tree's code.
+    listing = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
+    tracked = subprocess.run(listing, cwd=ROOT, capture_output=True, text=True, check=True)
     for name in tracked.stdout.split("\n"):
         if name and (ROOT / name).is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -87,3 +90,47 @@ def make_project(root: Path, edit_params, message: str, edit_pipeline=None) -> t
     ):
         run_command(command, root, env)
     return root, env
+
+
+# The end-to-end project's models: one per train stage kind of dvc.yaml (the seed's epochs, early
+# stopping, the seed's KL rows, the validated KL-phase rows, self-training), each then evaluated and compared.
+E2E_STAGE_MODELS = {
+    "train_supervised": ["bert_ner", "bert_ner_es"],
+    "train_kl": ["bert_conf_kl"],
+    "train_semi": ["ner_entropy"],
+    "train_self_training": ["ner_self_training"],
+}
+E2E_MODELS = [model for models in E2E_STAGE_MODELS.values() for model in models]
+
+
+@pytest.fixture(scope="session")
+def repro_project(tmp_path_factory):
+    """The tracked project on the chatbot example (a bespoke BIO tag set, a separate test file, a labelled
+    part, an unlabelled part and extra raw text), dvc.yaml cut to one model per train stage kind, small
+    schedules; `dvc repro` run once. Returns (root, env, the repro's output, `dvc status` right after it)."""
+
+    def edit(params):
+        params["prepare"].update(
+            corpus="examples/chatbot/train.conll", test_corpus="examples/chatbot/test.conll", labelled_size=64
+        )
+        params["unlabelled_text"].update(path="examples/chatbot/unlabelled.txt", mode="add")
+        params["extract"].update(chunk_sentences=64)  # several chunks per cache
+        params["seeds"] = [0]
+        # The seed's rows read the vectors alone; bert_ner_es and the models that start from it add the shape
+        # flags and the neighbours' flags: train (extra text included), evaluate and predict must build the
+        # same 24 columns.
+        params["bert_ner_es"]["head_settings"].update(shape_flags=True, neighbour_flags=True)
+        small_training(params)
+
+    def one_model_per_stage_kind(stages):
+        for stage, models in E2E_STAGE_MODELS.items():
+            stages[stage]["foreach"] = models
+        stages["evaluate"]["foreach"] = E2E_MODELS
+        compare = stages["compare"]["cmd"]
+        start, end = compare.index("--models ") + len("--models "), compare.index(" --markdown")
+        stages["compare"]["cmd"] = compare[:start] + " ".join(E2E_MODELS) + compare[end:]
+
+    root, env = make_project(tmp_path_factory.mktemp("e2e"), edit, "e2e", one_model_per_stage_kind)
+    repro = run_command(["dvc", "repro"], root, env)
+    status = run_command(["dvc", "status", "dvc.yaml"], root, env)
+    return root, env, repro.stdout + repro.stderr, status.stdout

@@ -1,5 +1,5 @@
 """Own data end to end: the made-up chatbot corpus (bespoke BIO tag set) plus raw unlabelled text,
-through `dvc repro` in a temp git repo, then tagging new text; and the bad inputs of that path."""
+through `dvc repro` (conftest's repro_project), then tagging new text; and the bad inputs of that path."""
 
 from __future__ import annotations
 
@@ -9,93 +9,54 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, make_project, project_environment, run_command, small_training
+from conftest import ROOT, project_environment, run_command
 
-EXAMPLE = ROOT / "examples" / "chatbot"
 CATEGORIES = ["O", "city", "date", "product", "time"]
-MODELS = ("bert_ner", "bert_conf_kl")
-
 
 run = run_command
 environment = project_environment
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """The tracked project in a temp git repo, its params pointed at the example corpus and text."""
-
-    def edit(params):
-        params["prepare"].update(
-            corpus="examples/chatbot/train.conll", test_corpus="examples/chatbot/test.conll", labelled_size="all"
-        )
-        params["unlabelled_text"].update(path="examples/chatbot/unlabelled.txt", mode="add")
-        params["extract"].update(chunk_sentences=64)
-        params["seeds"] = [0]
-        # Every head here reads the shape flags and the neighbours' flags: train (extra text included),
-        # evaluate and predict must build the same 24 columns.
-        params["heads"].update(shape_flags=True, neighbour_flags=True)
-        small_training(params)
-
-    def only_the_models_checked_here(stages):
-        # The full pipeline's stages run in test_pipeline_e2e; own data needs one supervised and one KL model.
-        stages["train_supervised"]["foreach"] = ["bert_ner"]
-        stages["train_kl"]["foreach"] = ["bert_conf_kl"]
-        del stages["train_semi"], stages["train_self_training"]
-        stages["evaluate"]["foreach"] = list(MODELS)
-        compare = stages["compare"]["cmd"]
-        start, end = compare.index("--models ") + len("--models "), compare.index(" --markdown")
-        stages["compare"]["cmd"] = compare[:start] + " ".join(MODELS) + compare[end:]
-
-    return make_project(tmp_path_factory.mktemp("own"), edit, "own data", only_the_models_checked_here)
-
-
-def test_repro_then_predict_on_a_bespoke_tag_set(project):
-    root, env = project
-    run(["dvc", "repro"], root, env)
+def test_repro_on_a_bespoke_tag_set_and_extra_text(repro_project):
+    root, env, _, _ = repro_project
     meta = json.loads((root / "data/prepared/meta.json").read_text())
     assert meta["categories"] == CATEGORIES and meta["tag_scheme"] == "bio"
-    assert meta["split_sizes"] == {"test": 32, "labelled": 96, "unlabelled": 0}
+    assert meta["split_sizes"] == {"test": 32, "labelled": 64, "unlabelled": 32}
     text_stats = json.loads((root / "metrics/extract_text.json").read_text())
     assert text_stats["sentences"] == text_stats["lines"] == 160 and text_stats["mode"] == "add"
     from heads.checkpoint import load_head
 
-    params, config = load_head(root / "models/bert_conf_kl/seed0/head.msgpack")
+    _, config = load_head(root / "models/bert_conf_kl/seed0/head.msgpack")
     assert config["unlabelled_text"]["sentences"] == 160 and config["categories"] == CATEGORIES
+    # A model that starts from bert_ner_es trains with its flags, on the extra text's words too.
+    params, config = load_head(root / "models/ner_entropy/seed0/head.msgpack")
+    assert config["unlabelled_text"]["sentences"] == 160 and config["heads"]["neighbour_flags"]
     from cache.store import open_cache
 
     with open_cache(root / "cache/features.h5") as cache:
         inputs = cache.features.shape[1] + 24  # the vectors, then 8 flags of each of three words
-    assert config["heads"]["neighbour_flags"] and params["body"]["Dense_0"]["kernel"].shape[0] == inputs
+    assert params["body"]["Dense_0"]["kernel"].shape[0] == inputs
     metrics = json.loads((root / "metrics/heads/bert_ner/seed0.json").read_text())
     assert list(metrics["per_category"]) == CATEGORIES
     assert set(metrics["entity"]["per_type"]) <= set(CATEGORIES[1:])
     report = (root / "reports/results.md").read_text()
     assert all(f"| {category} |" in report for category in CATEGORIES)
-    assert "up to date" in run(["dvc", "status", "dvc.yaml"], root, env).stdout
 
-    # A new sentence, then the test sentences as raw text: predict must give evaluate's words and
-    # (up to bf16 batching noise) its categories, which it computed from the cache.
-    with open(root / "predictions/bert_ner/seed0.tsv", encoding="utf-8") as handle:
+
+def test_predict_tags_new_text_as_evaluate_tagged_the_cache(repro_project):
+    """A new sentence, then the test sentences as raw text: predict must give evaluate's words and (up to
+    bf16 batching noise) its categories, which it computed from the cache. The head reads the vectors, the
+    shape flags and the neighbours' flags."""
+    root, env, _, _ = repro_project
+    with open(root / "predictions/bert_ner_es/seed0.tsv", encoding="utf-8") as handle:
         table = list(csv.DictReader(handle, delimiter="\t"))
     sentences: dict[int, list[dict]] = {}
     for row in table:
         sentences.setdefault(int(row["sentence"]), []).append(row)
     lines = ["Ship the Luma lamp to Porto on Friday."] + [" ".join(r["word"] for r in s) for s in sentences.values()]
     (root / "new.txt").write_text("\n".join(lines) + "\n")
-    result = run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.predict",
-            "--head",
-            "models/bert_ner/seed0/head.msgpack",
-            "--file",
-            "new.txt",
-            "--json",
-        ],
-        root,
-        env,
-    )
+    head = "models/bert_ner_es/seed0/head.msgpack"
+    result = run([sys.executable, "-m", "pipeline.predict", "--head", head, "--file", "new.txt", "--json"], root, env)
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[0]["words"] == ["Ship", "the", "Luma", "lamp", "to", "Porto", "on", "Friday", "."]
     assert set(records[0]["categories"]) <= set(CATEGORIES) and "predict" in result.stderr  # the progress bar

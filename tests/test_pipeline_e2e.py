@@ -1,27 +1,14 @@
-"""End to end: `dvc repro` of the real pipeline on a tiny made-up corpus in a temp git repo."""
+"""End to end: `dvc repro` of the real pipeline, one model per train stage kind (conftest's repro_project),
+then what DVC does after a change, a seed trained alone, and the experiments on that project."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-import pytest
 import yaml
-from conftest import make_project, run_command, small_training, write_kaggle_csv
+from conftest import E2E_MODELS, E2E_STAGE_MODELS, ROOT, project_environment, run_command, write_kaggle_csv
 
-SEED_MODELS = ["baseline", "bert_ner", "bert_dd_kl", "bert_conf_kl", "bert_both_kl"]
-# The validated rows: the converged head, the best KL term, entropy minimisation and self-training, each
-# semi-supervised one with its matched control.
-VALIDATED = [
-    "bert_ner_es",
-    "ner_conf_kl",
-    "ner_conf_kl_control",
-    "ner_entropy",
-    "ner_entropy_control",
-    "ner_self_training",
-    "ner_self_training_control",
-]
-MODELS = SEED_MODELS + VALIDATED
 NAMES = ["Anna", "Bert", "Carla", "Dmitri"]
 PLACES = ["Paris", "Lagos", "Quito", "Oslo"]
 
@@ -49,37 +36,25 @@ def run(command, cwd, env):
     return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """A copy of the tracked project with a tiny corpus and small params, as a git repo."""
-    root = tmp_path_factory.mktemp("project")
-    (root / "data" / "raw").mkdir(parents=True)
-    write_kaggle_csv(root / "data" / "raw" / "ner_dataset.csv", tiny_corpus(48))
-
-    def edit(params):
-        params["prepare"].update(corpus="data/raw/ner_dataset.csv", test_size=12, labelled_size=16)
-        params["extract"].update(chunk_sentences=16)
-        params["seeds"] = [0]
-        small_training(params)
-
-    return make_project(root, edit, "tiny")
+def dirty_stages(root, env) -> set[str]:
+    return set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env)))
 
 
-def test_dvc_repro_runs_every_stage(project):
-    root, env = project
-    run(["dvc", "repro"], root, env)
+def test_dvc_repro_runs_every_stage(repro_project):
+    root, env, output, status = repro_project
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    trained = {f"{stage}@{model}" for stage, models in E2E_STAGE_MODELS.items() for model in models}
+    evaluated = {f"evaluate@{model}" for model in E2E_MODELS}
+    assert ran == {"prepare", "extract", "extract_text", "compare"} | trained | evaluated
+    assert "up to date" in status
     meta = json.loads((root / "data/prepared/meta.json").read_text())
-    assert meta["num_sentences"] == 48 and meta["split_sizes"] == {"test": 12, "labelled": 16, "unlabelled": 20}
     from cache.store import open_cache
 
     with open_cache(root / "cache/features.h5") as cache:
-        assert cache.num_sentences == 48 and cache.num_words == meta["num_words"]
-    stats = json.loads((root / "metrics/extract.json").read_text())
-    assert stats["words"] == meta["num_words"]
-    status = run(["dvc", "status", "dvc.yaml"], root, env)
-    assert "up to date" in status
+        assert cache.num_sentences == meta["num_sentences"] and cache.num_words == meta["num_words"]
+    assert json.loads((root / "metrics/extract.json").read_text())["words"] == meta["num_words"]
 
-    for model in MODELS:
+    for model in E2E_MODELS:
         metrics = json.loads((root / f"metrics/heads/{model}/seed0.json").read_text())
         assert 0 <= metrics["accuracy"] <= 1 and "entity" in metrics
         predictions = (root / f"predictions/{model}/seed0.tsv").read_text().splitlines()
@@ -91,44 +66,48 @@ def test_dvc_repro_runs_every_stage(project):
             "latent_true.png",
         ]
     results = (root / "reports/results.md").read_text()
-    assert all(name in results for name in ("NER Baseline", "BERT NER Confidence KL", "BERT NER Both KL"))
+    titles = ("| BERT NER |", "| BERT NER Confidence KL |", "| Ours: BERT NER (flags, early stopping) |")
+    assert all(title in results for title in titles + ("| Ours: Entropy minimisation |", "| Ours: Self-training |"))
     assert (root / "reports/plots/comparison.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_changing_a_head_parameter_reruns_only_heads(project):
-    root, env = project
+def test_a_kaggle_csv_is_split_by_counts(tmp_path):
+    """The full corpus's format (Kaggle CSV, Latin-1, a word "NaN") through the prepare stage's command."""
+    write_kaggle_csv(tmp_path / "corpus.csv", tiny_corpus(48))
+    prepare = {"corpus": str(tmp_path / "corpus.csv"), "test_size": 12, "labelled_size": 16}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare": prepare}))
+    command = [sys.executable, "-m", "pipeline.prepare", "--params", str(tmp_path / "params.yaml")]
+    run_command(command + ["--out", str(tmp_path / "prepared")], ROOT, project_environment())
+    meta = json.loads((tmp_path / "prepared/meta.json").read_text())
+    assert meta["num_sentences"] == 48 and meta["split_sizes"] == {"test": 12, "labelled": 16, "unlabelled": 20}
+    assert meta["categories"] == ["O", "geo", "per", "tim"]
+
+
+def test_changing_a_head_parameter_reruns_only_heads(repro_project):
+    root, env, _, _ = repro_project
     original = (root / "params.yaml").read_text()
     params = yaml.safe_load(original)
     params["kl"]["learning_rate"] = 0.0005  # read by every KL-phase model
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    changed = set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env)))
-    assert changed == {
-        "train_kl@bert_dd_kl",
-        "train_kl@bert_conf_kl",
-        "train_kl@bert_both_kl",
-        "train_semi@ner_conf_kl",
-        "train_semi@ner_conf_kl_control",
-        "train_semi@ner_entropy",
-        "train_semi@ner_entropy_control",
-    }
+    assert dirty_stages(root, env) == {"train_kl@bert_conf_kl", "train_semi@ner_entropy"}
     # One model's own setting: repro reruns its train and evaluate stages (and compare), nothing else.
     params = yaml.safe_load(original)
-    params["kl_models"]["bert_dd_kl"]["rounds"] += 1
+    params["kl_models"]["bert_conf_kl"]["rounds"] += 1
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env))) == {"train_kl@bert_dd_kl"}
+    assert dirty_stages(root, env) == {"train_kl@bert_conf_kl"}
     output = run(["dvc", "repro"], root, env)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
     # compare reruns only if the metrics changed, which a tiny corpus may not show.
     assert (
-        {"train_kl@bert_dd_kl", "evaluate@bert_dd_kl"}
+        {"train_kl@bert_conf_kl", "evaluate@bert_conf_kl"}
         <= ran
-        <= {"train_kl@bert_dd_kl", "evaluate@bert_dd_kl", "compare"}
+        <= {"train_kl@bert_conf_kl", "evaluate@bert_conf_kl", "compare"}
     )
 
 
-def test_same_seed_gives_bit_identical_heads(project, tmp_path):
+def test_same_seed_gives_bit_identical_heads(repro_project, tmp_path):
     """A seed's head does not depend on the other seeds trained before it in the same process."""
-    root, env = project
+    root, env, _, _ = repro_project
     command = [sys.executable, "-m", "pipeline.train", "--model", "bert_ner", "--seeds", "1", "0", "--out"]
     run(command + [str(tmp_path / "again")], root, env)
     again = tmp_path / "again"
@@ -136,9 +115,9 @@ def test_same_seed_gives_bit_identical_heads(project, tmp_path):
     assert (again / "seed1/head.msgpack").read_bytes() != (again / "seed0/head.msgpack").read_bytes()
 
 
-def test_experiments_and_their_report_run_on_the_tiny_project(project, tmp_path):
+def test_experiments_and_their_report_run_on_the_tiny_project(repro_project, tmp_path):
     """The learning-curve, biased-sample and regularizer experiments, then the report, on the tiny corpus."""
-    root, env = project
+    root, env, _, _ = repro_project
     settings = {
         "seeds": [0],
         "selection_seeds": [0],
@@ -214,17 +193,17 @@ def test_experiments_and_their_report_run_on_the_tiny_project(project, tmp_path)
         assert (tmp_path / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_change_to_an_imported_module_makes_its_stages_dirty(project):
+def test_a_change_to_an_imported_module_makes_its_stages_dirty(repro_project):
     """DVC's view of code deps (tests/test_dvc_deps.py checks them statically) on the real repro."""
-    root, env = project
+    root, env, _, _ = repro_project
     run(["dvc", "repro"], root, env)
     metrics_module = root / "heads" / "metrics.py"
     original = metrics_module.read_text()
     try:
         metrics_module.write_text(original + "\n# a change\n")
-        changed = set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env)))
+        changed = dirty_stages(root, env)
     finally:
         metrics_module.write_text(original)
-    assert {f"evaluate@{model}" for model in MODELS} <= changed
+    assert {f"evaluate@{model}" for model in E2E_MODELS} <= changed
     assert not changed & {"prepare", "extract", "extract_text", "compare"}
-    assert set(json.loads(run(["dvc", "status", "--json", "dvc.yaml"], root, env))) == set()
+    assert dirty_stages(root, env) == set()
