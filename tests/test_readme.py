@@ -84,12 +84,21 @@ def test_readme_is_short_and_says_the_two_commands_and_own_data_first():
     assert text.index("(docs/own-data.md)") < text.index("## Layout")
 
 
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_relative_links_lead_to_files(page):
+def test_relative_links_lead_to_files_and_headings(page):
     text = page.read_text(encoding="utf-8")
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
-        if not re.match(r"\w+://", target):
-            assert (page.parent / target).exists(), f"{page.name} links {target}, which does not exist"
+    for target, anchor in re.findall(r"\]\(([^)#\s]+)(?:#([^)]*))?\)", text):
+        if re.match(r"\w+://", target):
+            continue
+        assert (page.parent / target).exists(), f"{page.name} links {target}, which does not exist"
+        if anchor:
+            assert anchor in anchors(page.parent / target), f"{page.name} links {target}#{anchor}: no such heading"
 
 
 def test_fresh_clone_line_adds_setup_and_repro(tmp_path):
