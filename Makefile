@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORPUS := data/raw/ner_dataset.csv.zip
 SHARED_CORPUS := ../shared/data/ner_dataset.csv.zip
 
-.PHONY: setup setup-mpnet corpus repro experiments test lint format bench
+.PHONY: setup setup-mpnet corpus repro experiments peers test lint format bench
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -50,6 +50,12 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 # Benchmarks write their figures to bench/*.json (after `make repro`: they read the cache).
+# The classic peers (a CRF and spaCy) on the pipeline's split, after `make repro` (about 10 minutes).
+peers: setup corpus
+	PATH="$(abspath $(VENV))/bin:$$PATH" dvc repro dvc.yaml:prepare
+	$(PY) -m bench.peers --out bench/peers.json
+	$(PY) -m pipeline.readme
+
 bench: setup corpus
 	$(PY) -m bench.extraction
 	$(PY) -m bench.heads

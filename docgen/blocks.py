@@ -240,6 +240,32 @@ def recommendation(path: Path) -> str:
     )
 
 
+PEER_NAMES = {
+    "crf": "linear-chain CRF, hand features, no encoder (sklearn-crfsuite)",
+    "spacy": "spaCy NER from a blank English pipeline",
+}
+
+
+def peers_table(path: Path) -> str:
+    """bench/peers.json: the classic peers trained on the labelled split, scored on the test split as our heads are."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        "| peer | accuracy | accuracy no O | mean F1 | entity F1 | train s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for peer, row in data["peers"].items():
+        no_o = "n/a" if row["accuracy_no_o"] is None else f"{100 * row['accuracy_no_o']:.2f}%"
+        lines.append(
+            f"| {PEER_NAMES.get(peer, peer)} | {100 * row['accuracy']:.2f}% | {no_o} | {row['mean_f1']:.4f} "
+            f"| {row['entity_f1']:.4f} | {row['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines) + (
+        f"\n\nOne run each (seed {data['seed']}), on the pipeline's split ({data['labelled_sentences']:,} labelled and "
+        f"{data['test_sentences']:,} test sentences), scored by `heads/metrics.py` as the table above; "
+        f"`python -m bench.peers` (`make peers`)."
+    )
+
+
 def render_blocks(results: Path, experiments_report: Path, runs: Path, bench: Path) -> dict[str, str]:
     """Every block whose source file exists, by name: ``results`` is the compare stage's Markdown,
     ``experiments_report`` the experiments report, ``runs`` its runs' JSON directory, ``bench`` the
@@ -254,6 +280,7 @@ def render_blocks(results: Path, experiments_report: Path, runs: Path, bench: Pa
         "head_inputs": (bench / "head_inputs.json", head_inputs_table),
         "probe": (bench / "probe_layers.json", probe_table),
         "ray": (bench / "ray_full_corpus.json", ray_full_corpus_line),
+        "peers": (bench / "peers.json", peers_table),
     }
     bodies = {}
     for name, (path, render) in sources.items():
