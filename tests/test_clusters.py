@@ -82,6 +82,15 @@ def test_fitting_is_deterministic_for_a_seed_and_depends_on_it():
     assert not np.allclose(first, fit_centroids(features, k=5, sample=400, seed=8))
 
 
+def test_fitting_sees_directions_only():
+    features = np.random.default_rng(10).normal(size=(300, 6)).astype(np.float16)
+    # Powers of two scale float16 exactly, so the normalised words are bit for bit those of ``features``.
+    scales = 2.0 ** np.random.default_rng(11).integers(-3, 4, size=(300, 1))
+    rescaled = (features * scales).astype(np.float16)
+    expected = fit_centroids(features, k=4, sample=250, seed=2)
+    assert np.array_equal(fit_centroids(rescaled, k=4, sample=250, seed=2), expected)
+
+
 def test_sampled_rows_are_distinct_ascending_seeded_and_capped():
     rows = sample_rows(num_words=1_000, sample=200, seed=5)
     assert len(rows) == 200 and len(np.unique(rows)) == 200
