@@ -17,7 +17,7 @@ import numpy as np
 
 from data.prepared_io import read_prepared
 from features.inputs import head_inputs, load_inputs
-from heads.batches import word_rows
+from heads.batches import sentence_starts, word_rows
 from heads.build import build_model
 from heads.early_stopping import EarlyStopping, train_converged
 from heads.losses import explicit_prior, inverse_frequency_weights
@@ -89,7 +89,7 @@ def train_ner(corpus: Corpus, labelled: np.ndarray, seed: int, heads: HeadParams
 
 def _model(corpus: Corpus, heads: HeadParams):
     """The head ``heads`` describes (MLP or BiLSTM) for the corpus's inputs."""
-    return build_model(heads, len(corpus.categories), int(corpus.features.shape[1]))
+    return build_model(heads, len(corpus.categories))
 
 
 def _common(corpus: Corpus, labelled, seed, heads: HeadParams) -> dict:
@@ -188,7 +188,9 @@ def train_kl(
 def score(corpus: Corpus, head: Head, sentences: np.ndarray) -> dict:
     """Word and entity metrics of ``head`` on ``sentences`` (test or validation ids)."""
     rows = word_rows(corpus.offsets, sentences)
-    probabilities, _ = predict(head.params, head.model, corpus.features[rows])
+    probabilities, _ = predict(
+        head.params, head.model, corpus.features[rows], sentence_starts(corpus.offsets, sentences)
+    )
     predicted = probabilities.argmax(1)
     metrics = word_metrics(corpus.labels[rows], predicted, corpus.categories)
     lengths = np.diff(corpus.offsets)[sentences]

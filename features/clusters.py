@@ -95,7 +95,7 @@ def with_neighbour_ids(ids: np.ndarray, offsets: np.ndarray, k: int) -> np.ndarr
 
     Sentence s owns words ``offsets[s]:offsets[s + 1]``. Before a sentence's first word and after its last
     stands ``k``, an id no centroid has (a head embeds k + 1 rows). Unlike ``features.shape.with_neighbours``
-    (own flags last, for ``first_word_column``), the columns follow the sentence: previous, word, next.
+    (own flags last), the columns follow the sentence: previous, word, next.
     """
     ids = np.asarray(ids)
     offsets = np.asarray(offsets)

@@ -98,13 +98,6 @@ def with_neighbours(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.concatenate([previous, following, flags], axis=1)
 
 
-def first_word_column(input_dim: int) -> int:
-    """The column of the ``first_word`` flag in a head input of ``input_dim`` columns ending in a word's flags."""
-    if input_dim < len(SHAPE_FLAGS):
-        raise ValueError(f"a head input of {input_dim} columns holds no shape flags (needs >= {len(SHAPE_FLAGS)})")
-    return input_dim - len(SHAPE_FLAGS) + FIRST_WORD
-
-
 def shape_flags(sentences: list[list[str]], neighbours: bool = False) -> np.ndarray:
     """Flags (num_words, 8), or 24 with ``neighbours``, float16, of every word of ``sentences`` in order."""
     lengths = np.fromiter((len(sentence) for sentence in sentences), dtype=np.int64, count=len(sentences))

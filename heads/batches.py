@@ -14,11 +14,13 @@ import numpy as np
 
 
 class Batch(NamedTuple):
-    """One padded batch of words: inputs (P, D) float16 or (P,) int32, labels (P,) int32, mask (P,) bool."""
+    """One padded batch of words: inputs (P, D) float16 or (P,) int32, labels (P,) int32, mask (P,) bool,
+    starts (P,) bool: each sentence's first word (a head that reads whole sentences is told where they start)."""
 
     inputs: np.ndarray
     labels: np.ndarray
     mask: np.ndarray
+    starts: np.ndarray
 
 
 def word_rows(offsets, sentence_ids):
@@ -31,6 +33,17 @@ def word_rows(offsets, sentence_ids):
     # Row k of the output is starts[s] + (k - first output index of sentence s).
     first_out = np.cumsum(lengths) - lengths  # (S,)
     return np.repeat(starts - first_out, lengths) + np.arange(total, dtype=np.int64)
+
+
+def sentence_starts(offsets, sentence_ids):
+    """Whether each word of ``sentence_ids`` (their words in the order given, as ``word_rows``) starts its
+    sentence, (W,) bool."""
+    offsets = np.asarray(offsets, np.int64)
+    sentence_ids = np.asarray(sentence_ids, np.int64).reshape(-1)
+    lengths = offsets[sentence_ids + 1] - offsets[sentence_ids]  # (S,)
+    starts = np.zeros(int(lengths.sum()), bool)
+    starts[(np.cumsum(lengths) - lengths)[lengths > 0]] = True
+    return starts
 
 
 def sentence_batches(sentence_ids, batch_sentences, rng, shuffle=True):
@@ -57,11 +70,12 @@ def padded_size(offsets, batches, multiple=256):
     return max(multiple, -(-most // multiple) * multiple)
 
 
-def make_batch(inputs_all, labels_all, rows, size):
+def make_batch(inputs_all, labels_all, rows, size, starts=None):
     """Gather ``rows`` of the word arrays into a Batch zero-padded to ``size`` words.
 
     ``labels_all`` None (an unlabelled batch) gives all-zero labels: labels of
-    unlabelled sentences are never read.
+    unlabelled sentences are never read. ``starts`` (len(rows),) bool marks the
+    sentences' first words (``sentence_starts``); None: the rows are one sentence.
     """
     rows = np.asarray(rows, np.int64)
     n = len(rows)
@@ -75,4 +89,9 @@ def make_batch(inputs_all, labels_all, rows, size):
         labels[:n] = labels_all[rows]
     mask = np.zeros(size, bool)
     mask[:n] = True
-    return Batch(inputs, labels, mask)
+    first = np.zeros(size, bool)
+    if starts is None:
+        first[:1] = n > 0
+    else:
+        first[:n] = starts
+    return Batch(inputs, labels, mask, first)

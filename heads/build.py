@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from features.shape import first_word_column
 from heads.context import BiLSTMHead
 from heads.model import EmbeddingHead, MLPHead
 from heads.settings import HeadParams
@@ -19,18 +18,17 @@ INPUT_KINDS = ("features", "piece_ids")
 def build_model(
     heads: HeadParams,
     num_classes: int,
-    input_dim: int,
     *,
     input_kind: str = "features",
     vocab_size: int = 0,
     embed_dim: int = 0,
 ) -> nn.Module:
-    """The head ``heads`` describes for ``num_classes`` categories and inputs of ``input_dim`` columns.
+    """The head ``heads`` describes for ``num_classes`` categories (Flax takes the input width from the inputs).
 
     ``input_kind`` ``"piece_ids"`` is the baseline's embedding head (a table of
-    ``vocab_size`` rows of ``embed_dim``; ``input_dim`` unused); ``"features"``
-    goes to the MLP, or to the BiLSTM first (``heads.kind``), which is told
-    where the first-word flag of its inputs is.
+    ``vocab_size`` rows of ``embed_dim``); ``"features"``
+    goes to the MLP, or to the BiLSTM first (``heads.kind``), whose callers pass
+    each sentence's first word (``starts``) beside the inputs.
     """
     hidden = tuple(int(width) for width in heads.hidden)  # hashable, so the module can be a static jit argument
     if input_kind == "piece_ids":
@@ -41,7 +39,6 @@ def build_model(
         return MLPHead(num_classes, hidden, heads.latent_dim, heads.dropout)
     return BiLSTMHead(
         num_classes,
-        first_word_column(input_dim),
         hidden,
         heads.latent_dim,
         heads.dropout,
@@ -60,7 +57,6 @@ def model_from_config(config: dict) -> nn.Module:
     return build_model(
         heads,
         len(config["categories"]),
-        config.get("input_dim", 0),
         input_kind=config["input"],
         vocab_size=config.get("vocab_size", 0),
         embed_dim=config.get("embed_dim", 0),

@@ -3,8 +3,8 @@
 The heads see a batch as its words laid end to end, (P, D), whole sentences in
 order and zero rows of padding at the end, the same as the MLP does, so every
 loss, step, schedule and table is shared. The BiLSTM needs the sentences back:
-it reads where each one starts from the ``first_word`` shape flag among the
-input columns (``heads.shape_flags`` must be on), lays the words out on a grid
+it is told where each one starts (``starts``: every batch, ``heads.predict`` and the
+tagger pass each sentence's first word; no input column is read for it), lays the words out on a grid
 of rows of ``row_words`` words (a longer sentence is cut into windows of that
 length), runs the LSTMs along the rows with their true lengths, and gathers
 each word's two states back to its place.
@@ -25,6 +25,7 @@ chunk); words on rows past it would be dropped, so it must not be smaller.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -65,8 +66,9 @@ def fit_grid(model, offsets, batches):
 class BiLSTMHead(nn.Module):
     """Words of whole sentences (P, D) -> (logits (P, C), latent (P, latent_dim))."""
 
+    reads_sentences: ClassVar[bool] = True  # its callers pass each sentence's first word (``starts``)
+
     num_classes: int
-    first_word_column: int  # the input column holding the first_word shape flag
     hidden: Sequence[int] = (256, 128, 64)  # the MLP after the LSTMs: the seed's
     latent_dim: int = 32  # the plotted latent space
     dropout_rate: float = 0.0
@@ -77,11 +79,13 @@ class BiLSTMHead(nn.Module):
     grid_rows: int = 0  # rows of the grid; 0: enough for any input (see the module's docstring)
 
     @nn.compact
-    def __call__(self, x, *, deterministic=True):
+    def __call__(self, x, starts=None, *, deterministic=True):
+        """``x`` (P, D) words of whole sentences, ``starts`` (P,) bool their sentences' first words (None: one
+        sentence, as when only shapes matter: ``init``)."""
         x = x.astype(jnp.float32)  # (P, D); cached features arrive as float16
         rows = self.grid_rows or self.max_sentences + -(-x.shape[0] // self.row_words)
         real = jnp.any(x != 0, axis=-1)  # (P,) padding rows are all zero
-        starts = x[:, self.first_word_column] > 0.5
+        starts = jnp.zeros(x.shape[0], bool) if starts is None else jnp.asarray(starts, bool)
         row, column = sentence_grid(starts, real, self.row_words, rows)
         projected = nn.Dense(self.projection, name="projection")(x)  # (P, H): one matmul, not one per step
         grid = jnp.zeros((rows, self.row_words, self.projection), jnp.float32)

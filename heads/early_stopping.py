@@ -18,7 +18,7 @@ import functools
 import jax
 import numpy as np
 
-from heads.batches import padded_size, word_rows
+from heads.batches import padded_size, sentence_starts, word_rows
 from heads.context import fit_grid
 from heads.metrics import entity_f1_fast
 from heads.predict import predict
@@ -51,9 +51,10 @@ def entity_f1_scorer(inputs, offsets, sentence_ids, true_tags, categories, model
         raise ValueError(f"{len(true_tags)} tags for {len(rows)} validation words")
     lengths = np.diff(np.asarray(offsets, np.int64))[np.asarray(sentence_ids, np.int64)]
     local_offsets = np.concatenate([[0], np.cumsum(lengths)])
+    starts = sentence_starts(offsets, sentence_ids)
 
     def score(params):
-        probabilities, _ = predict(params, model, features)
+        probabilities, _ = predict(params, model, features, starts)
         return entity_f1_fast(true_tags, probabilities.argmax(1), categories, local_offsets)["f1"]
 
     return score

@@ -9,6 +9,7 @@ the inner ``params`` dict.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -34,13 +35,16 @@ class MLPBody(nn.Module):
 class MLPHead(nn.Module):
     """Word features (N, D) -> (logits (N, C), latent (N, latent_dim))."""
 
+    reads_sentences: ClassVar[bool] = False  # word by word
+
     num_classes: int
     hidden: Sequence[int] = (256, 128, 64)
     latent_dim: int = 32
     dropout_rate: float = 0.0
 
     @nn.compact
-    def __call__(self, x, *, deterministic=True):
+    def __call__(self, x, starts=None, *, deterministic=True):
+        del starts  # word by word: where sentences start does not matter
         latent = MLPBody(self.hidden, self.latent_dim, self.dropout_rate, name="body")(x, deterministic=deterministic)
         logits = nn.Dense(self.num_classes, name="classifier")(latent)  # (N, C)
         return logits, latent
@@ -48,6 +52,8 @@ class MLPHead(nn.Module):
 
 class EmbeddingHead(nn.Module):
     """The NER baseline: word-piece ids (N,) -> learned embedding -> the same MLP."""
+
+    reads_sentences: ClassVar[bool] = False  # word by word
 
     vocab_size: int
     num_classes: int
@@ -57,7 +63,8 @@ class EmbeddingHead(nn.Module):
     dropout_rate: float = 0.0
 
     @nn.compact
-    def __call__(self, ids, *, deterministic=True):
+    def __call__(self, ids, starts=None, *, deterministic=True):
+        del starts  # word by word
         x = nn.Embed(self.vocab_size, self.embed_dim, name="embedding")(ids.astype(jnp.int32))
         head = MLPHead(self.num_classes, self.hidden, self.latent_dim, self.dropout_rate, name="head")
         return head(x, deterministic=deterministic)  # (N, C), (N, latent_dim)

@@ -13,10 +13,10 @@ from heads.context import rows_needed
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _probabilities(model, params, inputs):
+def _probabilities(model, params, inputs, starts):
     # The model is a static argument (a hashable Flax module), so each head
     # architecture compiles once per input shape and every later call reuses it.
-    logits, latent = model.apply({"params": params}, inputs)
+    logits, latent = model.apply({"params": params}, inputs, starts)
     return jax.nn.softmax(logits, axis=-1), latent  # (P, C), (P, latent_dim)
 
 
@@ -30,9 +30,13 @@ def _hashable(model):
     return model.clone(**lists) if lists else model
 
 
-def predict_padded(params, model, inputs):
-    """Probabilities (P, C) and latent vectors (P, latent_dim) of ``inputs`` as given, device arrays."""
-    return _probabilities(_hashable(model), params, jnp.asarray(inputs))
+def predict_padded(params, model, inputs, starts=None):
+    """Probabilities (P, C) and latent vectors (P, latent_dim) of ``inputs`` as given, device arrays.
+
+    ``starts`` (P,) bool: each sentence's first word, for a head that reads sentences (None: a word-by-word head).
+    """
+    starts = np.zeros(len(inputs), bool) if starts is None else np.asarray(starts, bool)
+    return _probabilities(_hashable(model), params, jnp.asarray(inputs), jnp.asarray(starts))
 
 
 def _sentence_chunks(starts, n, max_words, max_sentences):
@@ -52,11 +56,11 @@ def _sentence_chunks(starts, n, max_words, max_sentences):
     return chunks
 
 
-def _predict_context(params, model, inputs, batch_words, batch_sentences=256):
+def _predict_context(params, model, inputs, first_words, batch_words, batch_sentences=256):
     """``predict`` for a context head: chunks cut at sentence starts, each padded to ``batch_words``."""
     inputs = np.asarray(inputs)
     n = len(inputs)
-    starts = np.flatnonzero(inputs[:, model.first_word_column] > 0.5)
+    starts = np.flatnonzero(first_words)
     if n and (not len(starts) or starts[0] != 0):
         starts = np.concatenate([[0], starts])
     probabilities = np.empty((n, model.num_classes), np.float32)
@@ -66,24 +70,29 @@ def _predict_context(params, model, inputs, batch_words, batch_sentences=256):
         size = max(batch_words, 1 << (last - first - 1).bit_length())  # a rare long sentence: a power of two
         piece = np.zeros((size,) + inputs.shape[1:], inputs.dtype)
         piece[: last - first] = inputs[first:last]
+        piece_starts = np.zeros(size, bool)
+        piece_starts[starts[(starts >= first) & (starts < last)] - first] = True
         # The grid the chunk's sentences fill, rounded to 64 rows: few distinct shapes to compile.
         lengths = np.diff(bounds[(bounds >= first) & (bounds <= last)])
         fitted = model.clone(max_sentences=batch_sentences, grid_rows=rows_needed(lengths, model.row_words, 64))
-        chunk_probabilities, chunk_latent = predict_padded(params, fitted, piece)
+        chunk_probabilities, chunk_latent = predict_padded(params, fitted, piece, piece_starts)
         probabilities[first:last] = np.asarray(chunk_probabilities[: last - first])
         latent[first:last] = np.asarray(chunk_latent[: last - first])
     return probabilities, latent
 
 
-def predict(params, model, inputs, batch_words=65536):
+def predict(params, model, inputs, starts=None, batch_words=65536):
     """Category probabilities (N, C) and latent vectors (N, latent_dim), float32 NumPy.
 
     Runs in chunks of one fixed size (the last one zero-padded), so a call
-    compiles once however many words it gets. A context head (one with
-    ``first_word_column``) gets whole sentences, in chunks of 8,192 words.
+    compiles once however many words it gets. A head that reads sentences
+    (``reads_sentences``) needs ``starts`` (N,) bool, each sentence's first word
+    (``heads.batches.sentence_starts``), and gets whole sentences, in chunks of 8,192 words.
     """
-    if hasattr(model, "first_word_column"):
-        return _predict_context(params, model, inputs, min(batch_words, 8192))
+    if model.reads_sentences:
+        if starts is None or len(starts) != len(inputs):
+            raise ValueError(f"{type(model).__name__} reads whole sentences: give the first word of each (starts)")
+        return _predict_context(params, model, inputs, np.asarray(starts, bool), min(batch_words, 8192))
     n = len(inputs)
     probabilities = np.empty((n, model.num_classes), np.float32)
     latent = np.empty((n, model.latent_dim), np.float32)

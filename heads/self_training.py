@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from heads.batches import Batch, padded_size
+from heads.batches import Batch, padded_size, sentence_starts
 from heads.context import fit_grid
 from heads.predict import predict
 from heads.steps import ce_objective, init_state, make_optimizer
@@ -132,6 +132,7 @@ def train_self_training(
     labelled_plan = word_positions(offsets, labelled_batches, size, labels)
     # Unlabelled batches never read labels: the teacher's replace them each round.
     pseudo_plan = word_positions(offsets, pseudo_batches, size, None)
+    pool_starts = sentence_starts(offsets, np.unique(np.concatenate([np.zeros(0, np.int64), *pseudo_batches])))
     optimizer = make_optimizer(recipe.learning_rate, weight_decay)
     ce_options = dict(apply_fn=model.apply, optimizer=optimizer, class_weights=class_weights)
 
@@ -166,11 +167,17 @@ def train_self_training(
         keep = np.zeros(len(pool_rows) + 1, bool)  # + the padding row
         pseudo_labels = np.zeros(len(pool_rows) + 1, np.int32)
         if not recipe.control:
-            probabilities, _ = predict(state.params, model, tables[1][: len(pool_rows)])  # teacher: the current head
+            # The teacher (the current head) on the pool table: the pool's sentences in ascending order.
+            probabilities, _ = predict(state.params, model, tables[1][: len(pool_rows)], pool_starts)
             pseudo_labels[:-1], keep[:-1] = confident_pseudo_labels(
                 probabilities, recipe.threshold, recipe.per_category
             )
-        pseudo = Batch(positions, pseudo_labels[positions], pseudo_stacked.mask[start:stop] & keep[positions])
+        pseudo = Batch(
+            positions,
+            pseudo_labels[positions],
+            pseudo_stacked.mask[start:stop] & keep[positions],
+            pseudo_stacked.starts[start:stop],
+        )
         state, metrics = run(state, tables, (segment(labelled_plan[1], start, stop), pseudo), seed)
         metrics = jax.device_get(metrics)  # {name: (steps,)}
         check_finite(metrics["ce_sum"] + metrics["pseudo_ce_sum"], lambda step, s=start: f"step {s + step}")

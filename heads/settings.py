@@ -34,10 +34,6 @@ class HeadParams:
     def __post_init__(self):
         if self.kind not in HEAD_KINDS:
             raise ValueError(f"heads.kind {self.kind!r}: use one of {', '.join(HEAD_KINDS)}")
-        if self.kind == "bilstm" and not self.shape_flags:
-            raise ValueError(
-                "heads.kind bilstm reads sentence starts from the shape flags: set heads.shape_flags: true"
-            )
         if self.neighbour_flags and not self.shape_flags:
             raise ValueError("heads.neighbour_flags adds the neighbours' shape flags: set heads.shape_flags: true")
 

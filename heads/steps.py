@@ -93,14 +93,16 @@ def init_state(params, optimizer, kl_optimizer=None):
     )
 
 
-def _logits(apply_fn, params, inputs, dropout_key):
-    logits, _ = apply_fn({"params": params}, inputs, deterministic=False, rngs={"dropout": dropout_key})
+def _logits(apply_fn, params, batch, dropout_key):
+    logits, _ = apply_fn(
+        {"params": params}, batch.inputs, batch.starts, deterministic=False, rngs={"dropout": dropout_key}
+    )
     return logits  # (P, C)
 
 
 def ce_objective(params, batch, apply_fn, dropout_key, class_weights):
     """(CE of a labelled batch, its metrics); the objective ``ce_step`` differentiates."""
-    logits = _logits(apply_fn, params, batch.inputs, dropout_key)
+    logits = _logits(apply_fn, params, batch, dropout_key)
     loss = losses.masked_cross_entropy(logits, batch.labels, batch.mask, class_weights)
     return loss, _ce_metrics(logits, batch)
 
@@ -117,7 +119,7 @@ def _ce_metrics(logits, batch):
 
 
 def _kl_objective(params, batch, apply_fn, dropout_key, kind, prior, target_gradient, weight, per_word=False):
-    logits = _logits(apply_fn, params, batch.inputs, dropout_key)
+    logits = _logits(apply_fn, params, batch, dropout_key)
     kl = losses.kl_loss(logits, batch.mask, kind=kind, prior=prior, target_gradient=target_gradient, per_word=per_word)
     return weight * kl, {"kl_sum": kl, "kl_batches": jnp.ones((), jnp.float32)}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from heads.batches import Batch, word_rows
+from heads.batches import Batch, sentence_starts, word_rows
 
 
 def word_positions(offsets, batches, size, labels):
@@ -25,7 +25,8 @@ def word_positions(offsets, batches, size, labels):
     it; ``stacked`` a Batch with a leading axis over ``batches``: inputs
     (B, P) int32 positions in ``word_table(inputs, rows)``, where padding
     points at the zero row N; labels (B, P) int32 (all zero where ``labels``
-    is None, which is then never read); mask (B, P) bool. Looking the
+    is None, which is then never read); mask (B, P) bool; starts (B, P) bool,
+    each sentence's first word. Looking the
     positions of batch b up in the table gives ``make_batch``'s inputs.
     """
     offsets = np.asarray(offsets, np.int64)
@@ -37,6 +38,7 @@ def word_positions(offsets, batches, size, labels):
     stacked_positions = np.full((len(batches), size), len(rows), np.int32)  # (B, P)
     stacked_labels = np.zeros((len(batches), size), np.int32)
     mask = np.zeros((len(batches), size), bool)
+    starts = np.zeros((len(batches), size), bool)
     for b, ids in enumerate(batches):
         positions = word_rows(table_offsets, np.searchsorted(sentence_ids, ids))  # (n,)
         n = len(positions)
@@ -46,7 +48,8 @@ def word_positions(offsets, batches, size, labels):
         if labels is not None:
             stacked_labels[b, :n] = labels[rows[positions]]
         mask[b, :n] = True
-    return rows, Batch(stacked_positions, stacked_labels, mask)
+        starts[b, :n] = sentence_starts(offsets, ids)
+    return rows, Batch(stacked_positions, stacked_labels, mask, starts)
 
 
 def _table_shape(inputs, rows):

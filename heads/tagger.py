@@ -19,6 +19,7 @@ import numpy as np
 from features.extract import release_freed_memory
 from features.inputs import head_inputs
 from features.text import decode_lines, read_sentences
+from heads.batches import sentence_starts
 from heads.build import model_from_config
 from heads.checkpoint import load_head
 from heads.metrics import categories_to_bio
@@ -97,13 +98,13 @@ class Tagger:
         else:
             inputs = windows.first_piece_id  # (W,)
         inputs = np.asarray(head_inputs(inputs, sentences, self.heads, self.config.get("vocabulary"))[:])
-        predicted = self._predict(inputs)
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
+        predicted = self._predict(inputs, sentence_starts(offsets, np.arange(len(sentences))))
         return [[self.categories[i] for i in predicted[a:b]] for a, b in zip(offsets[:-1], offsets[1:])]
 
-    def _predict(self, inputs: np.ndarray) -> np.ndarray:
-        if hasattr(self.model, "first_word_column"):  # a context head reads whole sentences
-            return predict(self.params, self.model, inputs)[0].argmax(-1)
+    def _predict(self, inputs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        if self.model.reads_sentences:
+            return predict(self.params, self.model, inputs, starts)[0].argmax(-1)
         rows = len(inputs)
         size = max(256, 1 << (rows - 1).bit_length())
         padded = np.zeros((size,) + inputs.shape[1:], inputs.dtype)

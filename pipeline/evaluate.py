@@ -18,7 +18,7 @@ import numpy as np
 from cache.store import open_cache
 from data.prepared_io import atomic_write_text, read_prepared
 from features.inputs import head_inputs
-from heads.batches import word_rows
+from heads.batches import sentence_starts, word_rows
 from heads.build import model_from_config
 from heads.checkpoint import load_head
 from heads.metrics import confusion, entity_metrics, sentences_from_offsets, word_metrics
@@ -49,6 +49,7 @@ class TestSplit:
         self.cache_path = cache_path
         self.sentences = self.prepared.split["test"]
         self.rows = word_rows(self.prepared.offsets, self.sentences)
+        self.starts = sentence_starts(self.prepared.offsets, self.sentences)
         self.words = [self.prepared.words[s] for s in self.sentences]
         self.tags = [self.prepared.tags[s] for s in self.sentences]
         self.offsets = np.concatenate([[0], np.cumsum(np.diff(self.prepared.offsets)[self.sentences])])
@@ -74,7 +75,7 @@ def evaluate(head_path: Path, test: TestSplit, metrics_dir: Path, predictions_di
         raise ValueError(
             f"{head_path}: trained on categories {config['categories']}, the prepared corpus has {categories}"
         )
-    probabilities, latent = predict(params, model_from_config(config), test.inputs(config))
+    probabilities, latent = predict(params, model_from_config(config), test.inputs(config), test.starts)
     predicted = probabilities.argmax(1)
     true = test.prepared.labels[test.rows]
     predicted_names = sentences_from_offsets([categories[i] for i in predicted], test.offsets)

@@ -5,13 +5,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from heads.batches import Batch, make_batch, padded_size, sentence_batches, word_rows
+from heads.batches import Batch, make_batch, padded_size, sentence_batches, sentence_starts, word_rows
 
 sentence_lengths = st.lists(st.integers(0, 7), min_size=1, max_size=30)
 
 
 def offsets_of(lengths):
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+@settings(max_examples=80, deadline=None)
+@given(sentence_lengths, st.randoms(use_true_random=False))
+def test_sentence_starts_mark_each_sentences_first_word(lengths, random):
+    ids = list(range(len(lengths)))
+    random.shuffle(ids)
+    reference = [index == 0 for s in ids for index in range(lengths[s])]  # sentence by sentence, in ids' order
+    assert sentence_starts(offsets_of(lengths), np.array(ids)).tolist() == reference
 
 
 @settings(max_examples=80, deadline=None)

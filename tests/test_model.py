@@ -22,6 +22,7 @@ def feature_batch(n=40, dim=24, seed=0):
         inputs=rng.standard_normal((n, dim)).astype(np.float16),
         labels=rng.integers(0, NUM_CLASSES, n).astype(np.int32),
         mask=mask,
+        starts=np.eye(1, n, dtype=bool)[0],  # one sentence
     )
 
 

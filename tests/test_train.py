@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from heads import checkpoint, losses
-from heads.batches import make_batch, padded_size, sentence_batches, word_rows
+from heads.batches import make_batch, padded_size, sentence_batches, sentence_starts, word_rows
 from heads.model import EmbeddingHead, MLPHead
 from heads.predict import predict
 from heads.steps import (
@@ -269,10 +269,12 @@ def test_word_table_rebuilds_make_batch(corpus, wrap):
             # Each sentence's words are in the table once, however many batches hold it.
             assert len(table) == len(word_rows(corpus.offsets, corpus.labelled_ids)) + 1
             for b, ids in enumerate(batches):
-                expected = make_batch(inputs, labels, word_rows(corpus.offsets, ids), size)
+                starts = sentence_starts(corpus.offsets, ids)
+                expected = make_batch(inputs, labels, word_rows(corpus.offsets, ids), size, starts)
                 np.testing.assert_array_equal(table[stacked.inputs[b]], expected.inputs)
                 np.testing.assert_array_equal(stacked.labels[b], expected.labels)
                 np.testing.assert_array_equal(stacked.mask[b], expected.mask)
+                np.testing.assert_array_equal(stacked.starts[b], expected.starts)
     with pytest.raises(ValueError, match="more than the padded size"):
         word_positions(corpus.offsets, batches, 8, corpus.labels)
 
