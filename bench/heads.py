@@ -28,7 +28,7 @@ from features.align import tokenize
 from features.encoder import load_encoder
 from features.extract import encode_windows
 from features.inputs import with_shape_flags
-from heads.batches import make_batch, sentence_batches, word_rows
+from heads.batches import make_batch, sentence_batches, sentence_starts, word_rows
 from heads.build import build_model
 from heads.model import MLPHead
 from heads.settings import HeadParams, SupervisedParams
@@ -110,7 +110,8 @@ def main() -> None:
             encoder, windows, layers, "mean", "first", False, 10**9, sort=False, batch_windows=128
         ).astype(np.float16)
         batch_rows = np.arange(len(vectors))
-        batch = make_batch(vectors, prepared.labels[word_rows(prepared.offsets, ids)], batch_rows, 4096)
+        labels = prepared.labels[word_rows(prepared.offsets, ids)]
+        batch = make_batch(vectors, labels, batch_rows, 4096, sentence_starts(prepared.offsets, ids))
         state, _ = steps.ce(state, batch, key)
         jax.block_until_ready(state)
         loop_seconds.append(time.perf_counter() - begin)
