@@ -110,8 +110,8 @@ def main() -> None:
             encoder, windows, layers, "mean", "first", False, 10**9, sort=False, batch_windows=128
         ).astype(np.float16)
         batch_rows = np.arange(len(vectors))
-        labels = prepared.labels[word_rows(prepared.offsets, ids)]
-        batch = make_batch(vectors, labels, batch_rows, 4096, sentence_starts(prepared.offsets, ids))
+        batch_labels = prepared.labels[word_rows(prepared.offsets, ids)]
+        batch = make_batch(vectors, batch_labels, batch_rows, 4096, sentence_starts(prepared.offsets, ids))
         state, _ = steps.ce(state, batch, key)
         jax.block_until_ready(state)
         loop_seconds.append(time.perf_counter() - begin)
