@@ -37,6 +37,7 @@ import numpy as np
 
 from data.prepared_io import Prepared, atomic_write_text, read_prepared
 from data.tags import category_of
+from features.word_forms import word_shape  # the collapsed shape: the CRF peer's and the heads' word-form ids
 from heads.metrics import entity_metrics, word_metrics
 from heads.stats import validation_split
 
@@ -48,24 +49,6 @@ CRF_ITERATIONS = 150  # L-BFGS iterations of the issue's measured CRF
 SPACY_DEV_FRACTION = 0.2  # of the labelled split: the project's one validation part
 NEIGHBOUR_OFFSETS = (-2, -1, 1, 2)  # the two words on each side
 PACKAGES = ("sklearn-crfsuite", "python-crfsuite", "spacy", "thinc", "seqeval", "numpy")
-
-
-def word_shape(word: str) -> str:
-    """The collapsed shape of ``word``: upper-case letters X, other letters x, digits d, any other character
-    itself, and each run of one symbol written once (``Hello`` -> ``Xx``, ``2006`` -> ``d``, ``U.S.`` -> ``X.X.``)."""
-    shape = []
-    for character in word:
-        if character.isupper():
-            symbol = "X"
-        elif character.isalpha():
-            symbol = "x"
-        elif character.isdigit():
-            symbol = "d"
-        else:
-            symbol = character
-        if not shape or shape[-1] != symbol:
-            shape.append(symbol)
-    return "".join(shape)
 
 
 def word_features(words: list[str], index: int) -> dict:
