@@ -23,8 +23,7 @@ import numpy as np
 
 from data.prepared_io import atomic_write_text, read_prepared
 from experiments.runner import Corpus, score, train_ner_converged
-from features.inputs import load_inputs, with_shape_flags
-from heads.early_stopping import EarlyStopping
+from features.inputs import head_inputs, load_inputs
 from heads.settings import EarlyStoppingParams, HeadParams
 from heads.stats import SIGNIFICANCE, paired_test, validation_split
 from pipeline.params import ExtractParams, load_section
@@ -48,8 +47,7 @@ class Validation:
         self.tags = [tag for sentence in self.prepared.tags for tag in sentence]
         self.validation_fraction = validation_fraction
         self.train_part, self.validation = validation_split(self.prepared.split["labelled"], validation_fraction)
-        settings = load_section(EarlyStoppingParams, "early_stopping", params_path)
-        self.stopping = EarlyStopping(**dataclasses.asdict(settings))
+        self.stopping = load_section(EarlyStoppingParams, "early_stopping", params_path)
         self.heads = load_section(HeadParams, "heads", params_path)
         self._corpora = {}
 
@@ -57,9 +55,7 @@ class Validation:
         """The corpus with the inputs ``heads`` asks for (shape flags, the neighbours' flags)."""
         key = (heads.shape_flags, heads.neighbour_flags)
         if key not in self._corpora:
-            features = self.features
-            if heads.shape_flags:
-                features = with_shape_flags(features, self.prepared.words, heads.neighbour_flags)
+            features = head_inputs(self.features, self.prepared.words, heads)
             prepared = self.prepared
             self._corpora[key] = Corpus(features, prepared.labels, self.tags, prepared.offsets, prepared.categories)
         return self._corpora[key]

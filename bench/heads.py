@@ -27,7 +27,7 @@ from data.prepared_io import atomic_write_text, read_prepared
 from features.align import tokenize
 from features.encoder import load_encoder
 from features.extract import encode_windows
-from features.inputs import with_shape_flags
+from features.inputs import head_inputs
 from heads.batches import make_batch, sentence_batches, sentence_starts, word_rows
 from heads.build import build_model
 from heads.model import MLPHead
@@ -43,7 +43,7 @@ def time_head_kinds(prepared, labels, labelled, repeats=3) -> dict:
     neighbours = bool(settings.get("neighbour_flags"))
     figures = {"inputs": "shape flags" + (" with the neighbours' flags" if neighbours else "")}
     with open_cache("cache/features.h5") as cache:
-        inputs = with_shape_flags(cache.features, prepared.words, neighbours)
+        inputs = head_inputs(cache.features, prepared.words, HeadParams(shape_flags=True, neighbour_flags=neighbours))
         for kind in ("mlp", "bilstm"):
             times = []
             for _ in range(repeats):

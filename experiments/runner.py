@@ -227,9 +227,7 @@ class Runner:
         # The seed's KL rows start from the 20-epoch head; the validated ones from the converged head.
         self.seed_models = [m for m, r in self.kl_models.items() if r.init == "bert_ner" and not r.control]
         self.validated_models = [m for m, r in self.kl_models.items() if r.init == "bert_ner_es" and not r.control]
-        self.stopping = EarlyStopping(
-            **dataclasses.asdict(load_section(EarlyStoppingParams, "early_stopping", params_path))
-        )
+        self.stopping = load_section(EarlyStoppingParams, "early_stopping", params_path)
         self.self_training = SelfTraining(
             **dataclasses.asdict(load_section(SelfTrainingParams, "self_training", params_path))
         )
