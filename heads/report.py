@@ -175,7 +175,7 @@ def results_markdown(summary: dict) -> str:
         "",
         f"{_seed_counts_sentence(models)}; values are mean ± sample standard "
         "deviation over seeds. The seed project's columns are its single "
-        "reported runs on a different split (see DESIGN.md section 2).",
+        "reported runs on a split of its own, not this one (its figures are in heads/report.py: SEED_RESULTS).",
         "",
         "| model | seeds | accuracy | accuracy no O | mean F1 | entity F1 "
         "| seed accuracy | seed acc no O | seed mean F1 |",
