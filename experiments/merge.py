@@ -2,8 +2,8 @@
 
 A learning curve over seven sizes is hours on two cores; it can run a size group per process (an
 experiments params file whose ``sizes`` holds the group) and be merged afterwards. The parts must
-agree on everything but their sizes: the experiment, its params, the validated settings and the
-features' fingerprint; no (model, sample, size, seed) may appear twice. The merged file records the
+agree on everything but their sizes: the experiment, its params, the validated settings, the
+protocol the curves record (bert_ner's epochs, early stopping's held-out share) and the features' fingerprint; no (model, sample, size, seed) may appear twice. The merged file records the
 groups (``split_into_processes``) and the summed seconds, and the report says so.
 
 ``selection`` parts may differ in their grids (``selection_parts``, thresholds, lambdas, KL step
@@ -98,7 +98,7 @@ def merge(parts: list[dict], names: list[str]) -> dict:
     if first.get("experiment") == "selection":
         return merge_selection(parts, names)
     for name, part in zip(names[1:], parts[1:]):
-        for field in ("experiment", "settings", "features"):
+        for field in ("experiment", "settings", "features", "protocol"):
             if part.get(field) != first.get(field):
                 raise ValueError(f"{name}: {field} differs from {names[0]}'s")
         mine = {k: v for k, v in part["params"].items() if k != "sizes"}

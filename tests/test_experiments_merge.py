@@ -38,6 +38,7 @@ def test_merge_keeps_earlier_groups():
         (part([512], pool_size=9), "params differ from a's in pool_size"),
         ({**part([512]), "features": {"encoder": "y"}}, "features differs"),
         ({**part([512]), "settings": {}}, "settings differs"),
+        ({**part([512]), "protocol": {"bert_ner_epochs": 30}}, "protocol differs"),
     ],
 )
 def test_merge_refuses_parts_that_do_not_belong_together(other, message):
