@@ -271,3 +271,18 @@ def test_entity_metrics_equal_seqevals_classification_report(sentences):
         assert (ours["precision"], ours["recall"], ours["f1"], ours["support"]) == pytest.approx(
             (row["precision"], row["recall"], row["f1-score"], row["support"])
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=40))
+def test_accuracy_no_o_counts_only_words_whose_true_category_is_not_o(pairs):
+    true, pred = (np.array(column) for column in zip(*pairs))
+    entity = [t == p for t, p in pairs if t != 0]  # CATEGORIES[0] is O
+    expected = sum(entity) / len(entity) if entity else None
+    assert word_metrics(true, pred, CATEGORIES)["accuracy_no_o"] == pytest.approx(expected)
+
+
+def test_accuracy_no_o_differs_from_accuracy_when_o_words_are_right():
+    # Every O word right, one of two entity words wrong: accuracy 3/4, accuracy no O 1/2.
+    result = word_metrics(np.array([0, 0, 1, 2]), np.array([0, 0, 1, 1]), CATEGORIES)
+    assert result["accuracy"] == pytest.approx(3 / 4) and result["accuracy_no_o"] == pytest.approx(1 / 2)
