@@ -22,8 +22,8 @@ import time
 import numpy as np
 
 from data.prepared_io import atomic_write_text, read_prepared
-from experiments.runner import Corpus, score, train_ner_converged
-from features.inputs import head_inputs, load_inputs
+from experiments.runner import Corpora, Corpus, score, train_ner_converged
+from features.inputs import load_inputs
 from heads.settings import EarlyStoppingParams, HeadParams
 from heads.stats import SIGNIFICANCE, paired_test, validation_split
 from pipeline.params import ExtractParams, load_section
@@ -44,21 +44,15 @@ class Validation:
             self.prepared.meta["words_sha256"],
             piece_ids=False,
         )
-        self.tags = [tag for sentence in self.prepared.tags for tag in sentence]
         self.validation_fraction = validation_fraction
         self.train_part, self.validation = validation_split(self.prepared.split["labelled"], validation_fraction)
         self.stopping = load_section(EarlyStoppingParams, "early_stopping", params_path)
         self.heads = load_section(HeadParams, "heads", params_path)
-        self._corpora = {}
+        self.corpora = Corpora(self.prepared, self.features)
 
     def corpus(self, heads: HeadParams) -> Corpus:
         """The corpus with the inputs ``heads`` asks for (shape flags, the neighbours' flags)."""
-        key = (heads.shape_flags, heads.neighbour_flags)
-        if key not in self._corpora:
-            features = head_inputs(self.features, self.prepared.words, heads)
-            prepared = self.prepared
-            self._corpora[key] = Corpus(features, prepared.labels, self.tags, prepared.offsets, prepared.categories)
-        return self._corpora[key]
+        return self.corpora.for_heads(heads)
 
     def run(self, heads: HeadParams, seed: int) -> dict:
         """One head trained as bert_ner_es is, on the train part; its scores on the validation part."""

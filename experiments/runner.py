@@ -49,6 +49,23 @@ class Corpus:
     categories: list[str]
 
 
+class Corpora:
+    """The corpus as each head's inputs make it (``features.inputs.head_inputs``: the pipeline's), built once per
+    kind of inputs; the features stay memory-mapped."""
+
+    def __init__(self, prepared, features):
+        self.prepared, self.features = prepared, features
+        self.tags = [tag for sentence in prepared.tags for tag in sentence]
+        self._built = {}
+
+    def for_heads(self, heads: HeadParams) -> Corpus:
+        key = (heads.shape_flags, heads.neighbour_flags)
+        if key not in self._built:
+            inputs, prepared = head_inputs(self.features, self.prepared.words, heads), self.prepared
+            self._built[key] = Corpus(inputs, prepared.labels, self.tags, prepared.offsets, prepared.categories)
+        return self._built[key]
+
+
 @dataclasses.dataclass(frozen=True)
 class Head:
     """A trained head and how long its training took."""
@@ -235,8 +252,7 @@ class Runner:
         self.features, self.fingerprint = load_inputs(
             cache_path, self.extract, self.prepared.meta["words_sha256"], piece_ids=False
         )
-        self.tags = [t for sentence in self.prepared.tags for t in sentence]
-        self._corpora = {}
+        self.corpora = Corpora(self.prepared, self.features)
         self.corpus = self.corpus_for(self.heads)
         self.split = self.prepared.split
         self.prior = explicit_prior(self.kl.prior, self.prepared.categories)
@@ -246,13 +262,8 @@ class Runner:
         self.non_test = np.sort(np.concatenate([self.split["labelled"], self.split["unlabelled"]]))
 
     def corpus_for(self, heads: HeadParams) -> Corpus:
-        """The corpus with the inputs ``heads`` reads (``features.inputs.head_inputs``: the pipeline's), built once."""
-        key = (heads.shape_flags, heads.neighbour_flags)
-        if key not in self._corpora:
-            inputs = head_inputs(self.features, self.prepared.words, heads)
-            prepared = self.prepared
-            self._corpora[key] = Corpus(inputs, prepared.labels, self.tags, prepared.offsets, prepared.categories)
-        return self._corpora[key]
+        """The corpus with the inputs ``heads`` reads, built once."""
+        return self.corpora.for_heads(heads)
 
     def ner(self, labelled, seed, corpus: Corpus | None = None, **overrides) -> Head:
         """BERT NER with the ``heads`` section, ``overrides`` (e.g. dropout=0.3) replacing its values."""
