@@ -49,7 +49,7 @@ def time_head_kinds(prepared, labels, labelled, repeats=3) -> dict:
             for _ in range(repeats):
                 # A new model object each time: nothing compiled before is reused.
                 heads = HeadParams(kind=kind, shape_flags=True, neighbour_flags=neighbours)
-                model = build_model(heads, len(prepared.categories))
+                model = build_model(heads, prepared.categories)
                 start = time.perf_counter()
                 train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model, epochs=20, seed=0)
                 times.append(round(time.perf_counter() - start, 2))

@@ -22,7 +22,7 @@ from heads.build import build_model
 from heads.early_stopping import EarlyStopping, train_converged
 from heads.losses import explicit_prior, inverse_frequency_weights
 from heads.metrics import entity_f1_fast, word_metrics
-from heads.predict import predict
+from heads.predict import predict_categories
 from heads.self_training import SelfTraining, train_self_training
 from heads.settings import (
     EarlyStoppingParams,
@@ -59,7 +59,7 @@ class Corpora:
         self._built = {}
 
     def for_heads(self, heads: HeadParams) -> Corpus:
-        key = (heads.shape_flags, heads.neighbour_flags)
+        key = (heads.shape_flags, heads.neighbour_flags, heads.word_forms and heads.word_form_rows)
         if key not in self._built:
             inputs, prepared = head_inputs(self.features, self.prepared.words, heads), self.prepared
             self._built[key] = Corpus(inputs, prepared.labels, self.tags, prepared.offsets, prepared.categories)
@@ -106,7 +106,7 @@ def train_ner(corpus: Corpus, labelled: np.ndarray, seed: int, heads: HeadParams
 
 def _model(corpus: Corpus, heads: HeadParams):
     """The head ``heads`` describes (MLP or BiLSTM) for the corpus's inputs."""
-    return build_model(heads, len(corpus.categories))
+    return build_model(heads, corpus.categories)
 
 
 def _common(corpus: Corpus, labelled, seed, heads: HeadParams) -> dict:
@@ -205,10 +205,9 @@ def train_kl(
 def score(corpus: Corpus, head: Head, sentences: np.ndarray) -> dict:
     """Word and entity metrics of ``head`` on ``sentences`` (test or validation ids)."""
     rows = word_rows(corpus.offsets, sentences)
-    probabilities, _ = predict(
+    predicted, _, _ = predict_categories(
         head.params, head.model, corpus.features[rows], sentence_starts(corpus.offsets, sentences)
     )
-    predicted = probabilities.argmax(1)
     metrics = word_metrics(corpus.labels[rows], predicted, corpus.categories)
     lengths = np.diff(corpus.offsets)[sentences]
     entity = entity_f1_fast(

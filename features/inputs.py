@@ -57,30 +57,34 @@ def head_inputs(word_inputs, sentences, heads, vocabulary=None):
 
     ``word_inputs`` are features (W, D): with ``heads.shape_flags`` the word-shape
     flags of ``sentences``' words are appended (``heads.neighbour_flags``: their
-    neighbours' too), a (W, D + 8) or (W, D + 24) view that leaves the cache
-    mapped. Or first-piece ids (W,): with ``vocabulary`` mapped to the
+    neighbours' too), and with ``heads.word_forms`` their hashed word-form ids
+    (``features.word_forms``, four columns of exact integers: the view is float32 then), a view that
+    leaves the cache mapped. Or first-piece ids (W,): with ``vocabulary`` mapped to the
     baseline's embedding rows. Training, evaluation, the tagger and the
     experiments all build a head's inputs here, so they cannot disagree.
     """
     if np.ndim(word_inputs) == 1:
         return word_inputs if vocabulary is None else baseline_inputs(np.asarray(word_inputs), vocabulary)
+    columns = [word_inputs]
     if heads.shape_flags:
-        return with_shape_flags(word_inputs, sentences, heads.neighbour_flags)
-    return word_inputs
+        columns.append(shape_columns(sentences, heads.neighbour_flags, len(word_inputs)))
+    if heads.word_forms:
+        from features.word_forms import word_form_ids
+
+        ids = word_form_ids(sentences, heads.word_form_rows)  # (W, 4) int32, below 2**24: exact in float32
+        columns.append(ids.astype(np.float32))
+        return ConcatColumns(*columns, dtype=np.float32)
+    return columns[0] if len(columns) == 1 else ConcatColumns(*columns)
 
 
-def with_shape_flags(features, sentences, neighbours: bool = False) -> ConcatColumns:
-    """``features`` (W, D) with the word-shape flags of ``sentences``' words appended, (W, D + 8) float16.
-
-    With ``neighbours`` the previous and next words' flags come too: (W, D + 24). A view: the cache stays
-    memory-mapped, the flags are computed here in memory.
-    """
+def shape_columns(sentences, neighbours: bool, num_words: int) -> np.ndarray:
+    """The word-shape flags of ``sentences``' words, (W, 8) or with ``neighbours`` (W, 24)."""
     from features.shape import shape_flags
 
-    flags = shape_flags(sentences, neighbours)  # (W, 8) or (W, 24)
-    if len(flags) != len(features):
-        raise ValueError(f"the feature cache has {len(features)} words, the sentences {len(flags)}")
-    return ConcatColumns(features, flags)
+    flags = shape_flags(sentences, neighbours)
+    if len(flags) != num_words:
+        raise ValueError(f"the feature cache has {num_words} words, the sentences {len(flags)}")
+    return flags
 
 
 def text_sentences(path: str, encoding: str) -> list[list[str]]:

@@ -6,10 +6,15 @@ other: both define modules, this one chooses among them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import flax.linen as nn
 
+from features.word_forms import WORD_FORM_ATTRIBUTES
 from heads.context import BiLSTMHead
+from heads.crf import bio_labels
 from heads.model import EmbeddingHead, MLPHead
+from heads.output import CRFHead, WordFormInput
 from heads.settings import HeadParams
 
 INPUT_KINDS = ("features", "piece_ids")
@@ -17,24 +22,39 @@ INPUT_KINDS = ("features", "piece_ids")
 
 def build_model(
     heads: HeadParams,
-    num_classes: int,
+    categories: Sequence[str],
     *,
     input_kind: str = "features",
     vocab_size: int = 0,
     embed_dim: int = 0,
 ) -> nn.Module:
-    """The head ``heads`` describes for ``num_classes`` categories (Flax takes the input width from the inputs).
+    """The head ``heads`` describes for the category names ``categories`` (Flax takes the input width from the
+    inputs).
 
     ``input_kind`` ``"piece_ids"`` is the baseline's embedding head (a table of
     ``vocab_size`` rows of ``embed_dim``); ``"features"``
     goes to the MLP, or to the BiLSTM first (``heads.kind``), whose callers pass
-    each sentence's first word (``starts``) beside the inputs.
+    each sentence's first word (``starts``) beside the inputs. With ``heads.word_forms`` the inputs' last
+    columns are word-form ids, embedded first (``heads.output.WordFormInput``); with ``heads.output: crf`` the
+    head's outputs are emissions over the categories' BIO labels, scored by a CRF (``heads.output.CRFHead``).
     """
     hidden = tuple(int(width) for width in heads.hidden)  # hashable, so the module can be a static jit argument
+    num_classes = len(categories)
     if input_kind == "piece_ids":
+        if heads.output != "softmax" or heads.word_forms:
+            raise ValueError("the baseline's embedding head has a softmax output and no word-form inputs")
         return EmbeddingHead(vocab_size, num_classes, embed_dim, hidden, heads.latent_dim, heads.dropout)
     if input_kind != "features":
         raise ValueError(f"unknown head input {input_kind!r}: expected one of {', '.join(INPUT_KINDS)}")
+    bio = bio_labels(categories) if heads.output == "crf" else None
+    outputs = num_classes if bio is None else len(bio.names)
+    head = _feature_head(heads, outputs, hidden)
+    if heads.word_forms:
+        head = WordFormInput(head, heads.word_form_rows, heads.word_forms, WORD_FORM_ATTRIBUTES)
+    return head if bio is None else CRFHead(head, bio)
+
+
+def _feature_head(heads: HeadParams, num_classes: int, hidden: tuple) -> nn.Module:
     if heads.kind == "mlp":
         return MLPHead(num_classes, hidden, heads.latent_dim, heads.dropout)
     return BiLSTMHead(
@@ -56,7 +76,7 @@ def model_from_config(config: dict) -> nn.Module:
         raise ValueError(f"head config's heads section: {error}") from None
     return build_model(
         heads,
-        len(config["categories"]),
+        [str(category) for category in config["categories"]],
         input_kind=config["input"],
         vocab_size=config.get("vocab_size", 0),
         embed_dim=config.get("embed_dim", 0),

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from heads.model import MLPBody
+from heads.output import grid_clone
 
 
 def sentence_grid(starts, real, row_words: int, rows: int):
@@ -55,12 +56,23 @@ def rows_needed(lengths, row_words: int, multiple: int = 8) -> int:
     return max(multiple, -(-rows // multiple) * multiple)
 
 
+def sentence_head(model):
+    """The BiLSTM ``model`` is or wraps (``heads.output``'s wrappers hold their head as ``head``), else None."""
+    while not isinstance(model, BiLSTMHead):
+        model = getattr(model, "head", None)
+        if not isinstance(model, nn.Module):
+            return None
+    return model
+
+
 def fit_grid(model, offsets, batches):
     """``model`` with a grid just large enough for every batch of ``batches`` (a head without one: as is)."""
-    if not isinstance(model, BiLSTMHead):
+    grid = sentence_head(model)
+    if grid is None:
         return model
     lengths = np.diff(np.asarray(offsets, np.int64))
-    return model.clone(grid_rows=max(rows_needed(lengths[np.asarray(b, np.int64)], model.row_words) for b in batches))
+    rows = max(rows_needed(lengths[np.asarray(b, np.int64)], grid.row_words) for b in batches)
+    return grid_clone(model, grid_rows=rows)
 
 
 class BiLSTMHead(nn.Module):

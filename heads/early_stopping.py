@@ -21,7 +21,7 @@ import numpy as np
 from heads.batches import padded_size, sentence_starts, word_rows
 from heads.context import fit_grid
 from heads.metrics import entity_f1_fast
-from heads.predict import predict
+from heads.predict import predict_categories
 from heads.settings import EarlyStoppingParams
 from heads.stats import validation_split
 from heads.steps import RUN_ONCE_OPTIONS, bind_steps, init_state, make_optimizer, seed_init
@@ -54,8 +54,8 @@ def entity_f1_scorer(inputs, offsets, sentence_ids, true_tags, categories, model
     starts = sentence_starts(offsets, sentence_ids)
 
     def score(params):
-        probabilities, _ = predict(params, model, features, starts)
-        return entity_f1_fast(true_tags, probabilities.argmax(1), categories, local_offsets)["f1"]
+        predicted, _, _ = predict_categories(params, model, features, starts)
+        return entity_f1_fast(true_tags, predicted, categories, local_offsets)["f1"]
 
     return score
 

@@ -88,7 +88,7 @@ def fit(settings: ModelSettings, data: TrainingData, seed: int, init_params=None
     vocab_size = 0 if data.vocabulary is None else len(data.vocabulary) + 1
     embed_dim = settings.supervised.embed_dim if settings.supervised else 0
     model = build_model(
-        heads, len(data.categories), input_kind=settings.input_kind, vocab_size=vocab_size, embed_dim=embed_dim
+        heads, data.categories, input_kind=settings.input_kind, vocab_size=vocab_size, embed_dim=embed_dim
     )
     common = dict(
         batch_sentences=heads.batch_sentences, weight_decay=heads.weight_decay, class_weights=data.class_weights,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 HEAD_KINDS = ("mlp", "bilstm")
+OUTPUTS = ("softmax", "crf")
 SUPERVISED = ("baseline", "bert_ner", "bert_ner_es")  # the models trained from scratch
 
 
@@ -30,10 +31,19 @@ class HeadParams:
     neighbour_flags: bool = False  # with shape_flags: the previous and next words' flags too (24 columns)
     lstm_units: int = 128  # bilstm: units per direction
     row_words: int = 32  # bilstm: a longer sentence is read in windows of this many words
+    output: str = "softmax"  # softmax: each word's category alone | crf: a linear-chain CRF over BIO labels
+    word_forms: int = 0  # width of the learned word-form embedding (features.word_forms); 0: none
+    word_form_rows: int = 4096  # hash buckets per word-form attribute
 
     def __post_init__(self):
         if self.kind not in HEAD_KINDS:
             raise ValueError(f"heads.kind {self.kind!r}: use one of {', '.join(HEAD_KINDS)}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"heads.output {self.output!r}: use one of {', '.join(OUTPUTS)}")
+        if self.output == "crf" and self.class_weighting:
+            raise ValueError("heads.class_weighting weights a per-word cross entropy: a CRF's loss is per sentence")
+        if self.word_forms < 0 or self.word_form_rows < 1:
+            raise ValueError("heads.word_forms must be >= 0 (0: none) and heads.word_form_rows >= 1")
         if self.neighbour_flags and not self.shape_flags:
             raise ValueError("heads.neighbour_flags adds the neighbours' shape flags: set heads.shape_flags: true")
 

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from heads import losses
+from heads.output import is_crf, supervised_loss
 
 # fold_in tags that split the one seed into independent streams.
 INIT_STREAM, DROPOUT_STREAM = 0, 1
@@ -97,14 +98,24 @@ def _logits(apply_fn, params, batch, dropout_key):
     logits, _ = apply_fn(
         {"params": params}, batch.inputs, batch.starts, deterministic=False, rngs={"dropout": dropout_key}
     )
-    return logits  # (P, C)
+    return logits  # (P, C); a CRF head's: the log of its marginals (heads.output)
 
 
 def ce_objective(params, batch, apply_fn, dropout_key, class_weights):
-    """(CE of a labelled batch, its metrics); the objective ``ce_step`` differentiates."""
-    logits = _logits(apply_fn, params, batch, dropout_key)
-    loss = losses.masked_cross_entropy(logits, batch.labels, batch.mask, class_weights)
-    return loss, _ce_metrics(logits, batch)
+    """(the supervised loss of a labelled batch, its metrics); the objective ``ce_step`` differentiates.
+
+    The loss is the (class-weighted) cross entropy, or a CRF head's sequence negative log-likelihood
+    per word (``heads.output.supervised_loss``); the metrics' ``ce_sum`` is then the NLL summed over words.
+    """
+    loss, scores = supervised_loss(apply_fn, params, batch, dropout_key, class_weights)
+    if is_crf(getattr(apply_fn, "__self__", None)):
+        metrics = {
+            "ce_sum": loss * jnp.sum(batch.mask),
+            "correct": jnp.sum((jnp.argmax(scores, axis=-1) == batch.labels) & batch.mask).astype(jnp.float32),
+            "words": jnp.sum(batch.mask).astype(jnp.float32),
+        }
+        return loss, metrics
+    return loss, _ce_metrics(scores, batch)
 
 
 def _ce_metrics(logits, batch):

@@ -23,7 +23,7 @@ from heads.batches import sentence_starts
 from heads.build import model_from_config
 from heads.checkpoint import load_head
 from heads.metrics import categories_to_bio
-from heads.predict import predict, predict_padded
+from heads.predict import predict_categories, predict_padded
 from heads.settings import HeadParams
 
 
@@ -84,6 +84,10 @@ class Tagger:
 
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
         """The predicted category of every word of ``sentences``."""
+        return [categories for categories, _ in self.tag_scored(sentences)]
+
+    def tag_scored(self, sentences: list[list[str]]) -> list[tuple[list[str], list[float]]]:
+        """Per sentence, each word's predicted category and its probability (the head's score of that category)."""
         from features.align import tokenize
         from features.extract import encode_windows
 
@@ -99,19 +103,26 @@ class Tagger:
             inputs = windows.first_piece_id  # (W,)
         inputs = np.asarray(head_inputs(inputs, sentences, self.heads, self.config.get("vocabulary"))[:])
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
-        predicted = self._predict(inputs, sentence_starts(offsets, np.arange(len(sentences))))
-        return [[self.categories[i] for i in predicted[a:b]] for a, b in zip(offsets[:-1], offsets[1:])]
+        predicted, scores = self._predict(inputs, sentence_starts(offsets, np.arange(len(sentences))))
+        return [
+            ([self.categories[i] for i in predicted[a:b]], scores[a:b].tolist())
+            for a, b in zip(offsets[:-1], offsets[1:])
+        ]
 
-    def _predict(self, inputs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    def _predict(self, inputs: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each word's category id (W,) and its probability (W,) float32 (a CRF head's: its marginal)."""
         if self.model.reads_sentences:
-            return predict(self.params, self.model, inputs, starts)[0].argmax(-1)
-        rows = len(inputs)
-        size = max(256, 1 << (rows - 1).bit_length())
-        padded = np.zeros((size,) + inputs.shape[1:], inputs.dtype)
-        padded[:rows] = inputs
-        # Padded to a power of two: the jitted head compiles for a few shapes at most.
-        probabilities, _ = predict_padded(self.params, self.model, padded)
-        return np.asarray(probabilities)[:rows].argmax(-1)
+            predicted, probabilities, _ = predict_categories(self.params, self.model, inputs, starts)
+        else:
+            rows = len(inputs)
+            size = max(256, 1 << (rows - 1).bit_length())
+            padded = np.zeros((size,) + inputs.shape[1:], inputs.dtype)
+            padded[:rows] = inputs
+            # Padded to a power of two: the jitted head compiles for a few shapes at most.
+            probabilities, _, predicted = (
+                np.asarray(out)[:rows] for out in predict_padded(self.params, self.model, padded)
+            )
+        return predicted, np.take_along_axis(probabilities, predicted[:, None], axis=1)[:, 0]
 
 
 def entity_spans(categories: list[str]) -> list[tuple[int, int, str]]:

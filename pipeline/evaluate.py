@@ -23,7 +23,7 @@ from heads.build import model_from_config
 from heads.checkpoint import load_head
 from heads.metrics import confusion, entity_metrics, sentences_from_offsets, word_metrics
 from heads.plots import plot_confusion, plot_latent_pca
-from heads.predict import predict
+from heads.predict import predict_categories
 from heads.settings import HeadParams
 from pipeline.params import enable_compilation_cache, run_main
 
@@ -58,7 +58,8 @@ class TestSplit:
     def inputs(self, config: dict) -> np.ndarray:
         """The head's inputs for the test words; the cache's fingerprint is checked against the head's."""
         heads, piece_ids = HeadParams(**config["heads"]), config["input"] == "piece_ids"
-        key = (piece_ids, heads.shape_flags, heads.neighbour_flags, json.dumps(config["features"]))
+        inputs_of = (heads.shape_flags, heads.neighbour_flags, heads.word_forms and heads.word_form_rows)
+        key = (piece_ids, *inputs_of, json.dumps(config["features"]))
         if key not in self._inputs:
             with open_cache(self.cache_path, config["features"]) as cache:
                 word_inputs = cache.piece_ids[...][self.rows] if piece_ids else cache.features[self.rows]
@@ -75,8 +76,7 @@ def evaluate(head_path: Path, test: TestSplit, metrics_dir: Path, predictions_di
         raise ValueError(
             f"{head_path}: trained on categories {config['categories']}, the prepared corpus has {categories}"
         )
-    probabilities, latent = predict(params, model_from_config(config), test.inputs(config), test.starts)
-    predicted = probabilities.argmax(1)
+    predicted, _, latent = predict_categories(params, model_from_config(config), test.inputs(config), test.starts)
     true = test.prepared.labels[test.rows]
     predicted_names = sentences_from_offsets([categories[i] for i in predicted], test.offsets)
     metrics = word_metrics(true, predicted, categories)

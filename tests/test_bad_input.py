@@ -583,7 +583,7 @@ def test_training_stops_on_a_non_finite_loss():
     inputs = np.random.default_rng(0).standard_normal((12, 4)).astype(np.float16)
     inputs[3] = np.nan
     labels = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0], np.int32)
-    model = build_model(HeadParams(hidden=[8], latent_dim=4), 2)
+    model = build_model(HeadParams(hidden=[8], latent_dim=4), ["O", "x"])
     with pytest.raises(ValueError, match=r"non-finite loss \(NaN or Inf\) at step 0, epoch 1 of 2"):
         train_supervised(
             None,

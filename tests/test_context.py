@@ -14,7 +14,8 @@ from heads.predict import predict
 from heads.settings import HeadParams
 from heads.steps import ce_step, init_state, make_optimizer
 
-DIM, CLASSES = 12, 3
+DIM, CATEGORIES = 12, ("O", "a", "b")
+CLASSES = len(CATEGORIES)
 
 
 def sentences_and_inputs(lengths, seed=0):
@@ -28,7 +29,7 @@ def sentences_and_inputs(lengths, seed=0):
 def bilstm(**options):
     settings = dict(hidden=(16,), latent_dim=8, kind="bilstm", lstm_units=8, row_words=4, batch_sentences=8)
     settings.update(options)
-    return build_model(HeadParams(**settings), CLASSES)
+    return build_model(HeadParams(**settings), CATEGORIES)
 
 
 def test_grid_places_windows_of_long_sentences_on_rows_of_their_own():
@@ -160,7 +161,7 @@ def test_a_grid_fitted_to_the_sentences_gives_what_the_full_grid_gives(lengths):
     params = model.init(jax.random.key(4), inputs[:1])["params"]
     padded = np.concatenate([inputs, np.zeros((7, inputs.shape[1]), inputs.dtype)])  # padding rows, as in a batch
     starts = np.concatenate([first_words, np.zeros(7, bool)])
-    full, _ = predict_padded(params, model, padded, starts)
+    full, _, _ = predict_padded(params, model, padded, starts)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     fitted = fit_grid(model, offsets, [np.arange(len(lengths))])
     assert fitted.grid_rows == rows_needed(lengths, 4) >= sum(-(-n // 4) for n in lengths)
@@ -177,5 +178,5 @@ def test_a_grid_fitted_to_the_sentences_gives_what_the_full_grid_gives(lengths):
 def test_fit_grid_leaves_other_heads_alone():
     from heads.context import fit_grid
 
-    mlp = build_model(HeadParams(hidden=(16,), latent_dim=8), CLASSES)
+    mlp = build_model(HeadParams(hidden=(16,), latent_dim=8), CATEGORIES)
     assert fit_grid(mlp, np.array([0, 3]), [np.array([0])]) is mlp

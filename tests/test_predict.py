@@ -32,7 +32,7 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None, heads=S
     baseline = input_kind == "piece_ids"
     vocabulary = list(range(0, len(encoder.tokenizer), 3))  # the piece ids "seen in training"
     vocab = len(vocabulary) + 1
-    model = build_model(heads, len(CATEGORIES), input_kind=input_kind, embed_dim=8, vocab_size=vocab)
+    model = build_model(heads, CATEGORIES, input_kind=input_kind, embed_dim=8, vocab_size=vocab)
     flags = (8 + 16 * heads.neighbour_flags) * heads.shape_flags  # the shape flags' columns, if any
     example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size + flags), np.float16)
     params = model.init(jax.random.key(0), example)["params"]

@@ -1,0 +1,87 @@
+"""The output layer, word-form inputs and head kind of our rows, chosen on validation (issue 19).
+
+    python -m bench.head_quality --out bench/head_quality.json [--seeds 0 1 2] [--candidates mlp mlp_crf ...]
+
+Every candidate is bert_ner_es's head (section heads with its head_settings: shape flags) with the changes
+named in ``CANDIDATES``, trained as bert_ner_es is (early stopping on a part held out of the train part, then
+a refit) on the experiments' train part of the labelled split and scored on its validation part, paired by
+seed against the reference (``mlp``: today's default) with a two-sided paired t-test. Nothing here reads the
+test split. The training time of each head (JIT included) is reported beside its scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+from bench.head_kinds import VALIDATION_FRACTION, Validation, paired_gain
+from data.prepared_io import atomic_write_text
+from heads.stats import SIGNIFICANCE, mean_std
+from pipeline.models import model_settings
+
+REFERENCE = "mlp"
+# Changes to bert_ner_es's head settings. The BiLSTM's dropout and batch size are the PyTorch probe's of the
+# issue (dropout 0.5 on its inputs and outputs, 32-sentence batches); its step size stays Adam's 1e-3.
+CANDIDATES = {
+    "mlp": {},
+    "mlp_crf": {"output": "crf"},
+    "mlp_word_forms": {"word_forms": 64},
+    "mlp_crf_word_forms": {"output": "crf", "word_forms": 64},
+    "mlp_crf_word_forms_dropout": {"output": "crf", "word_forms": 64, "dropout": 0.3},
+    "mlp_crf_word_forms_dropout5": {"output": "crf", "word_forms": 64, "dropout": 0.5},
+    "mlp_crf_dropout": {"output": "crf", "dropout": 0.3},
+    "bilstm_crf_word_forms": {
+        "kind": "bilstm",
+        "output": "crf",
+        "word_forms": 64,
+        "dropout": 0.5,
+        "batch_sentences": 32,
+    },  # fmt: skip
+    "bilstm_crf": {"kind": "bilstm", "output": "crf", "dropout": 0.5, "batch_sentences": 32},
+    "bilstm": {"kind": "bilstm", "dropout": 0.5, "batch_sentences": 32},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prepared", default="data/prepared")
+    parser.add_argument("--cache", default="cache/features.h5")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--out", default="bench/head_quality.json")
+    args = parser.parse_args()
+
+    validation = Validation(args.params, args.prepared, args.cache, VALIDATION_FRACTION)
+    base = model_settings("bert_ner_es", args.params).heads
+    runs: dict[str, list[dict]] = {}
+    for name in [REFERENCE] + [c for c in args.candidates if c != REFERENCE]:
+        heads = dataclasses.replace(base, **CANDIDATES[name])
+        runs[name] = []
+        for seed in args.seeds:
+            result = {"seed": seed, **validation.run(heads, seed)}
+            runs[name].append(result)
+            print(name, json.dumps(result), flush=True)
+    summary = {}
+    for name, results in runs.items():
+        summary[name] = {
+            "changes": CANDIDATES[name],
+            **{key: mean_std([r[key] for r in results]) for key in ("entity_f1", "mean_f1", "accuracy_no_o")},
+            "train_seconds": mean_std([r["train_seconds"] for r in results]),
+            "gain_over_reference": None if name == REFERENCE else paired_gain(results, runs[REFERENCE]),
+        }
+    report = {
+        **validation.describe(args.seeds),
+        "reference": REFERENCE,
+        "significance": SIGNIFICANCE,
+        "summary": summary,
+        "runs": runs,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
