@@ -31,6 +31,7 @@ CANDIDATES = {
     "mlp_crf_word_forms": {"output": "crf", "word_forms": 64},
     "mlp_crf_word_forms_dropout": {"output": "crf", "word_forms": 64, "dropout": 0.3},
     "mlp_crf_word_forms_dropout5": {"output": "crf", "word_forms": 64, "dropout": 0.5},
+    "mlp_dropout": {"dropout": 0.3},
     "mlp_crf_dropout": {"output": "crf", "dropout": 0.3},
     "bilstm_crf_word_forms": {
         "kind": "bilstm",

@@ -34,6 +34,7 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None, heads=S
     vocab = len(vocabulary) + 1
     model = build_model(heads, CATEGORIES, input_kind=input_kind, embed_dim=8, vocab_size=vocab)
     flags = (8 + 16 * heads.neighbour_flags) * heads.shape_flags  # the shape flags' columns, if any
+    flags += 4 * bool(heads.word_forms)  # the word-form ids' columns
     example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size + flags), np.float16)
     params = model.init(jax.random.key(0), example)["params"]
     settings = ExtractParams(
@@ -123,6 +124,17 @@ def test_a_head_with_shape_flags_tags_with_the_flags_it_was_trained_on(encoder, 
     tagged = tagger.tag(sentences)  # a head fed the wrong number of columns fails here
     assert [len(t) for t in tagged] == [len(s) for s in sentences]
     assert tagged == tagger.tag(sentences[:2]) + tagger.tag(sentences[2:])
+
+
+@pytest.mark.parametrize("kind", ["mlp", "bilstm"])
+def test_a_crf_head_with_word_forms_tags_whole_sentences_on_their_best_path(encoder, tmp_path, kind):
+    heads = dataclasses.replace(SMALL, kind=kind, output="crf", word_forms=8, word_form_rows=64, shape_flags=True)
+    tagger = load_tagger(make_head(tmp_path / "head.msgpack", encoder, heads=heads), encoder)
+    sentences = [tokenize_line("Ship the Luma lamp to Porto"), tokenize_line("ok"), tokenize_line("US Bush said")]
+    scored = tagger.tag_scored(sentences)
+    assert [len(c) for c, _ in scored] == [len(s) for s in sentences]
+    assert all(0 < p <= 1 for _, scores in scored for p in scores)  # marginals of the chosen categories
+    assert [c for c, _ in scored] == tagger.tag(sentences[:2]) + tagger.tag(sentences[2:])
 
 
 def test_other_encoder_weights_are_refused(encoder, tmp_path):
