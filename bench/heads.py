@@ -9,7 +9,8 @@ batches and extrapolated to the same 560 steps.
 
 Head kinds, in the same run: the seed's 20 epochs (400 CE steps at 2,560 sentences), JIT included, with
 the inputs of our rows (bert_ner_es.head_settings: the shape flags, and the neighbours' flags when on), for
-the MLP and for the BiLSTM context head (issue targets: <= 10 s and <= 60 s). Each is timed ``--repeats``
+the MLP and for the BiLSTM context head (issue targets: <= 10 s and <= 60 s), each with a softmax and with a
+CRF output (issue 19's targets: MLP + CRF <= 15 s, BiLSTM + CRF <= 90 s). Each is timed ``--repeats``
 times, each time a fresh head compiled anew; the median is the figure. Writes bench/heads.json.
 """
 
@@ -44,16 +45,17 @@ def time_head_kinds(prepared, labels, labelled, repeats=3) -> dict:
     figures = {"inputs": "shape flags" + (" with the neighbours' flags" if neighbours else "")}
     with open_cache("cache/features.h5") as cache:
         inputs = head_inputs(cache.features, prepared.words, HeadParams(shape_flags=True, neighbour_flags=neighbours))
-        for kind in ("mlp", "bilstm"):
+        for kind, output in [(k, o) for o in ("softmax", "crf") for k in ("mlp", "bilstm")]:
             times = []
             for _ in range(repeats):
                 # A new model object each time: nothing compiled before is reused.
-                heads = HeadParams(kind=kind, shape_flags=True, neighbour_flags=neighbours)
+                heads = HeadParams(kind=kind, shape_flags=True, neighbour_flags=neighbours, output=output)
                 model = build_model(heads, prepared.categories)
                 start = time.perf_counter()
                 train_supervised(None, inputs, labels, prepared.offsets, labelled, model=model, epochs=20, seed=0)
                 times.append(round(time.perf_counter() - start, 2))
-            figures[kind] = {"seconds": float(np.median(times)), "runs": times, "steps": 20 * -(-len(labelled) // 128)}
+            name = kind if output == "softmax" else f"{kind}_{output}"
+            figures[name] = {"seconds": float(np.median(times)), "runs": times, "steps": 20 * -(-len(labelled) // 128)}
     figures["bilstm_over_mlp"] = round(figures["bilstm"]["seconds"] / figures["mlp"]["seconds"], 1)
     return figures
 
@@ -62,7 +64,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--loop-steps", type=int, default=20)
     parser.add_argument("--out", default="bench/heads.json")
+    parser.add_argument("--head-kinds-only", action="store_true", help="time the head kinds only; keep the rest")
     args = parser.parse_args()
+    if args.head_kinds_only:
+        prepared = read_prepared("data/prepared")
+        labelled = prepared.split["labelled"]
+        rows = word_rows(prepared.offsets, labelled)
+        labels = np.full(len(prepared.labels), -1, np.int32)
+        labels[rows] = prepared.labels[rows]
+        with open(args.out) as handle:
+            figures = json.load(handle)
+        figures["head_kinds"] = time_head_kinds(prepared, labels, labelled)
+        atomic_write_text(args.out, json.dumps(figures, indent=2) + "\n")
+        print(json.dumps(figures["head_kinds"], indent=2))
+        return
     prepared = read_prepared("data/prepared")
     labelled, unlabelled = prepared.split["labelled"], prepared.split["unlabelled"]
     rows = word_rows(prepared.offsets, labelled)

@@ -77,6 +77,13 @@ def bench_table(extraction: Path, heads: Path, full_run: Path) -> str:
                 f"{kinds.get('inputs', 'shape flags')}, JIT included{repeats} | {kinds['bilstm']['seconds']} s "
                 f"| {kinds['mlp']['seconds']} s (the MLP head) | {kinds['bilstm_over_mlp']}x slower |"
             )
+            for kind in ("mlp", "bilstm"):
+                if f"{kind}_crf" in kinds:
+                    crf, softmax = kinds[f"{kind}_crf"]["seconds"], kinds[kind]["seconds"]
+                    lines.append(
+                        f"| the {kind.upper() if kind == 'mlp' else 'BiLSTM'} head with a CRF output, the same "
+                        f"{kinds[kind]['steps']} steps | {crf} s | {softmax} s (softmax) | {crf / softmax:.1f}x slower |"
+                    )
     return "\n".join(lines)
 
 
@@ -182,6 +189,29 @@ def head_inputs_table(path: Path) -> str:
     )
 
 
+def head_quality_table(path: Path) -> str:
+    """bench/head_quality.json: the output layer, word-form inputs and head kind, each against today's MLP."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        "| head (shape flags, early stopping) | changes | val. entity F1 | minus reference (p) | val. mean F1 "
+        "| val. accuracy no O | chosen steps | train s / head |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in data["summary"].items():
+        gain = row["gain_over_reference"]
+        versus = f"{gain['mean']:+.4f} (p={gain['p_value']:.3f})" if gain else "reference"
+        changes = ", ".join(f"{key}: {value}" for key, value in row["changes"].items()) or "bert_ner_es's"
+        (f1, f1_std), (mean_f1, _), (no_o, _) = row["entity_f1"], row["mean_f1"], row["accuracy_no_o"]
+        lines.append(
+            f"| {name.replace('_', ' ')} | {changes} | {f1:.4f} ± {f1_std:.4f} | {versus} | {mean_f1:.4f} "
+            f"| {100 * no_o:.2f}% | {row['best_step'][0]:.0f} | {row['train_seconds'][0]:.1f} |"
+        )
+    return "\n".join(lines) + (
+        f"\n\n{validation_setup(data)}, paired by seed. Rule: {data['rule']}. "
+        f"Chosen: **{data['chosen'].replace('_', ' ')}**."
+    )
+
+
 def fresh_clone_line(path: Path) -> str:
     """bench/fresh_clone.json: make setup and make repro on a fresh clone, timed."""
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -278,6 +308,7 @@ def render_blocks(results: Path, experiments_report: Path, runs: Path, bench: Pa
         "mpnet_full": (bench / "extract_full_mpnet.json", full_extraction_line),
         "head_kinds": (bench / "head_kinds.json", head_kinds_table),
         "head_inputs": (bench / "head_inputs.json", head_inputs_table),
+        "head_quality": (bench / "head_quality.json", head_quality_table),
         "probe": (bench / "probe_layers.json", probe_table),
         "ray": (bench / "ray_full_corpus.json", ray_full_corpus_line),
         "peers": (bench / "peers.json", peers_table),

@@ -46,6 +46,8 @@ def build_model(
         return EmbeddingHead(vocab_size, num_classes, embed_dim, hidden, heads.latent_dim, heads.dropout)
     if input_kind != "features":
         raise ValueError(f"unknown head input {input_kind!r}: expected one of {', '.join(INPUT_KINDS)}")
+    if heads.kind == "auto":
+        raise ValueError("heads.kind auto is chosen on validation first (heads.auto.choose_head)")
     bio = bio_labels(categories) if heads.output == "crf" else None
     outputs = num_classes if bio is None else len(bio.names)
     head = _feature_head(heads, outputs, hidden)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-HEAD_KINDS = ("mlp", "bilstm")
+HEAD_KINDS = ("mlp", "bilstm", "auto")
 OUTPUTS = ("softmax", "crf")
 SUPERVISED = ("baseline", "bert_ner", "bert_ner_es")  # the models trained from scratch
 
@@ -26,7 +26,8 @@ class HeadParams:
     dropout: float = 0.0  # the seed used none
     weight_decay: float = 0.0  # L2 via AdamW; the seed used none
     class_weighting: bool = False  # inverse-frequency class weights in CE
-    kind: str = "mlp"  # mlp: the seed's, word by word | bilstm: a BiLSTM over the sentence first
+    kind: str = "mlp"  # mlp: the seed's, word by word | bilstm: a BiLSTM over the sentence first | auto: chosen
+    # on validation among section auto_head's candidates (heads.auto)
     shape_flags: bool = False  # append features/shape.py's 8 word-shape flags: the encoders are uncased
     neighbour_flags: bool = False  # with shape_flags: the previous and next words' flags too (24 columns)
     lstm_units: int = 128  # bilstm: units per direction
@@ -131,6 +132,28 @@ class SelfTrainingModelParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class AutoHeadParams:
+    """Section ``auto_head``: the candidates of ``heads.kind: auto``, each a name and its changes to the head
+    settings, and the seeds each is scored with (heads.auto)."""
+
+    candidates: dict = dataclasses.field(default_factory=lambda: {"mlp": {"kind": "mlp"}})
+    seeds: tuple = (0,)
+
+    def __post_init__(self):
+        known = {field.name for field in dataclasses.fields(HeadParams)}
+        if not self.candidates or not isinstance(self.candidates, dict):
+            raise ValueError("auto_head.candidates: give at least one candidate, a name and its head settings")
+        for name, changes in self.candidates.items():
+            unknown = sorted(set(changes or {}) - known)
+            if not isinstance(changes, dict) or unknown:
+                raise ValueError(f"auto_head.candidates.{name}: unknown head setting(s) {unknown or changes}")
+            if changes.get("kind", "auto") == "auto":
+                raise ValueError(f"auto_head.candidates.{name}: name its kind (mlp or bilstm)")
+        if not self.seeds:
+            raise ValueError("auto_head.seeds: give at least one seed")
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelSettings:
     """What one model trains with: its head settings and the one recipe of its kind (the others None)."""
 
@@ -138,6 +161,7 @@ class ModelSettings:
     heads: HeadParams  # section heads, with a supervised model's head_settings, or its init head's
     supervised: SupervisedParams | None = None  # baseline, bert_ner, bert_ner_es
     early_stopping: EarlyStoppingParams | None = None  # a supervised model with schedule early_stopping
+    auto_head: AutoHeadParams | None = None  # a supervised model with heads.kind auto: its candidates
     kl_model: KLModelParams | None = None  # an entry of kl_models...
     kl: KLParams | None = None  # ...and section kl, its defaults
     self_training_model: SelfTrainingModelParams | None = None  # an entry of self_training_models...

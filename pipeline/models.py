@@ -14,6 +14,7 @@ from pathlib import Path
 from heads.checkpoint import load_head
 from heads.settings import (
     SUPERVISED,
+    AutoHeadParams,
     EarlyStoppingParams,
     HeadParams,
     KLModelParams,
@@ -62,7 +63,12 @@ def model_settings(
         except TypeError as error:
             raise ValueError(f"{params_path}: {model_id}.head_settings: {error}") from None
         stopping = section(EarlyStoppingParams, "early_stopping") if supervised.schedule == "early_stopping" else None
-        return ModelSettings(model_id, heads, supervised=supervised, early_stopping=stopping)
+        auto = section(AutoHeadParams, "auto_head") if heads.kind == "auto" else None
+        if auto is not None and stopping is None:
+            raise ValueError(
+                f"{params_path}: {model_id}: heads.kind auto chooses on validation: use schedule early_stopping"
+            )
+        return ModelSettings(model_id, heads, supervised=supervised, early_stopping=stopping, auto_head=auto)
     if model_id in kl_models:
         recipe = section(KLModelParams, f"kl_models.{model_id}")
         settings = ModelSettings(model_id, HeadParams(), kl_model=recipe, kl=section(KLParams, "kl"))

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from data.prepared_io import atomic_write_text, read_prepared
 from features.inputs import load_inputs, text_sentences
+from heads.auto import choose_head
 from heads.checkpoint import save_head
 from heads.fit import fit, head_config, training_data, with_unlabelled_text
 from pipeline.models import load_init, model_settings, seed_head
@@ -70,6 +71,11 @@ def train(
     word_inputs, fingerprint = load_inputs(
         cache_path, extract, prepared.meta["words_sha256"], piece_ids=settings.input_kind == "piece_ids"
     )
+    if settings.auto_head is not None:
+        settings, choice = choose_head(settings, settings.auto_head, prepared, word_inputs, log)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(out) / "choice.json", json.dumps(choice, indent=1))
+        log.info("auto head: chose %s", choice["chosen"])
     data = training_data(settings, prepared, word_inputs)
     if text is not None and text.mode != "none":
         text_words = text_sentences(text.path, text.encoding) if settings.heads.shape_flags else None

@@ -173,3 +173,43 @@ def test_a_crf_head_wraps_the_head_with_one_output_per_bio_label():
     model = crf_head(kind="bilstm")
     assert isinstance(model, CRFHead) and model.num_classes == 3 and model.head.num_classes == 5
     assert model.reads_sentences
+
+
+def test_auto_chooses_the_crf_where_only_transitions_tell_the_categories_apart():
+    from data.prepared_io import Prepared
+    from heads.auto import choose_head
+    from heads.settings import AutoHeadParams, EarlyStoppingParams, ModelSettings, SupervisedParams
+
+    inputs, labels, offsets = toy_corpus(sentences=200, seed=3)
+    names = [CATEGORIES[label] for label in labels]
+    words = [[f"w{row}" for row in range(a, b)] for a, b in zip(offsets[:-1], offsets[1:])]
+    tags = [names[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    ids = np.arange(len(words))
+    prepared = Prepared(words, tags, list(CATEGORIES), {"labelled": ids, "unlabelled": ids[:0], "test": ids[:0]}, {})
+    settings = ModelSettings(
+        "bert_ner_es",
+        HeadParams(hidden=(16,), latent_dim=4, kind="auto", learning_rate=1e-2, batch_sentences=32),
+        supervised=SupervisedParams(schedule="early_stopping"),
+        early_stopping=EarlyStoppingParams(max_steps=120, eval_every=40, patience=2),
+    )
+    auto = AutoHeadParams({"softmax": {"kind": "mlp"}, "crf": {"kind": "mlp", "output": "crf"}}, seeds=(0,))
+    chosen, choice = choose_head(settings, auto, prepared, inputs)
+    assert choice["chosen"] == "crf" and chosen.heads.output == "crf" and chosen.heads.kind == "mlp"
+    scores = {name: row["entity_f1"] for name, row in choice["candidates"].items()}
+    assert scores["crf"] > scores["softmax"] + 0.1, scores
+    assert choice["validation_sentences"] == 40 and all(row["seconds"] > 0 for row in choice["candidates"].values())
+
+
+@pytest.mark.parametrize(
+    "candidates, message",
+    [
+        ({"x": {"kind": "auto"}}, r"auto_head.candidates.x: name its kind"),
+        ({"x": {"kind": "mlp", "colour": 1}}, r"auto_head.candidates.x: unknown head setting\(s\) \['colour'\]"),
+        ({}, r"give at least one candidate"),
+    ],
+)
+def test_auto_candidates_that_cannot_be_trained_are_refused(candidates, message):
+    from heads.settings import AutoHeadParams
+
+    with pytest.raises(ValueError, match=message):
+        AutoHeadParams(candidates)
