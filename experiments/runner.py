@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from data.prepared_io import read_prepared
+from features.clusters import fit_cluster_centroids
 from features.inputs import head_inputs, load_inputs
 from heads.batches import sentence_starts, word_rows
 from heads.build import build_model
@@ -61,9 +62,11 @@ class Corpora:
         self._built = {}
 
     def for_heads(self, heads: HeadParams) -> Corpus:
-        key = (heads.shape_flags, heads.neighbour_flags, heads.word_forms and heads.word_form_rows)
+        key = (heads.shape_flags, heads.neighbour_flags, heads.word_forms and heads.word_form_rows, heads.clusters)
         if key not in self._built:
-            inputs, prepared = head_inputs(self.features, self.prepared.words, heads), self.prepared
+            centroids = fit_cluster_centroids(self.features, heads.clusters) if heads.clusters else None
+            inputs = head_inputs(self.features, self.prepared.words, heads, centroids=centroids)
+            prepared = self.prepared
             self._built[key] = Corpus(inputs, prepared.labels, self.tags, prepared.offsets, prepared.categories)
         return self._built[key]
 

@@ -1,8 +1,10 @@
 """Cluster ids of the cached word vectors: k-means centroids, each word's nearest one, and its neighbours'.
 
 Semi-supervised (issue 19, item 3): the centroids are fitted on cached vectors of all words, labelled or
-not, and the labels are never read. A head would embed each word's cluster id and its neighbours' (the
-previous and next word in its sentence) as extra inputs; here is only the library, not wired into the heads.
+not, and the labels are never read. A head with ``heads.clusters`` (a list of k) embeds each word's cluster
+id and its neighbours' (the previous and next word in its sentence) as extra inputs
+(``cluster_columns``, ``features.inputs.head_inputs``, ``heads.output.ClusterInput``); the centroids are
+fitted by the train stage (``fit_cluster_centroids``) and saved in the head's config.
 
 Geometry. Vectors are compared by cosine: ``fit_centroids`` runs ``MiniBatchKMeans`` on L2-normalised
 vectors and returns its centres L2-normalised, ``assign`` gives each word the centroid of largest dot product
@@ -122,6 +124,25 @@ def with_neighbour_ids(ids: np.ndarray, offsets: np.ndarray, k: int) -> np.ndarr
     neighbours[:-1, 2] = ids[1:]
     neighbours[first[1:], 2] = k  # nothing after its last word
     return neighbours
+
+
+CLUSTER_SAMPLE = 200_000  # words sampled to fit the centroids (the issue's CRF peer's sample)
+CLUSTER_SEED = 0  # one sample and one fit per corpus: every seed of every model reads the same clusters
+ASSIGN_ROWS = 16384  # words per matrix product when assigning
+
+
+def fit_cluster_centroids(features, ks) -> list[np.ndarray]:
+    """One set of centroids per k of ``ks``, each (k, D) float32, on the same seeded sample of ``features``."""
+    return [fit_centroids(features, int(k), CLUSTER_SAMPLE, CLUSTER_SEED) for k in ks]
+
+
+def cluster_columns(features, offsets, centroids) -> np.ndarray:
+    """(W, 3 * len(centroids)) float32: per set of centroids (k, D), each word's previous, own and next
+    word's cluster id (``with_neighbour_ids``: k where there is none), exact integers."""
+    columns = [
+        with_neighbour_ids(assign(features, c, ASSIGN_ROWS), offsets, len(c)).astype(np.float32) for c in centroids
+    ]
+    return np.concatenate(columns, axis=1) if columns else np.zeros((len(features), 0), np.float32)
 
 
 def _digest(shape: tuple[int, int], data: bytes) -> str:

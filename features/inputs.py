@@ -52,14 +52,15 @@ def baseline_inputs(piece_ids: np.ndarray, vocabulary) -> np.ndarray:
     return np.where(found, position + 1, 0).astype(np.int32)
 
 
-def head_inputs(word_inputs, sentences, heads, vocabulary=None):
+def head_inputs(word_inputs, sentences, heads, vocabulary=None, centroids=None):
     """What a head reads for the words of ``sentences``, given their cached (or just encoded) inputs.
 
     ``word_inputs`` are features (W, D): with ``heads.shape_flags`` the word-shape
     flags of ``sentences``' words are appended (``heads.neighbour_flags``: their
-    neighbours' too), and with ``heads.word_forms`` their hashed word-form ids
-    (``features.word_forms``, four columns of exact integers: the view is float32 then), a view that
-    leaves the cache mapped. Or first-piece ids (W,): with ``vocabulary`` mapped to the
+    neighbours' too), with ``heads.word_forms`` their hashed word-form ids
+    (``features.word_forms``, four columns of exact integers: the view is float32 then), and with
+    ``heads.clusters`` the cluster ids of each word and its neighbours for each of ``centroids`` (the head's,
+    ``features.clusters``: three columns per set), a view that leaves the cache mapped. Or first-piece ids (W,): with ``vocabulary`` mapped to the
     baseline's embedding rows. Training, evaluation, the tagger and the
     experiments all build a head's inputs here, so they cannot disagree.
     """
@@ -73,6 +74,14 @@ def head_inputs(word_inputs, sentences, heads, vocabulary=None):
 
         ids = word_form_ids(sentences, heads.word_form_rows)  # (W, 4) int32, below 2**24: exact in float32
         columns.append(ids.astype(np.float32))
+    if heads.clusters:
+        from features.clusters import cluster_columns
+
+        if centroids is None or [len(c) for c in centroids] != [int(k) for k in heads.clusters]:
+            raise ValueError(f"heads.clusters {list(heads.clusters)}: the head's centroids are missing or other")
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
+        columns.append(cluster_columns(word_inputs, offsets, centroids))
+    if heads.word_forms or heads.clusters:
         return ConcatColumns(*columns, dtype=np.float32)
     return columns[0] if len(columns) == 1 else ConcatColumns(*columns)
 
@@ -105,6 +114,7 @@ def add_unlabelled_text(
     feature_fingerprint: dict,
     heads=None,
     text_words=None,
+    centroids=None,
 ):
     """Inputs, offsets, labels and unlabelled ids with the text cache's sentences appended.
 
@@ -113,7 +123,8 @@ def add_unlabelled_text(
     sentences, 'replace' drops them. The text cache must hold features of the
     very encoder, weights, layers, pooling and precision of the corpus cache.
     The text's rows are built as ``head_inputs`` builds the corpus's for ``heads``
-    (``text_words``, the text's sentences, give their shape flags when ``heads`` has them).
+    (``text_words``, the text's sentences, give their shape flags and word forms when ``heads`` has them;
+    ``centroids``, the head's clusters).
     Returns (inputs, offsets, labels, unlabelled ids, a summary for the config).
     """
     with open_cache(text_cache) as cache:
@@ -130,7 +141,7 @@ def add_unlabelled_text(
     num_sentences, num_words = len(offsets) - 1, int(offsets[-1])
     text_ids = np.arange(num_sentences, num_sentences + len(text_offsets) - 1, dtype=np.int64)
     if heads is not None:
-        text_features = head_inputs(text_features, text_words, heads)
+        text_features = head_inputs(text_features, text_words, heads, centroids=centroids)
     inputs = ConcatRows(inputs, text_features)
     offsets = np.concatenate([offsets, num_words + text_offsets[1:]])  # (S + T + 1,)
     labels = np.concatenate([labels, np.full(int(text_offsets[-1]), -1, dtype=labels.dtype)])

@@ -69,7 +69,7 @@ def choose_head(settings: ModelSettings, auto: AutoHeadParams, prepared, word_in
     chosen = max(candidates, key=lambda name: candidates[name]["entity_f1"])
     choice = {
         "chosen": chosen,
-        "heads": dataclasses.asdict(candidate_settings(settings, auto.candidates[chosen]).heads),
+        "heads": candidate_settings(settings, auto.candidates[chosen]).heads.as_config(),
         "rule": "the candidate of highest validation entity F1 (mean over auto_head.seeds)",
         "validation_sentences": len(
             validation_split(prepared.split["labelled"], stopping.validation_fraction, stopping.validation_seed)[1]

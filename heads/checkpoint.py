@@ -182,3 +182,15 @@ def load_head(path):
         raise refuse("missing params or config")
     check_head(path, params, config)
     return params, config
+
+
+def head_centroids(config: dict, where: str, dim: int | None = None) -> list | None:
+    """The cluster centroids a head's config carries (``heads.clusters``), checked; None for a head without."""
+    from features.clusters import centroids_from_record
+
+    records = config.get("centroids")
+    if not config.get("heads", {}).get("clusters"):
+        return None
+    if not isinstance(records, list) or len(records) != len(config["heads"]["clusters"]):
+        raise ValueError(f"{where}: the head reads cluster ids but its config holds no centroids for them")
+    return [centroids_from_record(record, where, dim) for record in records]

@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 
+from features.clusters import centroids_record, fit_cluster_centroids
 from features.inputs import add_unlabelled_text, baseline_vocabulary, head_inputs
 from heads.batches import word_rows
 from heads.build import build_model
@@ -38,6 +39,7 @@ class TrainingData:
     class_weights: np.ndarray | None  # heads.class_weighting: inverse label frequencies of the labelled words
     vocabulary: np.ndarray | None = None  # the baseline's first-piece ids, embedding rows 1..V
     unlabelled_text: dict | None = None  # what extra text was added, if any
+    centroids: list | None = None  # heads.clusters: the (k, D) centroids the cluster ids were assigned by
 
     @property
     def input_dim(self) -> int:
@@ -45,8 +47,12 @@ class TrainingData:
         return int(self.inputs.shape[1]) if len(self.inputs.shape) == 2 else 0
 
 
-def training_data(settings: ModelSettings, prepared, word_inputs) -> TrainingData:
-    """``prepared`` (data.prepared_io.Prepared) and its words' cached inputs, as ``settings``' head reads them."""
+def training_data(settings: ModelSettings, prepared, word_inputs, centroids=None) -> TrainingData:
+    """``prepared`` (data.prepared_io.Prepared) and its words' cached inputs, as ``settings``' head reads them.
+
+    With ``heads.clusters`` the words' cluster ids come from ``centroids`` (a model that starts from a head:
+    that head's), else from centroids fitted here on the cached vectors of all words (labels unused).
+    """
     labelled = prepared.split["labelled"]
     labelled_rows = word_rows(prepared.offsets, labelled)
     # Training sees the labels of the labelled split only; every other word is -1.
@@ -56,8 +62,10 @@ def training_data(settings: ModelSettings, prepared, word_inputs) -> TrainingDat
     weights = None
     if settings.heads.class_weighting:
         weights = inverse_frequency_weights(labels[labelled_rows], len(prepared.categories))
+    if settings.heads.clusters and centroids is None:
+        centroids = fit_cluster_centroids(word_inputs, settings.heads.clusters)
     return TrainingData(
-        inputs=head_inputs(word_inputs, prepared.words, settings.heads, vocabulary),
+        inputs=head_inputs(word_inputs, prepared.words, settings.heads, vocabulary, centroids),
         labels=labels,
         offsets=prepared.offsets,
         labelled=labelled,
@@ -66,6 +74,7 @@ def training_data(settings: ModelSettings, prepared, word_inputs) -> TrainingDat
         tags=prepared.tags,
         class_weights=weights,
         vocabulary=vocabulary,
+        centroids=centroids if settings.heads.clusters else None,
     )
 
 
@@ -75,7 +84,7 @@ def with_unlabelled_text(
     """``data`` with the extra text's sentences added to the unlabelled batches (``mode`` add or replace)."""
     inputs, offsets, labels, unlabelled, summary = add_unlabelled_text(
         data.inputs, data.offsets, data.labels, data.unlabelled, text_cache, mode, fingerprint, settings.heads,
-        text_words,
+        text_words, data.centroids,
     )  # fmt: skip
     return dataclasses.replace(
         data, inputs=inputs, offsets=offsets, labels=labels, unlabelled=unlabelled, unlabelled_text=summary
@@ -134,12 +143,15 @@ def head_config(settings: ModelSettings, data: TrainingData, seed: int, fingerpr
         "model": settings.model_id,
         "seed": seed,
         "categories": data.categories,
-        "heads": dataclasses.asdict(heads),
+        "heads": heads.as_config(),
         "features": fingerprint,
         "input": settings.input_kind,
     }
-    if heads.kind != "mlp":
-        config["input_dim"] = data.input_dim  # a context head's first kernel does not show its input width
+    if settings.input_kind == "features":
+        # Only a plain MLP's first kernel shows the input width (not a BiLSTM's, nor a wrapped head's).
+        config["input_dim"] = data.input_dim
+    if data.centroids is not None:
+        config["centroids"] = [centroids_record(c) for c in data.centroids]  # predict assigns new words to them
     if settings.supervised is not None:
         if data.vocabulary is not None:
             config["vocabulary"] = data.vocabulary.tolist()

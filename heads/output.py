@@ -1,9 +1,11 @@
-"""What wraps a head: learned word-form inputs before it, a linear-chain CRF after it (``heads.output: crf``).
+"""What wraps a head: learned word-form and cluster inputs before it, a linear-chain CRF after it
+(``heads.output: crf``).
 
-Both wrappers hold the head they wrap as a submodule (``head``), so a softmax head without word forms keeps
-the parameter tree it always had, and each piece lives once: ``WordFormInput`` splits the id columns off a
-head's inputs and embeds them (``heads.word_forms``); ``CRFHead`` reads the head's outputs as emissions over
-BIO labels and scores label sequences with ``heads.crf``.
+The wrappers hold the head they wrap as a submodule (``head``), so a softmax head without extra inputs keeps
+the parameter tree it always had, and each piece lives once: ``WordFormInput`` splits the word-form id
+columns off a head's inputs and embeds them (``heads.word_forms``), ``ClusterInput`` the cluster id columns
+(``heads.clusters``, the outermost: its columns come last); ``CRFHead`` reads the head's outputs as emissions
+over BIO labels and scores label sequences with ``heads.crf``.
 
 A CRF head answers like any head: ``__call__`` gives (per-category log-probabilities, latent), the logs of
 the forward-backward marginals (B-x and I-x summed into x), so ``softmax`` of them is the marginals and every
@@ -67,6 +69,40 @@ class WordFormInput(nn.Module):
         embedded = WordFormEmbed(self.rows, self.width, self.attributes, name="word_forms")(ids, real)
         inputs = jnp.concatenate([features.astype(jnp.float32), embedded], axis=-1)  # (P, D + width)
         return self.head(inputs, starts, deterministic=deterministic)
+
+
+class ClusterInput(nn.Module):
+    """A head whose inputs end with three columns per set of clusters (``features.clusters.cluster_columns``:
+    the previous, own and next word's cluster id, k for none): each id is embedded (one table of k + 1 rows
+    per set, shared by the three positions) and the embeddings replace the ids."""
+
+    head: nn.Module
+    sizes: tuple  # k of each set, in the columns' order (heads.clusters)
+    width: int  # of each id's embedding (heads.cluster_width)
+
+    @property
+    def reads_sentences(self) -> bool:
+        return self.head.reads_sentences
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    @property
+    def latent_dim(self) -> int:
+        return self.head.latent_dim
+
+    @nn.compact
+    def __call__(self, x, starts=None, *, deterministic=True):
+        columns = 3 * len(self.sizes)
+        rest, ids = x[:, :-columns], x[:, -columns:].astype(jnp.int32)  # (P, D'), (P, 3 * sets)
+        real = real_words(rest)[:, None]  # padding rows (all zero) embed to zero
+        pieces = [rest.astype(jnp.float32)]
+        for index, k in enumerate(self.sizes):
+            table = nn.Embed(int(k) + 1, self.width, name=f"clusters_{k}")
+            embedded = table(ids[:, 3 * index : 3 * index + 3])  # (P, 3, width)
+            pieces.append(jnp.where(real, embedded.reshape(x.shape[0], -1), 0.0))
+        return self.head(jnp.concatenate(pieces, axis=-1), starts, deterministic=deterministic)
 
 
 class CRFHead(nn.Module):
@@ -156,9 +192,18 @@ def decode(model, params, inputs, starts):
 
 def grid_clone(model, **changes):
     """``model`` with ``changes`` applied to the sentence-reading head inside it (through the wrappers)."""
-    if isinstance(model, (WordFormInput, CRFHead)):
+    if isinstance(model, (WordFormInput, ClusterInput, CRFHead)):
         return model.clone(head=grid_clone(model.head, **changes))
     return model.clone(**changes) if hasattr(model, "grid_rows") else model  # the BiLSTM; an MLP has no grid
 
 
-__all__ = ["CRFHead", "WordFormInput", "decode", "grid_clone", "is_crf", "real_words", "supervised_loss"]
+__all__ = [
+    "CRFHead",
+    "ClusterInput",
+    "WordFormInput",
+    "decode",
+    "grid_clone",
+    "is_crf",
+    "real_words",
+    "supervised_loss",
+]

@@ -35,6 +35,8 @@ class HeadParams:
     output: str = "softmax"  # softmax: each word's category alone | crf: a linear-chain CRF over BIO labels
     word_forms: int = 0  # width of the learned word-form embedding (features.word_forms); 0: none
     word_form_rows: int = 4096  # hash buckets per word-form attribute
+    clusters: tuple = ()  # k of each set of k-means clusters of the cached vectors (features.clusters); (): none
+    cluster_width: int = 16  # embedding width of a cluster id
 
     def __post_init__(self):
         if self.kind not in HEAD_KINDS:
@@ -43,10 +45,20 @@ class HeadParams:
             raise ValueError(f"heads.output {self.output!r}: use one of {', '.join(OUTPUTS)}")
         if self.output == "crf" and self.class_weighting:
             raise ValueError("heads.class_weighting weights a per-word cross entropy: a CRF's loss is per sentence")
+        if isinstance(self.clusters, (int, str)):
+            raise ValueError(f"heads.clusters {self.clusters!r}: give a list of k, e.g. [64, 512]")
+        if any(int(k) < 2 for k in self.clusters) or self.cluster_width < 1:
+            raise ValueError("heads.clusters: each k must be >= 2, and heads.cluster_width >= 1")
         if self.word_forms < 0 or self.word_form_rows < 1:
             raise ValueError("heads.word_forms must be >= 0 (0: none) and heads.word_form_rows >= 1")
         if self.neighbour_flags and not self.shape_flags:
             raise ValueError("heads.neighbour_flags adds the neighbours' shape flags: set heads.shape_flags: true")
+
+    def as_config(self) -> dict:
+        """The fields as a head's saved config holds them: tuples as lists (msgpack has no tuple)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()
+        }
 
 
 SUPERVISED_SCHEDULES = ("epochs", "early_stopping")

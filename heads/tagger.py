@@ -21,7 +21,7 @@ from features.inputs import head_inputs
 from features.text import decode_lines, read_sentences
 from heads.batches import sentence_starts
 from heads.build import model_from_config
-from heads.checkpoint import load_head
+from heads.checkpoint import head_centroids, load_head
 from heads.metrics import categories_to_bio
 from heads.predict import predict_categories, predict_padded
 from heads.settings import HeadParams
@@ -63,6 +63,7 @@ class Tagger:
         self.max_length, self.stride = int(features["max_length"]), int(features["stride"])
         self.max_batch_tokens = max_batch_tokens
         self.heads = HeadParams(**config["heads"])
+        self.centroids = head_centroids(config, head_path)  # heads.clusters: new words go to the same clusters
         self.model = model_from_config(config)
 
     @classmethod
@@ -101,7 +102,9 @@ class Tagger:
             ).astype(np.float16)  # (W, D)
         else:
             inputs = windows.first_piece_id  # (W,)
-        inputs = np.asarray(head_inputs(inputs, sentences, self.heads, self.config.get("vocabulary"))[:])
+        inputs = np.asarray(
+            head_inputs(inputs, sentences, self.heads, self.config.get("vocabulary"), self.centroids)[:]
+        )
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
         predicted, scores = self._predict(inputs, sentence_starts(offsets, np.arange(len(sentences))))
         return [

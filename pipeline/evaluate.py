@@ -20,7 +20,7 @@ from data.prepared_io import atomic_write_text, read_prepared
 from features.inputs import head_inputs
 from heads.batches import sentence_starts, word_rows
 from heads.build import model_from_config
-from heads.checkpoint import load_head
+from heads.checkpoint import head_centroids, load_head
 from heads.metrics import confusion, entity_metrics, sentences_from_offsets, word_metrics
 from heads.plots import plot_confusion, plot_latent_pca
 from heads.predict import predict_categories
@@ -55,17 +55,18 @@ class TestSplit:
         self.offsets = np.concatenate([[0], np.cumsum(np.diff(self.prepared.offsets)[self.sentences])])
         self._inputs = {}
 
-    def inputs(self, config: dict) -> np.ndarray:
+    def inputs(self, config: dict, head_path) -> np.ndarray:
         """The head's inputs for the test words; the cache's fingerprint is checked against the head's."""
         heads, piece_ids = HeadParams(**config["heads"]), config["input"] == "piece_ids"
-        inputs_of = (heads.shape_flags, heads.neighbour_flags, heads.word_forms and heads.word_form_rows)
-        key = (piece_ids, *inputs_of, json.dumps(config["features"]))
-        if key not in self._inputs:
+        key = (piece_ids, json.dumps(config["features"]))
+        if key not in self._inputs:  # the cached words, read once per kind and fingerprint
             with open_cache(self.cache_path, config["features"]) as cache:
-                word_inputs = cache.piece_ids[...][self.rows] if piece_ids else cache.features[self.rows]
-                self._inputs[key] = np.asarray(head_inputs(word_inputs, self.words, heads)[:])
-        inputs = self._inputs[key]
-        return head_inputs(inputs, self.words, heads, config["vocabulary"]) if piece_ids else inputs
+                self._inputs[key] = cache.piece_ids[...][self.rows] if piece_ids else cache.features[self.rows]
+        word_inputs = self._inputs[key]
+        if piece_ids:
+            return head_inputs(word_inputs, self.words, heads, config["vocabulary"])
+        centroids = head_centroids(config, str(head_path), word_inputs.shape[1])
+        return np.asarray(head_inputs(word_inputs, self.words, heads, centroids=centroids)[:])
 
 
 def evaluate(head_path: Path, test: TestSplit, metrics_dir: Path, predictions_dir: Path, plots_dir: Path) -> dict:
@@ -76,7 +77,9 @@ def evaluate(head_path: Path, test: TestSplit, metrics_dir: Path, predictions_di
         raise ValueError(
             f"{head_path}: trained on categories {config['categories']}, the prepared corpus has {categories}"
         )
-    predicted, _, latent = predict_categories(params, model_from_config(config), test.inputs(config), test.starts)
+    predicted, _, latent = predict_categories(
+        params, model_from_config(config), test.inputs(config, head_path), test.starts
+    )
     true = test.prepared.labels[test.rows]
     predicted_names = sentences_from_offsets([categories[i] for i in predicted], test.offsets)
     metrics = word_metrics(true, predicted, categories)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from heads.checkpoint import load_head
+from heads.checkpoint import head_centroids, load_head
 from heads.settings import (
     SUPERVISED,
     AutoHeadParams,
@@ -43,6 +43,14 @@ def load_init(model_dir: str | None, settings: ModelSettings, seed: int):
             f"{path}: expected {settings.init}'s head of seed {seed}, found {config['model']} seed {config['seed']}"
         )
     return params
+
+
+def init_centroids(model_dir: str | None, settings: ModelSettings, seed: int) -> list | None:
+    """The centroids of the head ``settings``' model starts from (None: no init, or a head without clusters)."""
+    if settings.init is None or not settings.heads.clusters:
+        return None
+    path = seed_head(model_dir, seed)
+    return head_centroids(load_head(path)[1], path)
 
 
 def model_settings(

@@ -35,7 +35,7 @@ from features.inputs import load_inputs, text_sentences
 from heads.auto import choose_head
 from heads.checkpoint import save_head
 from heads.fit import fit, head_config, training_data, with_unlabelled_text
-from pipeline.models import load_init, model_settings, seed_head
+from pipeline.models import init_centroids, load_init, model_settings, seed_head
 from pipeline.params import (
     ExtractParams,
     UnlabelledTextParams,
@@ -76,9 +76,9 @@ def train(
         Path(out).mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(out) / "choice.json", json.dumps(choice, indent=1))
         log.info("auto head: chose %s", choice["chosen"])
-    data = training_data(settings, prepared, word_inputs)
+    data = training_data(settings, prepared, word_inputs, init_centroids(init, settings, seeds[0]))
     if text is not None and text.mode != "none":
-        text_words = text_sentences(text.path, text.encoding) if settings.heads.shape_flags else None
+        text_words = text_sentences(text.path, text.encoding)  # their shape flags, word forms, clusters
         data = with_unlabelled_text(data, settings, text_cache, text.mode, fingerprint, text_words)
         log.info(
             "unlabelled batches from %d sentences (%s, %d of extra text)",

@@ -151,12 +151,30 @@ def test_word_form_ids_are_embedded_and_padding_stays_zero():
     assert not np.allclose(logits[0], logits[1])  # the same features, other forms
 
 
+def test_cluster_ids_are_embedded_per_set_and_padding_stays_zero():
+    from heads.output import ClusterInput
+
+    heads = HeadParams(hidden=(8,), latent_dim=4, clusters=(2, 3), cluster_width=5, word_forms=4, word_form_rows=8)
+    model = build_model(heads, CATEGORIES)
+    assert isinstance(model, ClusterInput) and isinstance(model.head, WordFormInput)
+    x = np.zeros((4, 3 + 4 + 6), np.float32)
+    x[:3, :3] = 1.0
+    x[:3, 3:7] = 1  # one word form for all
+    x[:3, 7:] = [[2, 0, 1, 3, 0, 1], [2, 1, 0, 3, 0, 1], [2, 0, 1, 3, 0, 1]]  # (prev, own, next) per set
+    params = model.init(jax.random.key(0), x)["params"]
+    assert params["clusters_2"]["embedding"].shape == (3, 5) and params["clusters_3"]["embedding"].shape == (4, 5)
+    logits, _ = model.apply({"params": params}, x)
+    np.testing.assert_allclose(logits[0], logits[2])
+    assert not np.allclose(logits[0], logits[1])  # the same features and forms, other clusters
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [
         ({"output": "argmax"}, r"heads.output 'argmax': use one of softmax, crf"),
         ({"output": "crf", "class_weighting": True}, r"a CRF's loss is per sentence"),
         ({"word_forms": -1}, r"heads.word_forms must be >= 0"),
+        ({"clusters": (1,)}, r"heads.clusters: each k must be >= 2"),
     ],
 )
 def test_settings_that_cannot_work_are_refused(changes, message):

@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT
 from flax import serialization
 
+from features.clusters import centroids_record
 from features.extract import fingerprint
 from features.settings import ExtractParams
 from features.text import tokenize_line
@@ -34,7 +35,7 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None, heads=S
     vocab = len(vocabulary) + 1
     model = build_model(heads, CATEGORIES, input_kind=input_kind, embed_dim=8, vocab_size=vocab)
     flags = (8 + 16 * heads.neighbour_flags) * heads.shape_flags  # the shape flags' columns, if any
-    flags += 4 * bool(heads.word_forms)  # the word-form ids' columns
+    flags += 4 * bool(heads.word_forms) + 3 * len(heads.clusters)  # the word-form and cluster ids' columns
     example = np.zeros((1,), np.int32) if baseline else np.zeros((1, encoder.hidden_size + flags), np.float16)
     params = model.init(jax.random.key(0), example)["params"]
     settings = ExtractParams(
@@ -47,13 +48,17 @@ def make_head(path, encoder, input_kind="features", weights_sha256=None, heads=S
         "model": "baseline" if baseline else "bert_ner",
         "seed": 0,
         "categories": CATEGORIES,
-        "heads": dataclasses.asdict(heads),
+        "heads": heads.as_config(),
         "features": features,
         "input": input_kind,
         "embed_dim": 8,
         "vocab_size": vocab,
         "vocabulary": vocabulary,
+        **({} if baseline else {"input_dim": example.shape[1]}),
     }
+    if heads.clusters:  # centroids as the train stage saves them
+        rng = np.random.default_rng(1)
+        config["centroids"] = [centroids_record(rng.standard_normal((k, encoder.hidden_size))) for k in heads.clusters]
     save_head(path, params, config)
     return path
 
@@ -127,14 +132,29 @@ def test_a_head_with_shape_flags_tags_with_the_flags_it_was_trained_on(encoder, 
 
 
 @pytest.mark.parametrize("kind", ["mlp", "bilstm"])
-def test_a_crf_head_with_word_forms_tags_whole_sentences_on_their_best_path(encoder, tmp_path, kind):
-    heads = dataclasses.replace(SMALL, kind=kind, output="crf", word_forms=8, word_form_rows=64, shape_flags=True)
+def test_a_crf_head_with_word_forms_and_clusters_tags_whole_sentences_on_their_best_path(encoder, tmp_path, kind):
+    heads = dataclasses.replace(
+        SMALL, kind=kind, output="crf", word_forms=8, word_form_rows=64, shape_flags=True, clusters=[3, 5]
+    )
     tagger = load_tagger(make_head(tmp_path / "head.msgpack", encoder, heads=heads), encoder)
     sentences = [tokenize_line("Ship the Luma lamp to Porto"), tokenize_line("ok"), tokenize_line("US Bush said")]
     scored = tagger.tag_scored(sentences)
     assert [len(c) for c, _ in scored] == [len(s) for s in sentences]
     assert all(0 < p <= 1 for _, scores in scored for p in scores)  # marginals of the chosen categories
     assert [c for c, _ in scored] == tagger.tag(sentences[:2]) + tagger.tag(sentences[2:])
+
+
+def test_a_head_that_reads_clusters_without_its_centroids_is_refused(encoder, tmp_path):
+    from heads.checkpoint import load_head
+
+    path = make_head(tmp_path / "head.msgpack", encoder, heads=dataclasses.replace(SMALL, clusters=[3]))
+    params, config = load_head(path)
+    config["centroids"][0]["bytes"] = config["centroids"][0]["bytes"][:-4] + b"\0\0\0\0"
+    with pytest.raises(ValueError, match=r"head.msgpack: unusable cluster centroids: .*sha256 checksum \(corrupt\)"):
+        Tagger(str(path), params, config, encoder)
+    del config["centroids"]
+    with pytest.raises(ValueError, match=r"head.msgpack: the head reads cluster ids but its config holds no centroids"):
+        Tagger(str(path), params, config, encoder)
 
 
 def test_other_encoder_weights_are_refused(encoder, tmp_path):
