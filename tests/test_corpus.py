@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import zipfile
 
 import numpy as np
@@ -20,6 +22,8 @@ WORDS = st.text(
     alphabet=st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"), min_size=1, max_size=8
 ).filter(lambda w: w.strip() == w and w != "")
 SENTENCES = st.lists(st.lists(st.tuples(WORDS, st.sampled_from(TAGS)), min_size=1, max_size=6), min_size=1, max_size=5)
+# Line endings a file may mix: Unix, Windows, a Windows file converted twice, old Mac.
+ENDINGS = ["\n", "\r\n", "\r\r\n", "\r"]
 
 
 @settings(max_examples=40, deadline=None)
@@ -41,6 +45,216 @@ def test_conll_roundtrip(tmp_path_factory, sentences, separator):
     corpus = read_conll(path)
     assert corpus.words == [[w for w, _ in s] for s in sentences]
     assert corpus.tags == [[t for _, t in s] for s in sentences]
+
+
+def with_endings(lines: list[str], endings: list[str]) -> str:
+    """``lines`` joined with their drawn endings; after a lone \\r a blank line also ends in \\r.
+
+    ("\\r" then a blank line ending in "\\n" is "\\r\\n": one line break by the readers' rule, and by any
+    reader's: the one mix no rule can read back.)
+    """
+    endings = list(endings)
+    for i in range(1, len(lines)):
+        if endings[i - 1] == "\r" and lines[i] == "":
+            endings[i] = "\r"
+    return "".join(line + ending for line, ending in zip(lines, endings))
+
+
+@settings(max_examples=60, deadline=None)
+@given(SENTENCES, st.sampled_from(["\t", " "]), st.data())
+def test_conll_keeps_its_sentences_under_any_line_endings_and_comments(tmp_path_factory, sentences, separator, data):
+    sentences = [[(w.replace(" ", "_").replace("\t", "_"), t) for w, t in s] for s in sentences]
+    lines, first_lines = [], []
+    for number, sentence in enumerate(sentences, start=1):
+        if data.draw(st.booleans(), "comments"):  # CoNLL-U style, before the sentence
+            lines += [f"# sent_id = {number}", "# text = " + " ".join(w for w, _ in sentence)]
+        first_lines.append(len(lines) + 1)
+        lines += [f"{w}{separator}NN{separator}{t}" for w, t in sentence]
+        lines += [""] * data.draw(st.integers(1, 2), "blank lines")
+    endings = data.draw(st.lists(st.sampled_from(ENDINGS), min_size=len(lines), max_size=len(lines)), "endings")
+    path = tmp_path_factory.mktemp("conll") / "c.conll"
+    path.write_bytes(with_endings(lines, endings).encode("utf-8"))
+    corpus = read_conll(path)
+    assert corpus.words == [[w for w, _ in s] for s in sentences]
+    assert corpus.tags == [[t for _, t in s] for s in sentences]
+    assert corpus.first_lines == first_lines  # lines counted as an editor counts them
+
+
+@settings(max_examples=60, deadline=None)
+@given(SENTENCES, st.data())
+def test_kaggle_csv_ids_on_first_rows_or_repeated_and_any_line_endings(tmp_path_factory, sentences, data):
+    """A new ``Sentence #`` starts a sentence; an empty or repeated one (pandas' ffill export) continues it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="")
+    rows = [["Sentence #", "Word", "POS", "Tag"]]
+    first_lines = []
+    for number, sentence in enumerate(sentences, start=1):
+        first_lines.append(len(rows) + 1)
+        for position, (word, tag) in enumerate(sentence):
+            repeated = data.draw(st.booleans(), "repeat the id")
+            rows.append([f"Sentence: {number}" if position == 0 or repeated else "", word, "NN", tag])
+    lines = []
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(row)
+        lines.append(buffer.getvalue())
+    endings = data.draw(st.lists(st.sampled_from(ENDINGS), min_size=len(lines), max_size=len(lines)), "endings")
+    path = tmp_path_factory.mktemp("csv") / "c.csv"
+    path.write_bytes(with_endings(lines, endings).encode("utf-8"))
+    corpus = read_corpus(path)  # encoding auto: valid UTF-8
+    assert corpus.words == [[w for w, _ in s] for s in sentences]
+    assert corpus.tags == [[t for _, t in s] for s in sentences]
+    assert corpus.first_lines == first_lines
+
+
+def test_kaggle_rows_of_a_sentence_must_be_contiguous(tmp_path):
+    path = tmp_path / "sorted.csv"
+    path.write_text("Sentence #,Word,POS,Tag\nS1,a,DT,O\nS2,b,NN,B-x\nS1,c,DT,O\n")
+    with pytest.raises(CorpusError) as error:
+        read_kaggle_csv(path)
+    assert str(error.value) == (
+        f"{path}:4: 'Sentence #' 'S1' already started the sentence at line 2: "
+        "a sentence's rows must be contiguous (was the file sorted or shuffled?)"
+    )
+
+
+def read_error(path, **options) -> str:
+    with pytest.raises(CorpusError) as error:
+        read_corpus(path, **options)
+    return str(error.value)
+
+
+def test_conllu_comments_are_skipped_and_hash_words_kept(tmp_path):
+    path = tmp_path / "c.conllu"
+    path.write_text(
+        "# newdoc id = d1\n# sent_id = 1\n# text = Ship to Porto\n"
+        "1\tShip\t_\tO\n2\tto\t_\tO\n3\tPorto\t_\tB-city\n\n"
+        "# sent_id = 2\n1\t#Lisbon\t_\tB-city\n"
+    )
+    corpus = read_corpus(path, word_column=1)
+    assert corpus.words == [["Ship", "to", "Porto"], ["#Lisbon"]]
+    assert corpus.first_lines == [4, 9]
+    hashtags = tmp_path / "tweets.conll"
+    hashtags.write_text("#Porto\tB-city\n#\tO\nrocks\tO\n\n#1 NN\n")  # the last: a comment (no tab)
+    assert read_corpus(hashtags).words == [["#Porto", "#", "rocks"]]
+
+
+def test_comment_lines_in_the_wrong_place_or_alone(tmp_path):
+    inside = tmp_path / "inside.conll"
+    inside.write_text("a\tO\n# text = a b\nb\tB-x\n")
+    assert read_error(inside) == (
+        f"{inside}:2: a '#' line inside a sentence, not shaped like a word line: comments go before a "
+        "sentence's first word (after a blank line)"
+    )
+    alone = tmp_path / "alone.conll"
+    alone.write_text("# sent_id = 1\n\n-DOCSTART- -X- O\n# text = nothing\n")
+    assert read_error(alone) == (
+        f"{alone}: no sentences: every line is blank, -DOCSTART- or a '#' comment "
+        "(a line starting with '#' before a sentence's first word)"
+    )
+    spaces = tmp_path / "spaces.conllu"
+    spaces.write_text("# text = a b\n1 a O\n2 b\tB-x\n")
+    assert read_error(spaces) == f"{spaces}:3: mixed tab and space separators (this line uses a tab)"
+
+
+# Latin-1 words whose every non-ASCII character is a letter from U+00C0 up: their bytes are all lead
+# bytes or ASCII, so no two of them form a UTF-8 sequence (the Kaggle file as shipped is such a file).
+LATIN1_WORDS = st.text(alphabet=st.characters(min_codepoint=0xC0, max_codepoint=0xFF) | st.sampled_from("abcXYZ"))
+LATIN1_WORDS = LATIN1_WORDS.filter(lambda w: w != "" and len(w) <= 8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(LATIN1_WORDS, min_size=1, max_size=8), st.sampled_from([b"\x85", b"\x92", b"\x96", b""]))
+def test_auto_reads_a_file_without_utf8_as_latin1(tmp_path_factory, words, c1_byte):
+    """Every byte a character, nothing garbled: also the Windows-1252 bytes the Kaggle file holds."""
+    path = tmp_path_factory.mktemp("latin") / "c.conll"
+    body = b"".join(w.encode("latin-1") + b"\tO\r\n" for w in words)
+    path.write_bytes(body + c1_byte + b"x\tB-x\r\n")
+    assert read_corpus(path).words == [words + [c1_byte.decode("latin-1") + "x"]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(WORDS.map(lambda w: w.replace(" ", "_")), min_size=2, max_size=8), st.data())
+def test_auto_stops_at_a_bad_byte_in_a_file_with_utf8(tmp_path_factory, words, data):
+    """One bad byte in an otherwise UTF-8 file: refused at that byte, never re-read as Latin-1."""
+    words = ["Zürich"] + words  # the file holds UTF-8
+    bad_line = data.draw(st.integers(2, len(words)), "line of the bad byte")
+    lines = [w.encode("utf-8") + (b"\xff" if number == bad_line else b"") + b"\tO" for number, w in enumerate(words, 1)]
+    raw = b"\r\r\n".join(lines) + b"\r\r\n"
+    path = tmp_path_factory.mktemp("bad") / "c.conll"
+    path.write_bytes(raw)
+    offset = raw.index(b"\xff")
+    assert read_error(path) == (
+        f"{path}:{bad_line}: byte 0xff at byte offset {offset} is not valid UTF-8, but line 1 holds "
+        "UTF-8 ('ü' at byte offset 1), so the file is not read as latin-1 either: fix that byte, or set "
+        "prepare.encoding (utf-8, latin-1, cp1252, ...)"
+    )
+    assert read_corpus(path, encoding="latin-1").words[0][0] == "ZÃ¼rich"  # what auto must not do
+
+
+def test_declared_encoding_errors_name_the_byte_offset(tmp_path):
+    path = tmp_path / "c.conll"
+    path.write_bytes("a\tO\r\rCitroën\tB-org\n".encode("latin-1"))
+    assert read_error(path, encoding="utf-8") == (
+        f"{path}:3: not valid utf-8 (byte 0xeb at byte offset 10); set the corpus encoding (auto, utf-8, latin-1, ...)"
+    )
+
+
+@pytest.mark.parametrize(
+    "codec, options, message",
+    [
+        (
+            "utf-32",
+            {"encoding": "utf-8"},
+            "UTF-32 text (byte-order mark) read as utf-8: set the encoding to utf-32 "
+            "or auto, or convert it (iconv -f UTF-32 -t UTF-8)",
+        ),
+        (
+            "utf-32",
+            {"encoding": "utf-16"},
+            "UTF-32 text (byte-order mark) read as utf-16: set the encoding to "
+            "utf-32 or auto, or convert it (iconv -f UTF-32 -t UTF-8)",
+        ),
+        (
+            "utf-32-le",
+            {},
+            "NUL bytes as in UTF-32-LE text without a byte-order mark: set the "
+            "encoding to utf-32-le, or convert it (iconv -f UTF-32LE -t UTF-8)",
+        ),
+        (
+            "utf-32-be",
+            {},
+            "NUL bytes as in UTF-32-BE text without a byte-order mark: set the "
+            "encoding to utf-32-be, or convert it (iconv -f UTF-32BE -t UTF-8)",
+        ),
+        (
+            "utf-16-le",
+            {},
+            "NUL bytes as in UTF-16-LE text without a byte-order mark: set the "
+            "encoding to utf-16-le, or convert it (iconv -f UTF-16LE -t UTF-8)",
+        ),
+        (
+            "utf-16-be",
+            {"encoding": "latin-1"},
+            "NUL bytes as in UTF-16-BE text without a byte-order mark: set the "
+            "encoding to utf-16-be, or convert it (iconv -f UTF-16BE -t UTF-8)",
+        ),
+    ],
+)
+def test_wide_encodings_are_named(tmp_path, codec, options, message):
+    path = tmp_path / "c.conll"
+    path.write_bytes("Zürich\tB-geo\nis\tO\n".encode(codec))
+    assert read_error(path, **options) == f"{path}:1: {message}"
+
+
+def test_utf32_with_a_byte_order_mark_is_read_by_auto(tmp_path):
+    path = tmp_path / "c.conll"
+    for text, codec in (("Zürich\tB-geo\n", "utf-32"), ("\ufeffZürich\tB-geo\n", "utf-32-be")):  # LE, BE marks
+        path.write_bytes(text.encode(codec))
+        assert read_corpus(path).words == [["Zürich"]]
+    path.write_bytes(b"a\tO\n\x00\x01\x02\x03\tO\n")
+    assert read_error(path) == f"{path}:2: not a text file: binary data (NUL byte)"
 
 
 def test_missing_value_words_and_latin1_survive(tmp_path):
