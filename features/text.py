@@ -17,15 +17,33 @@ combining mark, Unicode category M):
 6. any other character that is not a letter, digit or underscore, with the
    combining marks after it and emoji joined by zero-width joiners: ``,``,
    ``$``, ``(``, ``❤️``;
-7. any other single character (``_``, a stray zero-width joiner).
+7. any other single character (``_``).
 
-So the tokens of a line, joined, are exactly its non-whitespace characters:
-nothing is dropped and no token is empty. The split follows the GMB corpus
+Invisible format characters (Unicode category Cf: soft hyphen, zero-width
+space, word joiner, zero-width (non-)joiner, direction marks, a byte-order mark
+inside a line, ...) never split a word: the rules above see the line without
+them, and each is kept inside the token it touches: a run of them right after
+a token's characters belongs to that token, one after whitespace or the line's
+start to the token that follows it (``Zür\u00adich`` is one word, soft hyphen
+included, and its span covers it). Only a run that touches no token (between
+whitespace or the line's ends) is dropped: it would be a word nobody can see.
+The exception is a zero-width joiner between two symbols, which joins them as
+rule 6 says (emoji sequences such as ``👨\u200d👩\u200d👧``). Kept inside a
+word, the characters reach the encoder, whose tokenizer drops them (BERT's
+normalizer removes category C), so the word's pieces are those of the
+visible word.
+
+So the tokens of a line, joined, are exactly its non-whitespace characters,
+less the format characters that touch no token: no token is empty, none is
+invisible. The split follows the GMB corpus
 where the rules can (``'s`` and punctuation apart; ``U.S.``, ``12,000`` and
 hyphenated words whole). Titles such as ``Mr.`` come out as ``Mr .``.
 
 Text files are read as bytes and decoded line by line, so a bad byte is
-reported with its file and line, and a file of any size is streamed.
+reported with its file, line and byte offset, and a file of any size is
+streamed. A line break is a ``\\n`` with the run of ``\\r`` just before it
+(``\\n``, ``\\r\\n``, ``\\r\\r\\n``) or a lone ``\\r``, as for corpora
+(``data.corpus``), so line numbers agree with an editor's.
 """
 
 from __future__ import annotations
@@ -43,11 +61,12 @@ from typing import BinaryIO
 
 import numpy as np
 
-from data.corpus import NOT_TEXT
+from data.corpus import BYTE_ORDER_MARKS, NOT_TEXT, wide_encoding
 from data.prepared_io import words_sha256
 
 _CLITIC_TAIL = r"(?i:s|re|ve|ll|d|m)"
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_LINE_BREAK = re.compile(rb"\r*\n|\r")  # data.corpus's rule: \r\r\n is one line break
+_ZERO_WIDTH_JOINER = "\u200d"
 _NEGATION = r"(?i:n['’]t)"
 
 
@@ -56,18 +75,51 @@ class TextError(ValueError):
 
 
 @functools.cache
+def _category_classes() -> dict[str, str]:
+    """Regex class bodies of the code points of Unicode categories M (combining marks) and Cf (format).
+
+    One pass over every code point serves both (it is the slow part of the first call).
+    """
+    ranges: dict[str, list[tuple[int, int]]] = {"M": [], "Cf": []}
+    current, start = None, 0
+    for code in range(sys.maxunicode + 2):
+        category = unicodedata.category(chr(code)) if code <= sys.maxunicode else ""
+        kind = "M" if category.startswith("M") else "Cf" if category == "Cf" else None
+        if kind != current:
+            if current is not None:
+                ranges[current].append((start, code - 1))
+            current, start = kind, code
+
+    def body(spans):
+        return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in spans)
+
+    return {kind: body(spans) for kind, spans in ranges.items()}
+
+
 def _marks_class() -> str:
     """The code points of Unicode category M (combining marks) as a regex class body."""
-    ranges, start, previous = [], None, None
-    for code in range(sys.maxunicode + 1):
-        if unicodedata.category(chr(code)).startswith("M"):
-            if start is None:
-                start = code
-            previous = code
-        elif start is not None:
-            ranges.append((start, previous))
-            start = None
-    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return _category_classes()["M"]
+
+
+def _format_class() -> str:
+    """The code points of Unicode category Cf (invisible format characters) as a regex class body."""
+    return _category_classes()["Cf"]
+
+
+@functools.cache
+def _format_pattern() -> re.Pattern:
+    """One invisible format character (Unicode category Cf)."""
+    return re.compile(f"[{_format_class()}]")
+
+
+@functools.cache
+def _symbol_pattern() -> re.Pattern:
+    """One character that starts a rule-6 symbol: not a letter, digit, underscore, space, mark or format character."""
+    return re.compile(rf"[^\w\s{_marks_class()}{_format_class()}]")
+
+
+def _is_mark(character: str) -> bool:
+    return unicodedata.category(character).startswith("M")
 
 
 @functools.cache
@@ -88,14 +140,53 @@ def _token_pattern() -> re.Pattern:
     return re.compile("|".join(f"(?:{rule})" for rule in rules))
 
 
+def _joins_symbols(line: str, position: int, hidden: list[bool]) -> bool:
+    """Whether the zero-width joiner at ``position`` stands between two symbols (an emoji sequence)."""
+    before = position - 1
+    while before >= 0 and (hidden[before] or _is_mark(line[before])):
+        before -= 1
+    after = position + 1
+    while after < len(line) and hidden[after]:
+        after += 1
+    symbol = _symbol_pattern().fullmatch
+    return before >= 0 and after < len(line) and bool(symbol(line[before])) and bool(symbol(line[after]))
+
+
+def _spans_ignoring_format(line: str) -> list[tuple[int, int]]:
+    """token_spans of a line holding format characters: the rules read the visible characters only."""
+    hidden = [bool(_format_pattern().fullmatch(c)) for c in line]
+    for position, character in enumerate(line):
+        if character == _ZERO_WIDTH_JOINER and _joins_symbols(line, position, hidden):
+            hidden[position] = False
+    shown = [position for position, is_hidden in enumerate(hidden) if not is_hidden]  # visible -> line index
+    visible = "".join(line[position] for position in shown)
+    spans = []
+    for match in _token_pattern().finditer(visible):
+        start, end = shown[match.start()], shown[match.end() - 1] + 1
+        while end < len(line) and hidden[end]:
+            end += 1  # a run right after the token's characters belongs to it
+        before = start
+        while before > 0 and hidden[before - 1]:
+            before -= 1
+        if before == 0 or line[before - 1].isspace():
+            start = before  # a run after whitespace (or the line's start) belongs to the token that follows
+        spans.append((start, end))
+    return spans
+
+
 def token_spans(line: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of the tokens of ``line``; see the module docstring."""
+    if _format_pattern().search(line):
+        return _spans_ignoring_format(line)
     return [match.span() for match in _token_pattern().finditer(line)]
 
 
 def tokenize_line(line: str) -> list[str]:
-    """The words of one line of raw text; see the module docstring for the exact rule."""
-    return [match.group() for match in _token_pattern().finditer(line)]
+    """The words of one line of raw text; see the module docstring for the exact rule.
+
+    Invisible format characters (category Cf) are kept inside the word they touch, never split it.
+    """
+    return [line[start:end] for start, end in token_spans(line)]
 
 
 def check_encoding(encoding: str, source: str = "") -> str:
@@ -117,19 +208,25 @@ def check_encoding(encoding: str, source: str = "") -> str:
 
 
 def raw_lines(handle: BinaryIO, block_size: int = 1 << 16) -> Iterator[bytes]:
-    """The lines of a binary handle, each with its line break: ``\n``, ``\r\n`` or a lone ``\r``."""
+    """The lines of a binary handle, each with its line break (module docstring: ``\\r\\r\\n`` is one)."""
     read = getattr(handle, "read1", handle.read)  # read1: a pipe yields what it has, without waiting
     pending = b""
     while block := read(block_size):
         data, start = pending + block, 0
+        # A run of \r at the end of a block may belong to a \r...\r\n that the next block completes.
+        settled = len(data.rstrip(b"\r"))
         for match in _LINE_BREAK.finditer(data):
-            if match.end() == len(data) and data.endswith(b"\r"):
-                break  # a \r at the end of a block may be the first half of \r\n
+            if match.start() >= settled:
+                break
             yield data[start : match.end()]
             start = match.end()
         pending = data[start:]
-    if pending:
-        yield pending
+    start = 0
+    for match in _LINE_BREAK.finditer(pending):  # at the end of the input a run of \r is settled
+        yield pending[start : match.end()]
+        start = match.end()
+    if start < len(pending):
+        yield pending[start:]
 
 
 def decode_lines(handle: BinaryIO, name: str, encoding: str, first_number: int = 1) -> Iterator[tuple[int, int, str]]:
@@ -149,14 +246,26 @@ def decode_lines(handle: BinaryIO, name: str, encoding: str, first_number: int =
             for magic, what in NOT_TEXT:
                 if raw.startswith(magic):
                     raise TextError(f"{name}:1: not a text file: {what}")
+            marked = next((codec for mark, codec in BYTE_ORDER_MARKS if raw.startswith(mark)), None)
+            if marked:
+                raise TextError(
+                    f"{name}:1: {marked.upper()} text (byte-order mark), read line by line as {encoding} here: "
+                    f"convert it first (iconv -f {marked.upper()} -t UTF-8)"
+                )
         if b"\x00" in raw:
-            raise TextError(f"{name}:{number}: NUL byte: not {encoding} text (UTF-16? binary?)")
+            wide = wide_encoding(raw)
+            if wide:
+                raise TextError(
+                    f"{name}:{number}: NUL bytes as in {wide} text without a byte-order mark, read line by line as "
+                    f"{encoding} here: convert it first (iconv -f {''.join(wide.rsplit('-', 1))} -t UTF-8)"
+                )
+            raise TextError(f"{name}:{number}: NUL byte: not {encoding} text (binary?)")
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as error:
             raise TextError(
                 f"{name}:{number}: not valid {encoding} (byte 0x{raw[error.start]:02x} at "
-                f"column {error.start + 1}); set the text encoding, e.g. latin-1"
+                f"column {error.start + 1}, byte offset {start + error.start}); set the text encoding, e.g. latin-1"
             ) from None
         if number == 1 and text.startswith("\ufeff"):
             text = text[1:]  # a byte-order mark is not a word

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import subprocess
 import sys
+import unicodedata
 
 import h5py
 import numpy as np
@@ -18,7 +21,17 @@ from cache.store import CacheWriter, open_cache
 from data.prepared_io import words_sha256
 from features.extract import extract_to_cache, fingerprint
 from features.settings import EncodeSettings, ExtractParams
-from features.text import TextError, TextSentences, check_encoding, scan_text, tokenize_line
+from features.text import (
+    TextError,
+    TextSentences,
+    check_encoding,
+    decode_lines,
+    raw_lines,
+    read_sentences,
+    scan_text,
+    token_spans,
+    tokenize_line,
+)
 
 LINES = [
     "Book a flight to Cape Town on Friday!",
@@ -54,12 +67,88 @@ def test_tokenizer_examples(line, words):
     assert tokenize_line(line) == words
 
 
+def is_format(character: str) -> bool:
+    return unicodedata.category(character) == "Cf"
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=60))
 def test_tokens_join_to_the_non_space_characters(line):
+    """Nothing is lost but format characters that touch no token (a whitespace-free run of only them)."""
     tokens = tokenize_line(line)
-    assert "".join(tokens) == "".join(line.split())
+    assert "".join(tokens) == "".join(run for run in line.split() if not all(map(is_format, run)))
     assert all(tokens) and not any(c.isspace() for token in tokens for c in token)
+    assert not any(all(map(is_format, token)) for token in tokens)  # no invisible word
+    spans = token_spans(line)
+    assert [line[a:b] for a, b in spans] == tokens
+    assert all(b <= c for (_, b), (c, _) in zip(spans, spans[1:]))
+
+
+# Invisible format characters (category Cf), the zero-width joiner aside (it joins emoji, see below).
+FORMAT = st.sampled_from(["\u00ad", "\u200b", "\u200c", "\u200e", "\u200f", "\u2060", "\ufeff", "\u2066", "\U000e0041"])
+VISIBLE_TEXT = st.text(st.characters(exclude_categories=["Cf", "Cs"]), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(VISIBLE_TEXT, st.lists(st.tuples(st.integers(0, 40), FORMAT), max_size=6))
+def test_format_characters_never_split_a_word(line, insertions):
+    """Format characters anywhere in a line: the same words, each keeping those inside and next to it."""
+    spoiled = line
+    for position, character in sorted(insertions, reverse=True):
+        position = min(position, len(spoiled))
+        spoiled = spoiled[:position] + character + spoiled[position:]
+    tokens = tokenize_line(spoiled)
+    assert ["".join(c for c in token if not is_format(c)) for token in tokens] == tokenize_line(line)
+
+
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("Zür\u00adich is nice", ["Zür\u00adich", "is", "nice"]),  # soft hyphen
+        ("in Zürich\u200b.", ["in", "Zürich\u200b", "."]),  # zero-width space before punctuation
+        ("New\u2060York's mayor", ["New\u2060York", "'s", "mayor"]),  # word joiner, then a clitic
+        ("U\u00ad.S. 12,\u200b000", ["U\u00ad.S.", "12,\u200b000"]),  # the rules read the visible text
+        ("\u200bPorto and \ufeffLisbon", ["\u200bPorto", "and", "\ufeffLisbon"]),  # after a space: the next word
+        ("a \u200b\u2060 b \u00ad", ["a", "b"]),  # touching no word: dropped
+        ("می\u200cخواهم", ["می\u200cخواهم"]),  # a zero-width non-joiner inside a Persian word
+        ("क्\u200dष", ["क्\u200dष"]),  # a zero-width joiner inside a Devanagari word
+        ("👨\u200d👩\u200d👧 🏳️\u200d🌈!", ["👨\u200d👩\u200d👧", "🏳️\u200d🌈", "!"]),  # joiners between symbols
+        ("wo\u00adn't", ["wo\u00ad", "n't"]),
+    ],
+)
+def test_format_character_examples(line, words):
+    assert tokenize_line(line) == words
+
+
+def test_predict_spans_cover_a_word_with_format_characters():
+    """read_sentences (predict's split) gives the word with its soft hyphen: the entity ends after it."""
+    [(number, line, spans)] = read_sentences(["", "Flights to Zür\u00adich today"])
+    assert number == 2 and [line[a:b] for a, b in spans] == ["Flights", "to", "Zür\u00adich", "today"]
+    assert spans[2] == (11, 18)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.text("ab \x85", max_size=4), st.sampled_from(["\n", "\r\n", "\r\r\n", "\r", "\r\r"]))),
+    st.integers(1, 7),
+)
+def test_raw_lines_split_like_the_corpus_rule_at_any_block_size(lines, block_size):
+    """A run of \\r split across blocks is held back until the next block says whether a \\n follows."""
+    data = "".join(text + ending for text, ending in lines).encode()
+    expected = [m.group() for m in re.finditer(rb"[^\r\n]*(?:\r*\n|\r)|[^\r\n]+$", data)]
+    assert list(raw_lines(io.BytesIO(data), block_size)) == expected
+
+
+def test_line_numbers_count_crcrlf_as_one_break(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_bytes(b"book a flight\r\r\nto Porto\r\r\n\r\r\nnow\rcaf\xe9\n")
+    numbers = [(n, line) for n, _, line in decode_lines(io.BytesIO(path.read_bytes()[:-5]), "t", "utf-8")]
+    assert numbers == [(1, "book a flight"), (2, "to Porto"), (3, ""), (4, "now")]
+    with pytest.raises(TextError) as error:
+        scan_text(path)
+    assert str(error.value) == (
+        f"{path}:5: not valid utf-8 (byte 0xe9 at column 4, byte offset 37); set the text encoding, e.g. latin-1"
+    )
 
 
 def write_lines(path, lines, encoding="utf-8"):
@@ -93,8 +182,11 @@ def test_a_file_changed_after_the_scan_is_refused(tmp_path):
     [
         (b"", r"empty.txt:1: no text: the file is empty or blank"),
         (b"\n  \n\t\n", r"empty.txt:3: no text"),
-        ("fine line\ncaf\xe9 au lait\n".encode("latin-1"), r"empty.txt:2: not valid utf-8 \(byte 0xe9 at column 4\)"),
-        ("hello\n".encode("utf-16"), r"empty.txt:1: NUL byte: not utf-8 text"),
+        (
+            "fine line\ncaf\xe9 au lait\n".encode("latin-1"),
+            r"empty.txt:2: not valid utf-8 \(byte 0xe9 at column 4, byte offset 13\)",
+        ),
+        ("hello\n".encode("utf-16"), r"empty.txt:1: UTF-16 text \(byte-order mark\)"),
     ],
 )
 def test_bad_text_files_give_one_line_errors(tmp_path, content, message):
@@ -103,6 +195,40 @@ def test_bad_text_files_give_one_line_errors(tmp_path, content, message):
     with pytest.raises(TextError, match=message) as error:
         scan_text(path)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            "hello\n".encode("utf-32"),
+            "UTF-32 text (byte-order mark), read line by line as utf-8 here: convert it first "
+            "(iconv -f UTF-32 -t UTF-8)",
+        ),
+        (
+            "hello\n".encode("utf-16"),
+            "UTF-16 text (byte-order mark), read line by line as utf-8 here: convert it first "
+            "(iconv -f UTF-16 -t UTF-8)",
+        ),
+        (
+            "hello there\n".encode("utf-16-le"),
+            "NUL bytes as in UTF-16-LE text without a byte-order mark, read line by line as utf-8 here: "
+            "convert it first (iconv -f UTF-16LE -t UTF-8)",
+        ),
+        (
+            "hello\n".encode("utf-32-be"),
+            "NUL bytes as in UTF-32-BE text without a byte-order mark, read line by line as utf-8 here: "
+            "convert it first (iconv -f UTF-32BE -t UTF-8)",
+        ),
+        (b"\x00\x01\x02\x03\x04\x05\x06\x07\n", "NUL byte: not utf-8 text (binary?)"),
+    ],
+)
+def test_wide_text_is_named_not_reported_as_nul(tmp_path, content, message):
+    path = tmp_path / "wide.txt"
+    path.write_bytes(content)
+    with pytest.raises(TextError) as error:
+        scan_text(path)
+    assert str(error.value) == f"{path}:1: {message}"
 
 
 def test_other_encodings_and_refused_codecs(tmp_path):
