@@ -4,8 +4,14 @@ Each sentence is tokenised as a whole by the fast tokenizer (context matters),
 split into overlapping windows when it exceeds the encoder's length, and every
 word is then read from the window where it has the most context on both sides,
 as the BERT authors recommend for long documents. A word that tokenises to
-nothing (a stray control character, say) is replaced by the unknown token, so
-no word is ever lost.
+nothing (a stray control character, say) is given the unknown token, so no
+word is ever lost.
+
+Words are text: a corpus word that spells a special token (``[SEP]``,
+``[CLS]``, ``<s>``, ``[MASK]``, also inside a word: ``a[SEP]b``) is tokenised
+as its characters (``[``, ``sep``, ``]``), never as the special token
+(``split_special_tokens``); only the tokenizer itself adds the special tokens
+that frame each window.
 """
 
 from __future__ import annotations
@@ -48,7 +54,16 @@ def _encode(tokenizer, sentences, max_length, stride):
         stride=stride,
         return_overflowing_tokens=True,
         add_special_tokens=True,
+        split_special_tokens=True,  # a word spelling "[SEP]" is text, not the separator
     )
+
+
+def _one_piece_word(tokenizer) -> str:
+    """A word the tokenizer turns into exactly one piece: stands in for a word with none, then becomes unk."""
+    for word in ("a", "x", ".", "0"):
+        if len(tokenizer([[word]], is_split_into_words=True, add_special_tokens=False)["input_ids"][0]) == 1:
+            return word
+    raise AssertionError("the tokenizer splits every one-character word into several pieces")
 
 
 def tokenize(tokenizer, sentences: list[list[str]], max_length: int, stride: int) -> Windows:
@@ -58,17 +73,28 @@ def tokenize(tokenizer, sentences: list[list[str]], max_length: int, stride: int
     input_ids = list(encoding["input_ids"])
     word_ids = [encoding.word_ids(w) for w in range(len(input_ids))]
 
-    # Words with no pieces: re-tokenise their sentences with the unknown token in their place.
+    # Words with no pieces: re-tokenise their sentences with a one-piece word in their place, then make
+    # that piece the unknown token. (Not the unknown token's text: words are split as text, so "[UNK]"
+    # would be four pieces.)
     seen = [set() for _ in sentences]
     for window, sentence in enumerate(window_sentence):
         seen[sentence].update(i for i in word_ids[window] if i is not None)
     broken = [s for s, words in enumerate(sentences) if len(seen[s]) != len(words)]
     if broken:
-        repaired = [[w if i in seen[s] else tokenizer.unk_token for i, w in enumerate(sentences[s])] for s in broken]
+        stand_in = _one_piece_word(tokenizer)
+        repaired = [[w if i in seen[s] else stand_in for i, w in enumerate(sentences[s])] for s in broken]
         fixed = _encode(tokenizer, repaired, max_length, stride)
+        fixed_ids, fixed_word_ids = [], []
+        for window, sentence in enumerate(fixed["overflow_to_sample_mapping"]):
+            ids, words = list(fixed["input_ids"][window]), fixed.word_ids(window)
+            for position, word in enumerate(words):
+                if word is not None and word not in seen[broken[sentence]]:
+                    ids[position] = tokenizer.unk_token_id
+            fixed_ids.append(ids)
+            fixed_word_ids.append(words)
         keep = [w for w, s in enumerate(window_sentence) if s not in set(broken)]
-        input_ids = [input_ids[w] for w in keep] + list(fixed["input_ids"])
-        word_ids = [word_ids[w] for w in keep] + [fixed.word_ids(w) for w in range(len(fixed["input_ids"]))]
+        input_ids = [input_ids[w] for w in keep] + fixed_ids
+        word_ids = [word_ids[w] for w in keep] + fixed_word_ids
         window_sentence = [window_sentence[w] for w in keep] + [broken[s] for s in fixed["overflow_to_sample_mapping"]]
     return _align(sentences, input_ids, word_ids, np.asarray(window_sentence, dtype=np.int64))
 

@@ -93,6 +93,44 @@ def test_word_with_no_pieces_gets_the_unknown_token(encoder):
     assert windows.first_piece_id[1] == encoder.tokenizer.unk_token_id
 
 
+def pieces_as_text(tokenizer, words: list[str]) -> list[int]:
+    """The piece ids of ``words`` read as plain text: no special token matched, none added."""
+    return tokenizer(words, is_split_into_words=True, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
+@pytest.mark.parametrize("word", ["[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]", "<s>", "x[SEP]y", "[sep]"])
+def test_a_word_spelling_a_special_token_is_encoded_as_text(encoder, word):
+    tokenizer = encoder.tokenizer
+    windows = tokenize(tokenizer, [["see", word, "here"]], 512, 128)
+    [ids] = windows.input_ids
+    assert [i for i in ids if i in tokenizer.all_special_ids] == [tokenizer.cls_token_id, tokenizer.sep_token_id]
+    word_ids = [int(ids[p]) for p, w in zip(windows.piece_position, windows.piece_word) if w == 1]
+    assert word_ids == pieces_as_text(tokenizer, [word]) and len(word_ids) > 1
+    assert "".join(t.removeprefix("##") for t in tokenizer.convert_ids_to_tokens(word_ids)) == word.lower()
+
+
+def test_unknown_token_repair_beside_a_special_token_word_in_overlapping_windows(encoder):
+    """A word with no pieces gets the unknown token, as its one piece, in every window that holds it."""
+    tokenizer = encoder.tokenizer
+    words = [f"w{i}" for i in range(30)]
+    words[9], words[12], words[20] = "\x85", "[SEP]", "\u200b"
+    windows = tokenize(tokenizer, [["a", "\x85", "[SEP]", "b"], words], 16, 4)
+    assert windows.input_ids[0] == [
+        tokenizer.cls_token_id,
+        *pieces_as_text(tokenizer, ["a"]),
+        tokenizer.unk_token_id,
+        *pieces_as_text(tokenizer, ["[SEP]"]),
+        *pieces_as_text(tokenizer, ["b"]),
+        tokenizer.sep_token_id,
+    ]
+    assert len(windows.input_ids) > 3 and (windows.window_sentence[1:] == 1).all()
+    assert windows.first_piece_id[[1, 4 + 9, 4 + 20]].tolist() == [tokenizer.unk_token_id] * 3
+    for ids in windows.input_ids:  # special tokens only frame the windows
+        assert [i for i in ids[1:-1] if i in tokenizer.all_special_ids and i != tokenizer.unk_token_id] == []
+        assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+    assert sum(ids.count(tokenizer.unk_token_id) for ids in windows.input_ids[1:]) >= 2  # both, overlaps maybe twice
+
+
 @pytest.mark.parametrize("budget", [64, 1000, 8192])
 def test_length_batches_cover_every_window_once_within_budget(budget):
     lengths = np.random.default_rng(0).integers(3, 120, size=500)
