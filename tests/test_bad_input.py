@@ -218,6 +218,113 @@ CORPORA = [
     ),
     ("zip-not-named-zip", "c.conll", b"PK\x03\x04\x14\x00rest of a zip", {}, ("error", "not a text file: a zip", "")),
     ("broken-zip", "c.zip", b"PK\x03\x04 definitely not a zip", {}, ("error", "unreadable zip", "")),
+    # Sentence structure: line-ending mixes, forward-filled ids, comments (issue 20 item 3).
+    ("crcrlf", "c.conll", GOOD.replace("\n", "\r\r\n"), {}, ("ok", GOOD_WORDS, None)),
+    (
+        "crcrlf-and-cr",
+        "c.conll",
+        "book\tO\r\r\nto\tO\rPorto\tB-city\r\r\n\rhi\tO\nLisbon\tB-city\r",
+        {},
+        ("ok", GOOD_WORDS, None),
+    ),
+    (
+        "crcrlf-line-numbers",
+        "c.conll",
+        "a\tO\r\r\n\r\r\nb\tO\r\r\nc\r\r\n",
+        {},
+        ("error", "missing tag (expected 'word'\\t'tag')", ":4"),
+    ),
+    ("kaggle-crcrlf", "c.csv", KAGGLE.replace("\n", "\r\r\n"), {}, ("ok", [["Zürich", "is"], ["NaN", "Bern"]], None)),
+    (
+        "kaggle-forward-filled",
+        "c.csv",
+        KAGGLE.replace(",is,", "Sentence: 1,is,").replace(",Bern,", "Sentence: 2,Bern,"),
+        {},
+        ("ok", [["Zürich", "is"], ["NaN", "Bern"]], [["B-geo", "O"], ["O", "B-geo"]]),
+    ),
+    (
+        "kaggle-sorted-rows",
+        "c.csv",
+        "Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\nSentence: 2,b,NN,B-x\nSentence: 1,c,DT,O\n",
+        {},
+        (
+            "error",
+            "'Sentence #' 'Sentence: 1' already started the sentence at line 2: a sentence's rows must be "
+            "contiguous (was the file sorted or shuffled?)",
+            ":4",
+        ),
+    ),
+    (
+        "conllu-comments",
+        "c.conllu",
+        "# sent_id = 1\n# text = book to Porto\n1\tbook\t_\tO\n2\tto\t_\tO\n3\tPorto\t_\tB-city\n\n"
+        "# sent_id = 2\n# text = hi Lisbon\n1\thi\t_\tO\n2\tLisbon\t_\tB-city\n",
+        {"word_column": 1},
+        ("ok", GOOD_WORDS, None),
+    ),
+    ("hash-words", "c.conll", "#Porto\tB-city\nrocks\tO\n", {}, ("ok", [["#Porto", "rocks"]], None)),
+    (
+        "comment-inside-sentence",
+        "c.conll",
+        "a\tO\n# note\nb\tB-x\n",
+        {},
+        (
+            "error",
+            "a '#' line inside a sentence, not shaped like a word line: comments go before a sentence's first "
+            "word (after a blank line)",
+            ":2",
+        ),
+    ),
+    # encoding auto: Latin-1 only for a file with no UTF-8 in it, else the first bad byte (docs/own-data.md).
+    (
+        "utf8-with-a-bad-byte-auto",
+        "c.conll",
+        "Zürich\tB-city\nis\tO\n".encode() + b"Z\xfcrich\tO\n",
+        {},
+        (
+            "error",
+            "byte 0xfc at byte offset 21 is not valid UTF-8, but line 1 holds UTF-8 ('ü' at byte offset 1), so "
+            "the file is not read as latin-1 either: fix that byte, or set prepare.encoding (utf-8, latin-1, "
+            "cp1252, ...)",
+            ":3",
+        ),
+    ),
+    (
+        "cp1252-bytes-auto",
+        "c.csv",
+        KAGGLE.encode("latin-1").replace(b",is,", b",\x92s,"),
+        {},
+        ("ok", [["Zürich", "\x92s"], ["NaN", "Bern"]], None),
+    ),
+    (
+        "utf8-bad-byte-declared",
+        "c.conll",
+        b"a\tO\r\n\r\nZ\xfcrich\tB-x\r\n",
+        {"encoding": "utf-8"},
+        ("error", "not valid utf-8 (byte 0xfc at byte offset 8); set the corpus encoding", ":3"),
+    ),
+    ("utf32-auto", "c.conll", GOOD.encode("utf-32"), {}, ("ok", GOOD_WORDS, None)),
+    (
+        "utf32-as-utf8",
+        "c.conll",
+        GOOD.encode("utf-32"),
+        {"encoding": "utf-8"},
+        ("error", "UTF-32 text (byte-order mark) read as utf-8: set the encoding to utf-32 or auto", ":1"),
+    ),
+    (
+        "utf32-no-bom",
+        "c.conll",
+        GOOD.encode("utf-32-le"),
+        {},
+        ("error", "NUL bytes as in UTF-32-LE text without a byte-order mark: set the encoding to utf-32-le", ":1"),
+    ),
+    (
+        "utf16-no-bom",
+        "c.conll",
+        GOOD.encode("utf-16-be"),
+        {},
+        ("error", "NUL bytes as in UTF-16-BE text without a byte-order mark: set the encoding to utf-16-be", ":1"),
+    ),
 ]
 
 
@@ -283,7 +390,20 @@ TEXTS = [
     ("nel-is-whitespace-not-a-line-break", "a\x85b\nc\n".encode(), ("ok", [["a", "b"], ["c"]])),
     ("blank-lines", b"\n\nhi\n\n", ("ok", [["hi"]])),
     ("gzip", gzip.compress(b"book a flight\n"), ("error", "not a text file: gzip", ":1")),
-    ("utf16", "book\n".encode("utf-16"), ("error", "NUL byte", ":1")),
+    ("utf16", "book\n".encode("utf-16"), ("error", "UTF-16 text (byte-order mark)", ":1")),
+    ("utf32", "book\n".encode("utf-32"), ("error", "UTF-32 text (byte-order mark)", ":1")),
+    ("utf16-no-bom", "book a flight\n".encode("utf-16-le"), ("error", "NUL bytes as in UTF-16-LE text", ":1")),
+    ("crcrlf", b"book a flight\r\r\nto Porto\r\r\n", ("ok", [["book", "a", "flight"], ["to", "Porto"]])),
+    (
+        "format-characters",
+        "Z\u00fcr\u00adich is\u2060nice\u200b!\n\u200b\n".encode(),
+        ("ok", [["Z\u00fcr\u00adich", "is\u2060nice\u200b", "!"]]),
+    ),
+    (
+        "bad-byte-after-crcrlf",
+        b"ok\r\r\nZ\xfcrich\n",
+        ("error", "not valid utf-8 (byte 0xfc at column 2, byte offset 6)", ":2"),
+    ),
     ("latin1-as-utf8", "ok\nZ\xfcrich\n".encode("latin-1"), ("error", "not valid utf-8", ":2")),
     ("empty", b"", ("error", "no text", ":1")),
 ]
@@ -417,7 +537,26 @@ PREDICT = [
     ("file-directory", lambda d: ["--file", str(d)], ("error", "is a directory", "")),
     ("file-missing", lambda d: ["--file", str(d / "absent.txt")], ("error", "no such file", "")),
     ("file-gzip", lambda d: ["--file", write(d, gzip.compress(b"hi\n"))], ("error", "not a text file: gzip", ":1")),
-    ("file-utf16", lambda d: ["--file", write(d, "hi\n".encode("utf-16"))], ("error", "NUL byte", ":1")),
+    (
+        "file-utf16",
+        lambda d: ["--file", write(d, "hi\n".encode("utf-16"))],
+        ("error", "UTF-16 text (byte-order mark), read line by line as utf-8 here", ":1"),
+    ),
+    (
+        "file-utf32",
+        lambda d: ["--file", write(d, "hi\n".encode("utf-32"))],
+        ("error", "UTF-32 text (byte-order mark), read line by line as utf-8 here", ":1"),
+    ),
+    (
+        "file-format-characters",
+        lambda d: ["--file", write(d, "Flights to Z\u00fcr\u00adich to\u200bday\n".encode())],
+        ("ok", [["Flights", "to", "Z\u00fcr\u00adich", "to\u200bday"]]),
+    ),
+    (
+        "file-crcrlf",
+        lambda d: ["--file", write(d, b"book a\r\r\nflight\r\r\n")],
+        ("ok", [["book", "a"], ["flight"]]),
+    ),
     ("file-bad-utf8", lambda d: ["--file", write(d, b"ok\nZ\xfcrich\n")], ("error", "not valid utf-8", ":2")),
     (
         "encoding-unknown",
