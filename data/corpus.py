@@ -10,9 +10,9 @@ Two formats are supported:
   (the rows of a sentence must be contiguous);
 * CoNLL-style text: one word per line, its tag in the last column (or the
   column ``tag_column`` names), blank lines between sentences. Lines starting
-  with ``#`` before a sentence's first word are comments (CoNLL-U's
-  ``# sent_id = ...``), unless they are shaped like the file's word lines
-  (``#hashtag<TAB>O``), which are words.
+  with ``#`` before a sentence's first word are comments when they read as
+  CoNLL-U metadata (``# sent_id = 1``) or are not shaped like the file's word
+  lines; ``#Porto<TAB>B-city`` is a word.
 
 Every word survives exactly as written: ``NaN``, ``null`` and ``NA`` are words,
 not missing values, and a word is never cut: a line with more columns than the
@@ -70,6 +70,8 @@ BYTE_ORDER_MARKS = (
 # lone \r (old Mac files). Not str.splitlines(): \x85 and \u2028 are words here.
 _LINE_BREAK = re.compile(r"\r*\n|\r")
 _RAW_LINE_BREAK = re.compile(rb"\r*\n|\r")
+# CoNLL-U's sentence metadata: "# sent_id = 1", "# text = ...", "# newdoc id = d1", "# newpar", "# global.columns = ..."
+_CONLLU_METADATA = re.compile(r"# (?:(?:newdoc|newpar)\b|[\w.-]+ ?=(?: |$))")  # "# " then: no word is "#newpar"
 # A well-formed multi-byte UTF-8 sequence (the Unicode standard's table 3-7).
 _UTF8_SEQUENCE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
@@ -368,18 +370,27 @@ def _is_word_line(line: str, separator: str, width: int) -> bool:
     return "\t" not in line and len(_columns(line, " ")) == width
 
 
+def _is_comment(line: str, separator: str, width: int) -> bool:
+    """Whether a ``#`` line before a sentence's first word is a comment (read_conll's docstring)."""
+    return bool(_CONLLU_METADATA.match(line)) or not _is_word_line(line, separator, width)
+
+
 def read_conll(path: str | Path, encoding: str = "utf-8", word_column: int = 0, tag_column: int = -1) -> Corpus:
     """Read CoNLL-style text: ``word [other columns] tag`` per line, blank line between sentences.
 
     The column separator is a tab if the first word line holds one, else runs of
     spaces; a file that mixes the two is refused, and so is a line whose column
     count differs from the first word line's (a word holding the separator would
-    otherwise be cut). ``-DOCSTART-`` lines are skipped and end a sentence. A
-    line starting with ``#`` before a sentence's first word (at the start, after
-    a blank line, a ``-DOCSTART-`` or another comment) is a comment and skipped,
-    unless it is shaped like the first word line (the same separator and
-    number of columns: ``#hashtag<TAB>O``), which makes it a word. The first word
-    line is the first line that is not blank, ``-DOCSTART-`` or ``#``-led.
+    otherwise be cut). ``-DOCSTART-`` lines are skipped and end a sentence.
+
+    A line starting with ``#`` before a sentence's first word (at the start,
+    after a blank line, a ``-DOCSTART-`` or another comment) is a comment, and
+    skipped, when it reads as CoNLL-U metadata (``# key = value``, ``# newdoc``,
+    ``# newpar``) or is not shaped like a word line: the separator and number of
+    columns of the file's first line that does not start with ``#`` (if every
+    line does, of its first line that is not metadata). Otherwise it is a word
+    (``#Porto<TAB>B-city``).
+    A ``#`` line inside a sentence that is not shaped like a word line is refused.
     """
     path = Path(path)
     text, name = _open_text(path, encoding)
@@ -387,14 +398,9 @@ def read_conll(path: str | Path, encoding: str = "utf-8", word_column: int = 0, 
         raise _fail(name, 1, "empty file")
     lines = _LINE_BREAK.split(text)
     content = [line for line in lines if line.strip() and not line.startswith("-DOCSTART-")]
-    layout = next((line for line in content if not line.startswith("#")), None)
-    if layout is None:
-        raise _fail(
-            name,
-            None,
-            "no sentences: every line is blank, -DOCSTART- or a '#' comment "
-            "(a line starting with '#' before a sentence's first word)",
-        )
+    layout = next((line for line in content if not line.startswith("#")), None)  # the first word line
+    if layout is None:  # every word starts with '#', or there is none
+        layout = next((line for line in content if not _CONLLU_METADATA.match(line)), "")
     separator = "\t" if "\t" in layout else " "
     layout_width = len(_columns(layout, separator))
     width, width_line = 0, 0
@@ -417,9 +423,9 @@ def read_conll(path: str | Path, encoding: str = "utf-8", word_column: int = 0, 
         if line.startswith("-DOCSTART-"):
             end_sentence()
             continue
+        if line.startswith("#") and not words[-1] and _is_comment(line, separator, width or layout_width):
+            continue
         if line.startswith("#") and not _is_word_line(line, separator, width or layout_width):
-            if not words[-1]:
-                continue  # a comment (CoNLL-U: # sent_id = 1, # text = ...)
             raise _fail(
                 name,
                 number,
@@ -463,7 +469,12 @@ def read_conll(path: str | Path, encoding: str = "utf-8", word_column: int = 0, 
         tags.pop()
         word_lines.pop()
     if not words:
-        raise _fail(name, None, "no sentences")
+        raise _fail(
+            name,
+            None,
+            "no sentences: every line is blank, -DOCSTART- or a '#' comment "
+            "(a line starting with '#' before a sentence's first word)",
+        )
     return Corpus(words, tags, name, first_lines, word_lines)
 
 

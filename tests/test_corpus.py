@@ -60,10 +60,11 @@ def with_endings(lines: list[str], endings: list[str]) -> str:
     return "".join(line + ending for line, ending in zip(lines, endings))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(SENTENCES, st.sampled_from(["\t", " "]), st.data())
 def test_conll_keeps_its_sentences_under_any_line_endings_and_comments(tmp_path_factory, sentences, separator, data):
-    sentences = [[(w.replace(" ", "_").replace("\t", "_"), t) for w, t in s] for s in sentences]
+    prefix = data.draw(st.sampled_from(["", "#"]), "prefix")  # '#': every word starts with '#', as in tweets
+    sentences = [[(prefix + w.replace(" ", "_").replace("\t", "_"), t) for w, t in s] for s in sentences]
     lines, first_lines = [], []
     for number, sentence in enumerate(sentences, start=1):
         if data.draw(st.booleans(), "comments"):  # CoNLL-U style, before the sentence
@@ -138,6 +139,16 @@ def test_conllu_comments_are_skipped_and_hash_words_kept(tmp_path):
     hashtags = tmp_path / "tweets.conll"
     hashtags.write_text("#Porto\tB-city\n#\tO\nrocks\tO\n\n#1 NN\n")  # the last: a comment (no tab)
     assert read_corpus(hashtags).words == [["#Porto", "#", "rocks"]]
+    four_columns = tmp_path / "four.conll"  # metadata shaped like a 4-column word line is still a comment
+    four_columns.write_text("# sent_id = 1\nShip NN _ O\nPorto NNP _ B-city\n\n# newdoc\n# newpar x\nhi UH _ O\n")
+    assert read_corpus(four_columns).words == [["Ship", "Porto"], ["hi"]]
+    hash_word = tmp_path / "hash.conll"  # the word '#', space-separated, first in its sentence
+    hash_word.write_text("# SYM O\nPorto NNP B-city\n\n# newpar\n# SYM O\n")
+    assert read_corpus(hash_word).words == [["#", "Porto"], ["#"]]
+    only_hashes = tmp_path / "hashes.conll"  # every word starts with '#': the first non-metadata line is the layout
+    only_hashes.write_text("# sent_id = 1\n# newpar\n#a NN O\n#b NN B-x\n\n# text = #c\n#c NN O\n")
+    corpus = read_corpus(only_hashes)
+    assert corpus.words == [["#a", "#b"], ["#c"]] and corpus.first_lines == [3, 7]
 
 
 def test_comment_lines_in_the_wrong_place_or_alone(tmp_path):
