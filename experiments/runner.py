@@ -62,7 +62,12 @@ class Corpora:
         self._built = {}
 
     def for_heads(self, heads: HeadParams) -> Corpus:
-        key = (heads.shape_flags, heads.neighbour_flags, heads.word_forms and heads.word_form_rows, heads.clusters)
+        key = (
+            heads.shape_flags,
+            heads.neighbour_flags,
+            heads.word_forms and heads.word_form_rows,
+            tuple(heads.clusters),
+        )
         if key not in self._built:
             centroids = fit_cluster_centroids(self.features, heads.clusters) if heads.clusters else None
             inputs = head_inputs(self.features, self.prepared.words, heads, centroids=centroids)
