@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 
 from bench.head_kinds import VALIDATION_FRACTION, Validation, paired_gain
@@ -37,6 +38,10 @@ CANDIDATES = {
     "mlp_crf_word_forms_dropout5": {"kind": "mlp", "output": "crf", "word_forms": 64, "dropout": 0.5},
     "mlp_dropout": {"kind": "mlp", "dropout": 0.3},
     "mlp_crf_dropout": {"kind": "mlp", "output": "crf", "dropout": 0.3},
+    "mlp_crf_dropout5": {"kind": "mlp", "output": "crf", "dropout": 0.5},
+    "mlp_crf_dropout_clusters": {"kind": "mlp", "output": "crf", "dropout": 0.3, "clusters": [64, 512]},
+    "mlp_crf_dropout_word_forms16": {"kind": "mlp", "output": "crf", "dropout": 0.3, "word_forms": 16},
+    "mlp_crf_dropout_neighbours": {"kind": "mlp", "output": "crf", "dropout": 0.3, "neighbour_flags": True},
     "bilstm_crf_word_forms": {
         "kind": "bilstm",
         "output": "crf",
@@ -62,12 +67,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--out", default="bench/head_quality.json")
+    parser.add_argument("--resume", action="store_true", help="keep the runs --out holds for these seeds")
     args = parser.parse_args()
+    done = {}
+    if args.resume and os.path.exists(args.out):
+        with open(args.out, encoding="utf-8") as handle:
+            done = {name: runs for name, runs in json.load(handle)["runs"].items() if
+                    [r["seed"] for r in runs] == args.seeds}  # fmt: skip
 
     validation = Validation(args.params, args.prepared, args.cache, VALIDATION_FRACTION)
     base = model_settings("bert_ner_es", args.params).heads
     runs: dict[str, list[dict]] = {}
     for name in [REFERENCE] + [c for c in args.candidates if c != REFERENCE]:
+        if name in done:
+            runs[name] = done[name]
+            continue
         heads = dataclasses.replace(base, **CANDIDATES[name])
         runs[name] = []
         for seed in args.seeds:
