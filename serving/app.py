@@ -264,6 +264,7 @@ def create_app(
     limits, batching = limits or Limits(), batching or BatchSettings()
     batcher = Batcher(tagger.tag_scored, batching)
     info = service_info(tagger, head_path, limits, batching)
+    text_lines("warm up")  # builds the word splitter's regex now (it scans every code point): not on a request
     pages = {path: ((STATIC / name).read_bytes(), media) for path, (name, media) in PAGE_FILES.items()}
 
     compilations = CompileCounter()
