@@ -1,13 +1,16 @@
 """Micro-batching: one worker thread owns the tagger; texts from concurrent requests are tagged together.
 
 A request hands each of its texts to ``Batcher.submit`` and awaits the
-returned futures. The worker takes the oldest queued text, then keeps taking
-texts for at most ``wait_ms`` milliseconds, until ``max_texts`` texts or
-``max_words`` words are collected (a text longer than that runs alone), and
-tags them in one call. Under load the queue fills while the model runs, so
-batches grow with the load; at rest a text waits ``wait_ms`` at most. A text
-never waits behind more than one batch it is not part of, since a batch is
-bounded in words.
+returned futures. The worker takes the oldest queued text and every text
+queued behind it, up to ``max_texts`` texts or ``max_words`` words (a text
+longer than that runs alone), and tags them in one call. When requests are
+arriving together (texts were waiting when the worker came back, or its last
+call held several), it also waits up to ``wait_ms`` milliseconds for more, so
+that clients whose answers just went out join the next call instead of
+starting a small one of their own. A lone client never waits: its text is
+tagged as soon as it arrives. Under load the queue fills while the model
+runs, so batches, and throughput, grow with the load, and a text never waits
+behind more than one call it is not part of, since a call is bounded in words.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ TagFunction = Callable[[list[list[str]]], list[Tagged]]
 class BatchSettings:
     max_texts: int = 32  # texts in one model call: 8 clients' messages fit with room to spare
     max_words: int = 2048  # words in one model call, so a long text delays the others little
-    wait_ms: float = 2.0  # how long the worker waits for more texts after the first (latency at rest)
+    wait_ms: float = 5.0  # under concurrent load, how long to wait for more texts (a lone client never waits)
     max_queue_texts: int = 4096  # texts waiting beyond this: the server answers 503 (busy), not a growing queue
 
     def __post_init__(self):
@@ -140,23 +143,27 @@ class Batcher:
 
     def _run(self) -> None:
         carried: _Job | None = None
+        last_texts = 0
         while True:
+            busy = carried is not None or not self._queue.empty() or last_texts > 1  # requests arrive together
             first = carried if carried is not None else self._queue.get()
             if first is None:
                 return
-            jobs, carried = self._collect(first)
+            jobs, carried = self._collect(first, self.settings.wait_ms / 1000 if busy else 0.0)
             self._tag(jobs)
+            last_texts = len(jobs)
             if carried is None and jobs[-1] is None:  # the stop sentinel arrived while collecting
                 return
 
-    def _collect(self, first: _Job) -> tuple[list, _Job | None]:
-        """``first`` and the texts that arrive within ``wait_ms``, up to the batch limits.
+    def _collect(self, first: _Job, wait: float) -> tuple[list, _Job | None]:
+        """``first``, the texts queued behind it and those that arrive within ``wait`` seconds, up to the
+        batch limits.
 
         Returns the batch and the text that did not fit (it starts the next one). A stop
         sentinel ends the batch and is kept as its last element.
         """
         jobs, words = [first], first.words
-        deadline = time.monotonic() + self.settings.wait_ms / 1000
+        deadline = time.monotonic() + wait
         while len(jobs) < self.settings.max_texts:
             try:
                 job = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))

@@ -326,6 +326,28 @@ def test_batches_respect_max_texts_and_max_words():
     assert batcher.stats()["buckets"]["256"]["calls"] == 4 and batcher.stats()["texts"] == 6
 
 
+def test_a_lone_text_goes_at_once_and_texts_arriving_together_wait_for_each_other():
+    calls, release = [], threading.Event()
+
+    def tag(sentences):
+        calls.append([sentence[0] for sentence in sentences])
+        if sentences[0] == ["first"]:
+            release.wait(10)  # the model is busy while "second" and "third" arrive
+        return [(["O"] * len(s), [1.0] * len(s)) for s in sentences]
+
+    batcher = Batcher(tag, BatchSettings(wait_ms=400))
+    batcher.start()
+    futures = [batcher.submit([["first"]])]
+    time.sleep(0.05)  # had the worker waited its 400 ms for company, "second" would join "first"
+    futures += [batcher.submit([["second"]]), batcher.submit([["third"]])]
+    release.set()  # back from "first", the worker finds texts waiting: requests arrive together, so it waits
+    time.sleep(0.1)
+    futures.append(batcher.submit([["fourth"]]))  # within the wait: joins the next call
+    assert all(future.result(timeout=10) for future in futures)
+    batcher.stop()
+    assert calls == [["first"], ["second", "third", "fourth"]]
+
+
 def test_a_failing_batch_fails_its_requests_only():
     def tag(sentences):
         if any("boom" in s for s in sentences):
