@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORPUS := data/raw/ner_dataset.csv.zip
 SHARED_CORPUS := ../shared/data/ner_dataset.csv.zip
 
-.PHONY: setup setup-mpnet corpus repro experiments peers test lint format bench
+.PHONY: setup setup-mpnet corpus repro experiments peers test lint format bench serve bench-serve
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -59,3 +59,12 @@ peers: setup corpus
 bench: setup corpus
 	$(PY) -m bench.extraction
 	$(PY) -m bench.heads
+
+# The HTTP tagger and its page (docs/serve.md) on a trained head, after `make repro`: make serve [HEAD=...]
+HEAD ?= models/bert_ner_es/seed0/head.msgpack
+serve: setup
+	$(PY) -m pipeline.serve --head $(HEAD)
+
+# Its load benchmark (bench/serve.json): 1 and 8 clients, RSS over 10,000 requests, predict beside it.
+bench-serve: setup
+	$(PY) -m bench.serve --head $(HEAD) --out bench/serve.json
