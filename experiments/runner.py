@@ -236,12 +236,13 @@ def score(corpus: Corpus, head: Head, sentences: np.ndarray) -> dict:
     }
 
 
-def converged_heads(params_path: str, models_dir: str) -> HeadParams:
-    """bert_ner_es's head settings; with ``heads.kind: auto`` the ones its train stage chose (``choice.json``)."""
+def converged_heads(params_path: str, metrics_dir: str) -> HeadParams:
+    """bert_ner_es's head settings; with ``heads.kind: auto`` the ones its train stage chose
+    (metrics/choice/bert_ner_es.json)."""
     heads = model_settings("bert_ner_es", params_path).heads
     if heads.kind != "auto":
         return heads
-    path = Path(models_dir) / "bert_ner_es" / "choice.json"
+    path = Path(metrics_dir) / "choice" / "bert_ner_es.json"
     if not path.exists():
         raise ValueError(f"{path}: not found; bert_ner_es has heads.kind auto: run `dvc repro` first")
     return HeadParams(**json.loads(path.read_text(encoding="utf-8"))["heads"])
@@ -251,13 +252,13 @@ class Runner:
     """The corpus, splits and head recipes (from params.yaml) shared by every experiment."""
 
     def __init__(
-        self, params: object, params_path: str, prepared_dir: str, cache_path: str, models_dir: str = "models"
+        self, params: object, params_path: str, prepared_dir: str, cache_path: str, metrics_dir: str = "metrics"
     ):
         self.params = params  # the experiments' own section (experiments.cli.ExperimentParams)
         self.extract = load_section(ExtractParams, "extract", params_path)
         self.heads = load_section(HeadParams, "heads", params_path)  # the seed's rows: bert_ner and its KL models
-        # Our rows: bert_ner_es's head settings (heads.kind auto: the pipeline's choice, models/bert_ner_es/choice.json).
-        self.converged_heads = converged_heads(params_path, models_dir)
+        # Our rows: bert_ner_es's head settings (heads.kind auto: the pipeline's choice, metrics/choice/).
+        self.converged_heads = converged_heads(params_path, metrics_dir)
         self.kl = load_section(KLParams, "kl", params_path)
         self.epochs = load_section(SupervisedParams, "bert_ner", params_path).epochs
         self.kl_models = {

@@ -8,7 +8,7 @@ model then trains with the winner's settings, once per seed, refit on the whole 
 with little time fixes ``heads.kind`` instead (mlp or bilstm), which skips all of this.
 
 The choice, every candidate's validation scores, chosen steps and training time are what ``choose_head``
-returns; the train stage writes them beside the heads (``choice.json``) and the saved heads record the
+returns; the train stage writes them to metrics/choice/<model>.json and the saved heads record the
 winner's concrete settings, so a model that starts from them (the semi-supervised rows) reads the same
 head.
 """

@@ -35,7 +35,7 @@ DISPLAY_NAMES = {
     "bert_conf_kl": "BERT NER Confidence KL",
     "bert_both_kl": "BERT NER Both KL",
     # Ours: trained to convergence (early stopping on validation) with the word-shape flags.
-    "bert_ner_es": "Ours: BERT NER (flags, early stopping)",
+    "bert_ner_es": "Ours: BERT NER (flags, head chosen on validation, early stopping)",
     "ner_conf_kl": "Ours: Confidence KL",
     "ner_conf_kl_control": "Ours: Confidence KL's control",
     "ner_entropy": "Ours: Entropy minimisation",
@@ -264,17 +264,45 @@ def comparisons_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def choices_markdown(choices: dict) -> str:
+    """The heads chosen on validation (``heads.kind: auto``): per model, every candidate's validation entity F1
+    and training time, the winner marked."""
+    chosen = {model: choice for model, choice in choices.items() if choice.get("chosen")}
+    if not chosen:
+        return ""
+    lines = ["", "### The head chosen on validation (heads.kind auto)", ""]
+    for model, choice in chosen.items():
+        lines += [
+            f"{display_name(model)}: chosen **{choice['chosen']}** ({choice['rule']}; "
+            f"{choice['validation_sentences']:,} validation sentences, seeds {choice['seeds']}).",
+            "",
+            "| candidate | changes | val. entity F1 | chosen steps | train s |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in choice["candidates"].items():
+            changes = ", ".join(f"{key}: {value}" for key, value in row["changes"].items())
+            steps = "/".join(str(run["best_step"]) for run in row["runs"])
+            mark = f"**{name}**" if name == choice["chosen"] else name
+            lines.append(f"| {mark} | {changes} | {row['entity_f1']:.4f} | {steps} | {row['seconds']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(
     runs: Sequence[dict],
     md_path: str | os.PathLike,
     json_path: str | os.PathLike,
     plot_path: str | os.PathLike,
+    choices: dict | None = None,
 ) -> dict:
     """Summarise `runs`, write the Markdown tables, the JSON summary and the
-    comparison bar chart (headline metrics) atomically; returns the summary."""
+    comparison bar chart (headline metrics) atomically; returns the summary.
+    ``choices`` (model -> its train stage's choice.json) adds the heads chosen on validation."""
     summary = summarise(runs)
     summary["controls"] = control_comparisons(runs)
-    markdown = results_markdown(summary) + comparisons_markdown(summary["controls"])
+    summary["choices"] = choices or {}
+    markdown = (
+        results_markdown(summary) + comparisons_markdown(summary["controls"]) + choices_markdown(summary["choices"])
+    )
     # allow_nan=False: a NaN reaching the report is a bug, not a number.
     as_json = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     plot_model_comparison(summary, HEADLINE_METRICS, plot_path)

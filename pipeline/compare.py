@@ -32,11 +32,17 @@ def main() -> None:
     parser.add_argument("--markdown", default="reports/results.md")
     parser.add_argument("--json", default="reports/results.json")
     parser.add_argument("--plot", default="reports/plots/comparison.png")
+    parser.add_argument("--choices", default=None, help="the train stages' choice files: metrics/choice")
     args = parser.parse_args()
     order = {model: i for i, model in enumerate(args.models)}
     runs = [run for run in collect_runs(args.metrics) if run["model"] in order]
     runs.sort(key=lambda run: (order[run["model"]], run["seed"]))
-    write_report(runs, args.markdown, args.json, args.plot)
+    choices = {}
+    if args.choices is not None:
+        for path in sorted(Path(args.choices).glob("*.json")):
+            if path.stem in order:
+                choices[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+    write_report(runs, args.markdown, args.json, args.plot, choices)
     log.info("compared %d runs of %d models", len(runs), len({run["model"] for run in runs}))
 
 

@@ -33,7 +33,7 @@ class PrepareParams:
 
     corpus: str = "data/raw/ner_dataset.csv.zip"  # Kaggle CSV/zip or CoNLL file
     format: str = "auto"  # kaggle | conll | auto (.csv/.zip -> kaggle)
-    encoding: str = "auto"  # auto: utf-8 when the file is valid utf-8, else latin-1 (Kaggle as shipped)
+    encoding: str = "auto"  # auto: utf-8 if valid, latin-1 only if it holds no utf-8 at all (docs/own-data.md)
     word_column: int | str | None = None  # None: CoNLL's first column, Kaggle's 'Word'; an index or a CSV name
     tag_column: int | str | None = None  # None: CoNLL's last column, Kaggle's 'Tag'; e.g. 1 for `word tag 0`
     tag_scheme: str = "auto"  # bio | plain | auto (bio when every tag is O/B-x/I-x; BIOES/IOB1 -> BIO)

@@ -57,6 +57,7 @@ def train(
     init: str | None,
     params_path: str,
     text_cache: str,
+    choice_path: str | None = None,
 ) -> None:
     """Train ``model_id`` once per seed into ``out/seed<N>``; the corpus and cache are read once."""
     if not seeds:
@@ -71,11 +72,13 @@ def train(
     word_inputs, fingerprint = load_inputs(
         cache_path, extract, prepared.meta["words_sha256"], piece_ids=settings.input_kind == "piece_ids"
     )
+    choice = {"chosen": None, "heads": settings.heads.as_config(), "candidates": {}}  # a head fixed in params
     if settings.auto_head is not None:
         settings, choice = choose_head(settings, settings.auto_head, prepared, word_inputs, log)
-        Path(out).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(Path(out) / "choice.json", json.dumps(choice, indent=1))
         log.info("auto head: chose %s", choice["chosen"])
+    if choice_path is not None:
+        Path(choice_path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(choice_path, json.dumps(choice, indent=1))
     data = training_data(settings, prepared, word_inputs, init_centroids(init, settings, seeds[0]))
     if text is not None and text.mode != "none":
         text_words = text_sentences(text.path, text.encoding)  # their shape flags, word forms, clusters
@@ -116,10 +119,11 @@ def main() -> None:
     )
     parser.add_argument("--init", default=None, help="the directory of the model a semi-supervised model starts from")
     parser.add_argument("--out", required=True, help="the model's directory: one seed<N>/ per seed")
+    parser.add_argument("--choice", default=None, help="write the head's choice (heads.kind auto) here")
     args = parser.parse_args()
     enable_compilation_cache()
     seeds = args.seeds if args.seeds is not None else read_params(args.params).get("seeds", [0])
-    train(args.model, seeds, args.prepared, args.cache, args.out, args.init, args.params, args.text_cache)
+    train(args.model, seeds, args.prepared, args.cache, args.out, args.init, args.params, args.text_cache, args.choice)
 
 
 if __name__ == "__main__":

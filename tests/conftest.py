@@ -117,9 +117,14 @@ def repro_project(tmp_path_factory):
         params["extract"].update(chunk_sentences=64)  # several chunks per cache
         params["seeds"] = [0]
         # The seed's rows read the vectors alone; bert_ner_es and the models that start from it add the shape
-        # flags and the neighbours' flags: train (extra text included), evaluate and predict must build the
-        # same 24 columns.
-        params["bert_ner_es"]["head_settings"].update(shape_flags=True, neighbour_flags=True)
+        # flags and the neighbours' flags, word forms and cluster ids: train (extra text included), evaluate
+        # and predict must build the same columns (the clusters from the centroids saved in the head).
+        params["bert_ner_es"]["head_settings"].update(
+            shape_flags=True, neighbour_flags=True, word_forms=8, word_form_rows=256, clusters=[4]
+        )
+        # heads.kind auto between two candidates (the BiLSTM's compile alone would double the stage's time).
+        candidates = params["auto_head"]["candidates"]
+        params["auto_head"]["candidates"] = {name: candidates[name] for name in ("mlp", "mlp_crf")}
         small_training(params)
 
     def one_model_per_stage_kind(stages):

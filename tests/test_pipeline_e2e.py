@@ -66,9 +66,22 @@ def test_dvc_repro_runs_every_stage(repro_project):
             "latent_true.png",
         ]
     results = (root / "reports/results.md").read_text()
-    titles = ("| BERT NER |", "| BERT NER Confidence KL |", "| Ours: BERT NER (flags, early stopping) |")
+    titles = ("| BERT NER |", "| BERT NER Confidence KL |", "| Ours: BERT NER (flags, head chosen on validation,")
     assert all(title in results for title in titles + ("| Ours: Entropy minimisation |", "| Ours: Self-training |"))
     assert (root / "reports/plots/comparison.png").read_bytes()[:4] == b"\x89PNG"
+
+    # heads.kind auto: the choice is written, reported, and every model of our rows trained the chosen head.
+    from heads.checkpoint import load_head
+
+    choice = json.loads((root / "metrics/choice/bert_ner_es.json").read_text())
+    candidates = yaml.safe_load((root / "params.yaml").read_text())["auto_head"]["candidates"]
+    assert set(choice["candidates"]) == set(candidates) and choice["chosen"] in candidates
+    assert f"chosen **{choice['chosen']}**" in results
+    for model in ("bert_ner_es", "ner_entropy", "ner_self_training"):
+        _, config = load_head(root / f"models/{model}/seed0/head.msgpack")
+        assert config["heads"] == choice["heads"], model
+        assert config["heads"]["clusters"] == [4] and len(config["centroids"]) == 1  # the same centroids, saved
+    assert json.loads((root / "metrics/choice/bert_ner.json").read_text())["chosen"] is None  # a fixed head
 
 
 def test_a_kaggle_csv_is_split_by_counts(tmp_path):
