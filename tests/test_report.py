@@ -189,3 +189,35 @@ def test_control_comparisons_pair_runs_by_seed():
     assert rows[0]["accuracy"]["p"] == 1.0  # identical runs: no evidence of a difference
     assert "| m | 4 | +0.0225" in comparisons_markdown(rows)
     assert control_comparisons([run("m", 0, 0.7), run("x", 0, 0.7)]) == []
+
+
+def test_the_head_chosen_on_validation_is_reported_with_every_candidate():
+    from heads.report import choices_markdown
+
+    run = {"seed": 0, "entity_f1": 0.8, "best_step": 350, "seconds": 61.2}
+    choice = {
+        "chosen": "mlp_crf",
+        "rule": "the candidate of highest validation entity F1",
+        "validation_sentences": 512,
+        "seeds": [0],
+        "candidates": {
+            "mlp": {
+                "changes": {"kind": "mlp"},
+                "entity_f1": 0.7712,
+                "seconds": 20.0,
+                "runs": [dict(run, best_step=250)],
+            },
+            "mlp_crf": {
+                "changes": {"kind": "mlp", "output": "crf"},
+                "entity_f1": 0.8101,
+                "seconds": 61.2,
+                "runs": [run],
+            },
+        },
+    }
+    text = choices_markdown({"bert_ner_es": choice, "bert_ner": {"chosen": None, "candidates": {}}})
+    assert "chosen **mlp_crf**" in text and "512 validation sentences" in text
+    assert "| **mlp_crf** | kind: mlp, output: crf | 0.8101 | 350 | 61.2 |" in text
+    assert "| mlp | kind: mlp | 0.7712 | 250 | 20.0 |" in text
+    assert "BERT NER |" not in text  # a fixed head has no choice to report
+    assert choices_markdown({"bert_ner": {"chosen": None, "candidates": {}}}) == ""
