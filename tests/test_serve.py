@@ -128,7 +128,9 @@ def test_served_tags_equal_predicts_on_the_test_split(client, repro_project, tag
         assert response.status_code == 200, response.text
         served += response.json()["results"]
     assert [r["words"] for r in served] == [e["words"] for e in expected]
-    assert [r["categories"] for r in served] == [e["categories"] for e in expected]
+    differing = [i for i, (r, e) in enumerate(zip(served, expected)) if r["categories"] != e["categories"]]
+    # A difference at a near tie (scores close to 0.5) would be bf16 batch noise (docs/serve.md), not a bug.
+    assert not differing, [(lines[i], served[i]["categories"], served[i]["scores"]) for i in differing]
     assert [[(x["start"], x["end"]) for x in r["entities"]] for r in served] == [
         [(x["char_start"], x["char_end"]) for x in e["entities"]] for e in expected
     ]
