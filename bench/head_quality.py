@@ -42,6 +42,8 @@ CANDIDATES = {
     "mlp_crf_dropout_clusters": {"kind": "mlp", "output": "crf", "dropout": 0.3, "clusters": [64, 512]},
     "mlp_crf_dropout_word_forms16": {"kind": "mlp", "output": "crf", "dropout": 0.3, "word_forms": 16},
     "mlp_crf_dropout_neighbours": {"kind": "mlp", "output": "crf", "dropout": 0.3, "neighbour_flags": True},
+    "mlp_crf_dropout_wide": {"kind": "mlp", "output": "crf", "dropout": 0.3, "hidden": [512, 256], "latent_dim": 128},
+    "mlp_crf_dropout_slow": {"kind": "mlp", "output": "crf", "dropout": 0.3, "learning_rate": 0.0003},
     "bilstm_crf_word_forms": {
         "kind": "bilstm",
         "output": "crf",
