@@ -40,14 +40,8 @@ def real_words(x):
     return jnp.any(x != 0, axis=-1)
 
 
-class WordFormInput(nn.Module):
-    """A head whose inputs end with ``len(attributes)`` columns of hashed word-form ids (``features.word_forms``,
-    exact integers in float32): those ids are embedded by ``WordFormEmbed`` and the embedding replaces them."""
-
-    head: nn.Module
-    rows: int  # buckets per attribute (heads.word_form_rows)
-    width: int  # of the embedding (heads.word_forms)
-    attributes: tuple = ("lower", "prefix", "suffix", "shape")
+class _InputWrapper:
+    """What a head that feeds another (``self.head``) answers for it: its outputs and how it reads sentences."""
 
     @property
     def reads_sentences(self) -> bool:
@@ -60,6 +54,16 @@ class WordFormInput(nn.Module):
     @property
     def latent_dim(self) -> int:
         return self.head.latent_dim
+
+
+class WordFormInput(_InputWrapper, nn.Module):
+    """A head whose inputs end with ``len(attributes)`` columns of hashed word-form ids (``features.word_forms``,
+    exact integers in float32): those ids are embedded by ``WordFormEmbed`` and the embedding replaces them."""
+
+    head: nn.Module
+    rows: int  # buckets per attribute (heads.word_form_rows)
+    width: int  # of the embedding (heads.word_forms)
+    attributes: tuple = ("lower", "prefix", "suffix", "shape")
 
     @nn.compact
     def __call__(self, x, starts=None, *, deterministic=True):
@@ -71,7 +75,7 @@ class WordFormInput(nn.Module):
         return self.head(inputs, starts, deterministic=deterministic)
 
 
-class ClusterInput(nn.Module):
+class ClusterInput(_InputWrapper, nn.Module):
     """A head whose inputs end with three columns per set of clusters (``features.clusters.cluster_columns``:
     the previous, own and next word's cluster id, k for none): each id is embedded (one table of k + 1 rows
     per set, shared by the three positions) and the embeddings replace the ids."""
@@ -79,18 +83,6 @@ class ClusterInput(nn.Module):
     head: nn.Module
     sizes: tuple  # k of each set, in the columns' order (heads.clusters)
     width: int  # of each id's embedding (heads.cluster_width)
-
-    @property
-    def reads_sentences(self) -> bool:
-        return self.head.reads_sentences
-
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
-
-    @property
-    def latent_dim(self) -> int:
-        return self.head.latent_dim
 
     @nn.compact
     def __call__(self, x, starts=None, *, deterministic=True):
