@@ -302,6 +302,7 @@ def main() -> None:
     report["predict_cli"] = predict
     report["served_equal_predict"] = agreement(served, expected)
     report["predict_32_vs_1024_line_batches"] = agreement(small_batches, expected)
+    report["served_vs_predict_32_line_batches"] = agreement(served, small_batches)  # the server sends 32 texts
     c1, c8 = report["runs"]
     report["targets"] = {
         "p95_ms_at_concurrency_1_le_30": c1["p95_ms"] <= 30,
