@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
+from data.prepared_io import atomic_write_text
 from heads.plots import plot_model_comparison
 from heads.stats import mean_std, paired_test
 
@@ -209,22 +208,6 @@ def results_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_text_atomic(text: str, path: str | os.PathLike) -> None:
-    """Write `text` (UTF-8) to a temporary file next to `path`, then rename
-    it over `path`, so a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
-        raise
-
-
 def control_comparisons(runs: Sequence[dict]) -> list[dict]:
     """Each model against its matched control, paired by seed: mean gain and paired t-test p per metric."""
     values: dict[str, dict] = {}
@@ -306,6 +289,6 @@ def write_report(
     # allow_nan=False: a NaN reaching the report is a bug, not a number.
     as_json = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     plot_model_comparison(summary, HEADLINE_METRICS, plot_path)
-    write_text_atomic(as_json, json_path)
-    write_text_atomic(markdown, md_path)
+    atomic_write_text(json_path, as_json)
+    atomic_write_text(md_path, markdown)
     return summary
