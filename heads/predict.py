@@ -76,7 +76,7 @@ def _predict_context(params, model, inputs, first_words, batch_words, batch_sent
     bounds = np.append(starts, n)
     grid = sentence_head(model)  # the BiLSTM inside, if any: its grid is fitted to each chunk
     for first, last in _sentence_chunks(starts, n, batch_words, batch_sentences):
-        size = max(batch_words, 1 << (last - first - 1).bit_length())  # a rare long sentence: a power of two
+        size = max(256, 1 << (last - first - 1).bit_length())  # a power of two: few shapes, little padding
         piece = np.zeros((size,) + inputs.shape[1:], inputs.dtype)
         piece[: last - first] = inputs[first:last]
         piece_starts = np.zeros(size, bool)
@@ -90,7 +90,7 @@ def _predict_context(params, model, inputs, first_words, batch_words, batch_sent
             )
         chunk = predict_padded(params, fitted, piece, piece_starts)
         for out, values in zip(outputs, chunk):
-            out[first:last] = np.asarray(values[: last - first])
+            out[first:last] = np.asarray(values)[: last - first]  # sliced on the host: no compile per length
     return outputs
 
 
@@ -128,7 +128,7 @@ def predict_categories(params, model, inputs, starts=None, batch_words=65536):
             padding = np.zeros((chunk - real,) + piece.shape[1:], piece.dtype)
             piece = np.concatenate([piece, padding])
         for out, values in zip((probabilities, latent, predicted), predict_padded(params, model, piece)):
-            out[start : start + real] = np.asarray(values[:real])
+            out[start : start + real] = np.asarray(values)[:real]
     return predicted, probabilities, latent
 
 

@@ -29,13 +29,14 @@ def test_repro_on_a_bespoke_tag_set_and_extra_text(repro_project):
     _, config = load_head(root / "models/bert_conf_kl/seed0/head.msgpack")
     assert config["unlabelled_text"]["sentences"] == 160 and config["categories"] == CATEGORIES
     # A model that starts from bert_ner_es trains with its flags, on the extra text's words too.
-    params, config = load_head(root / "models/ner_entropy/seed0/head.msgpack")
+    _, config = load_head(root / "models/ner_entropy/seed0/head.msgpack")
     assert config["unlabelled_text"]["sentences"] == 160 and config["heads"]["neighbour_flags"]
     from cache.store import open_cache
 
     with open_cache(root / "cache/features.h5") as cache:
-        inputs = cache.features.shape[1] + 24  # the vectors, then 8 flags of each of three words
-    assert params["body"]["Dense_0"]["kernel"].shape[0] == inputs
+        # The vectors, 8 flags of each of three words, 4 word-form ids, 3 cluster ids (conftest's head settings).
+        inputs = cache.features.shape[1] + 24 + 4 + 3
+    assert config["input_dim"] == inputs
     metrics = json.loads((root / "metrics/heads/bert_ner/seed0.json").read_text())
     assert list(metrics["per_category"]) == CATEGORIES
     assert set(metrics["entity"]["per_type"]) <= set(CATEGORIES[1:])
