@@ -139,3 +139,12 @@ def repro_project(tmp_path_factory):
     repro = run_command(["dvc", "repro"], root, env)
     status = run_command(["dvc", "status", "dvc.yaml"], root, env)
     return root, env, repro.stdout + repro.stderr, status.stdout
+
+
+def pytest_collection_modifyitems(items):
+    """Under ``pytest -n 2 --dist loadgroup`` (``make test``): each module's tests run on one worker, so its
+    module fixtures are built once, and every test reading ``repro_project`` (a `dvc repro` of two minutes)
+    on one worker, so that project is built once."""
+    for item in items:
+        group = "repro_project" if "repro_project" in getattr(item, "fixturenames", ()) else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
