@@ -38,7 +38,7 @@ experiments: setup corpus
 	$(PY) -m pipeline.readme
 
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 tests
+	$(PY) -m pytest -q -n 2 --durations=15 tests
 
 # Lint and format check (ruff.toml); `make format` applies the formatter.
 lint: setup

@@ -3,6 +3,7 @@ end-to-end project (every stage kind of dvc.yaml, reproduced once per session)."
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -141,10 +142,22 @@ def repro_project(tmp_path_factory):
     return root, env, repro.stdout + repro.stderr, status.stdout
 
 
-def pytest_collection_modifyitems(items):
-    """Under ``pytest -n 2 --dist loadgroup`` (``make test``): each module's tests run on one worker, so its
-    module fixtures are built once, and every test reading ``repro_project`` (a `dvc repro` of two minutes)
-    on one worker, so that project is built once."""
-    for item in items:
-        group = "repro_project" if "repro_project" in getattr(item, "fixturenames", ()) else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+@functools.cache
+def _reads_repro_project(path: Path) -> bool:
+    return "repro_project" in path.read_text(encoding="utf-8")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs two pytest-xdist workers: each module's tests go to one worker (its module
+    fixtures are built once), and every module that reads ``repro_project`` (a `dvc repro` of two minutes)
+    to one worker, so that project is built once. (xdist's ``--dist loadgroup`` marks do not group under
+    pytest 9, which ignores the node ids they rewrite.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "repro_project" if _reads_repro_project(config.rootpath / module) else module
+
+    return ByModule(config, log)
