@@ -296,6 +296,30 @@ def peers_table(path: Path) -> str:
     )
 
 
+def own_data_table(paths: list[Path]) -> str:
+    """bench/own_data_*.json: on users' corpora, the head chosen on validation beside the classic peers."""
+    lines = [
+        "| corpus | labelled / test sentences | chosen head | ours: bert_ner_es | ours: self-training "
+        "| CRF peer | spaCy peer |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ours = [data["ours"][model]["entity_f1"] for model in ("bert_ner_es", "ner_self_training")]
+        peers = [data["peers"][peer]["entity_f1"] if peer in data["peers"] else None for peer in ("crf", "spacy")]
+        lines.append(
+            f"| `{data['train']}` | {data['labelled_sentences']:,} / {data['test_sentences']:,} | {data['chosen_head']} | "
+            + " | ".join(f"{mean:.4f} ± {std:.4f}" for mean, std in ours)
+            + " | "
+            + " | ".join("—" if f1 is None else f"{f1:.4f}" for f1 in peers)
+            + " |"
+        )
+    return "\n".join(lines) + (
+        "\n\nEntity F1 on the corpus's own test file; ours mean ± std over 5 seeds, the peers one run each; "
+        "`bash bench/own_data.sh <name> <train> <test> <text>`."
+    )
+
+
 def render_blocks(results: Path, experiments_report: Path, runs: Path, bench: Path) -> dict[str, str]:
     """Every block whose source file exists, by name: ``results`` is the compare stage's Markdown,
     ``experiments_report`` the experiments report, ``runs`` its runs' JSON directory, ``bench`` the
@@ -319,6 +343,9 @@ def render_blocks(results: Path, experiments_report: Path, runs: Path, bench: Pa
             bodies[name] = render(path)
         else:
             log.warning("%s not found: block '%s' left as it is", path, name)
+    own_data = sorted(bench.glob("own_data_*.json"))
+    if own_data:
+        bodies["own_data"] = own_data_table(own_data)
     if list(runs.glob("*.json")):
         bodies["compute"] = compute_line(runs)
     bodies["bench"] = bench_table(bench / "extraction.json", bench / "heads.json", bench / "extract_full.json")
