@@ -10,8 +10,13 @@ Layout of one file::
     attrs       format, version, complete, fingerprint (JSON) and its fields
 
 A cache is written to ``<path>.partial`` and renamed to ``<path>`` only when
-every chunk is written, so a file at ``<path>`` is always complete. A reader
-names the fingerprint it expects and refuses any other.
+every chunk is written, so a file at ``<path>`` is always complete. A writer
+holds ``<path>.lock`` (flock) from before it opens the partial file until it
+closes it: a second writer of the same cache refuses before touching the first's
+partial file. A reader names the fingerprint it expects and refuses any other;
+the fingerprint's ``corpus_sha256`` is the hash of the words the cache encodes
+(``data.prepared_io.words_sha256``), which ``check_encodes`` compares with a
+prepared corpus's or a text file's.
 
 Contents are checked too: the writer refuses NaN or Inf features (a float32
 value beyond float16's range becomes Inf here), and each chunk's CRC32 is
@@ -23,6 +28,7 @@ per-chunk check would have to wrap the memory map that training indexes.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -31,6 +37,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from data.prepared_io import disagreement
 
 FORMAT = "ssner-features"
 VERSION = 3  # 2: contiguous features; 3: per-chunk CRC32
@@ -194,6 +202,17 @@ def open_cache(path: str | Path, expected: dict | None = None, verify: bool = Tr
     return FeatureCache(path, expected, verify)
 
 
+def check_encodes(path: str | Path, words_sha256: str, source: str, hint: str) -> dict:
+    """The fingerprint of the cache at ``path``, refused (one line naming both) unless it encodes the words of
+    ``source`` (a prepared corpus's meta.json, a text file), whose hash is ``words_sha256``."""
+    with FeatureCache(path, verify=False) as cache:
+        found = cache.fingerprint
+    if found.get("corpus_sha256") != words_sha256:
+        field = "the words' hash (corpus_sha256)"
+        raise CacheError(disagreement(path, source, field, found.get("corpus_sha256"), words_sha256, hint))
+    return found
+
+
 def cache_totals(path: str | Path) -> dict:
     """Sentences, words and chunks of a whole cache (complete or partial), read from the file.
 
@@ -221,8 +240,33 @@ class CacheWriter:
         self.chunk_sentences = chunk_sentences
         num_chunks = -(-(len(self.offsets) - 1) // chunk_sentences)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = self._resume(num_chunks, dim) or self._create(num_chunks, dim)
+        self.lock = self._lock()  # before the partial file is opened: a second writer must not truncate it
+        try:
+            self.file = self._resume(num_chunks, dim) or self._create(num_chunks, dim)
+        except BaseException:
+            self._unlock()
+            raise
         self.chunks_done_at_open = int(self.file["chunk_done"][...].sum())  # written by an earlier run
+
+    def _lock(self):
+        """Hold ``<path>.lock``; refuse (CacheError, nothing touched) while another writer holds it."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a")  # noqa: SIM115 (held until close or finish)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise CacheError(
+                f"{self.partial}: another extraction is writing this cache (it holds {lock_path}); "
+                "wait for it to finish or stop it: nothing was touched"
+            ) from None
+        return handle
+
+    def _unlock(self) -> None:
+        """Remove and release the lock (removed first: a writer that finds no file makes its own)."""
+        if not self.lock.closed:
+            Path(self.lock.name).unlink(missing_ok=True)
+            self.lock.close()
 
     def _resume(self, num_chunks: int, dim: int):
         if not self.partial.exists():
@@ -311,9 +355,11 @@ class CacheWriter:
         self.file.attrs["complete"] = True
         self.file.close()
         os.replace(self.partial, self.path)
+        self._unlock()
         return self.path
 
     def close(self) -> None:
         """Close without finishing; the partial file stays for a later resume."""
         if self.file.id.valid:
             self.file.close()
+        self._unlock()
