@@ -194,3 +194,68 @@ def head_centroids(config: dict, where: str, dim: int | None = None) -> list | N
     if not isinstance(records, list) or len(records) != len(config["heads"]["clusters"]):
         raise ValueError(f"{where}: the head reads cluster ids but its config holds no centroids for them")
     return [centroids_from_record(record, where, dim) for record in records]
+
+
+def input_columns(config: dict, feature_dim: int) -> dict:
+    """The column groups of a head's inputs and their widths, as ``features.inputs.head_inputs`` builds them."""
+    if config["input"] == "piece_ids":
+        return {"piece_ids": 1}
+    heads = config["heads"]
+    columns = {"features": int(feature_dim)}
+    if heads.get("shape_flags"):
+        columns["shape_flags"] = 24 if heads.get("neighbour_flags") else 8
+    if heads.get("word_forms"):
+        columns["word_forms"] = 4
+    if heads.get("clusters"):
+        columns["cluster_ids"] = 3 * len(heads["clusters"])
+    return columns
+
+
+def trained_on(prepared_dir, prepared, cache_path, fingerprint: dict, columns: dict) -> dict:
+    """What a head records of the data it was trained on (its config's ``trained_on``)."""
+    return {
+        "prepared": str(prepared_dir),
+        "words_sha256": prepared.meta["words_sha256"],
+        "split_sha256": prepared.meta["split_sha256"],
+        "categories": list(prepared.categories),
+        "cache": str(cache_path),
+        "corpus_sha256": fingerprint.get("corpus_sha256"),
+        "input_columns": columns,
+    }
+
+
+def check_trained_on(head_path, config: dict, prepared_dir, prepared, cache_path, fingerprint: dict) -> None:
+    """Refuse (one line naming both files and the field) a head used with a corpus, split or cache other
+    than those it was trained on: another split's test sentences may be sentences it was trained on."""
+    from data.prepared_io import disagreement
+
+    record = config.get("trained_on")
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{head_path}: made by an older version of train (it does not record the corpus, split and cache "
+            "it was trained on, so it cannot be checked against them); rerun dvc repro"
+        )
+    meta = f"{prepared_dir}/meta.json"
+    hint = f"the head was trained on {record.get('prepared')}; use that corpus or retrain the head"
+    found = {
+        "categories": (config.get("categories"), list(prepared.categories)),
+        "words_sha256": (record.get("words_sha256"), prepared.meta["words_sha256"]),
+        "split_sha256": (record.get("split_sha256"), prepared.meta["split_sha256"]),
+    }
+    for field, (head_value, corpus_value) in found.items():
+        if head_value != corpus_value:
+            why = " (its test sentences may be ones the head was trained on)" if field == "split_sha256" else ""
+            raise ValueError(disagreement(head_path, meta, field + why, head_value, corpus_value, hint))
+    features = config.get("features") or {}
+    for field in [*features, *(k for k in fingerprint if k not in features)]:
+        if features.get(field) != fingerprint.get(field):
+            raise ValueError(
+                disagreement(
+                    head_path,
+                    cache_path,
+                    f"the cache's {field}",
+                    features.get(field),
+                    fingerprint.get(field),
+                    f"the head was trained on {record.get('cache')}'s features; use that cache or retrain the head",
+                )  # fmt: skip
+            )

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cache.store import open_cache
-from data.prepared_io import atomic_write_text, read_prepared
+from cache.store import check_encodes, open_cache
+from data.prepared_io import atomic_write_text, disagreement, read_prepared
 from features.inputs import head_inputs
 from heads.batches import sentence_starts, word_rows
 from heads.build import model_from_config
-from heads.checkpoint import head_centroids, load_head
+from heads.checkpoint import check_trained_on, head_centroids, input_columns, load_head
 from heads.metrics import confusion, entity_metrics, sentences_from_offsets, word_metrics
 from heads.plots import plot_confusion, plot_latent_pca
 from heads.predict import predict_categories
@@ -42,11 +42,16 @@ def predictions_tsv(sentence_ids, words, tags, predicted) -> str:
 
 
 class TestSplit:
-    """The test split read once: its words, tags, labels and features (each input kind read when first asked)."""
+    """The test split read once: its words, tags, labels and features (each input kind read when first asked);
+    the cache must encode the corpus's words, and ``check`` refuses a head trained on other data."""
 
     def __init__(self, prepared_dir: str, cache_path: str):
         self.prepared = read_prepared(prepared_dir)
-        self.cache_path = cache_path
+        self.prepared_dir, self.cache_path = prepared_dir, cache_path
+        words = self.prepared.meta["words_sha256"]
+        self.fingerprint = check_encodes(cache_path, words, f"{prepared_dir}/meta.json", "rerun extract")
+        with open_cache(cache_path) as cache:  # every chunk's checksum, once
+            self.dim = cache.dim
         self.sentences = self.prepared.split["test"]
         self.rows = word_rows(self.prepared.offsets, self.sentences)
         self.starts = sentence_starts(self.prepared.offsets, self.sentences)
@@ -55,28 +60,29 @@ class TestSplit:
         self.offsets = np.concatenate([[0], np.cumsum(np.diff(self.prepared.offsets)[self.sentences])])
         self._inputs = {}
 
+    def check(self, config: dict, head_path) -> None:
+        """Refuse a head trained on other categories, words, split, features or input columns than these."""
+        check_trained_on(head_path, config, self.prepared_dir, self.prepared, self.cache_path, self.fingerprint)
+        recorded, built = config["trained_on"]["input_columns"], input_columns(config, self.dim)
+        if recorded != built:
+            raise ValueError(disagreement(head_path, self.cache_path, "input_columns", recorded, built, "retrain it"))
+
     def inputs(self, config: dict, head_path) -> np.ndarray:
-        """The head's inputs for the test words; the cache's fingerprint is checked against the head's."""
+        """The head's inputs for the test words."""
         heads, piece_ids = HeadParams(**config["heads"]), config["input"] == "piece_ids"
-        key = (piece_ids, json.dumps(config["features"]))
-        if key not in self._inputs:  # the cached words, read once per kind and fingerprint
-            with open_cache(self.cache_path, config["features"]) as cache:
-                self._inputs[key] = cache.piece_ids[...][self.rows] if piece_ids else cache.features[self.rows]
-        word_inputs = self._inputs[key]
+        if piece_ids not in self._inputs:  # the cached words, read once per kind
+            with open_cache(self.cache_path, verify=False) as cache:  # verified once, in __init__
+                self._inputs[piece_ids] = cache.piece_ids[...][self.rows] if piece_ids else cache.features[self.rows]
+        word_inputs = self._inputs[piece_ids]
         if piece_ids:
             return head_inputs(word_inputs, self.words, heads, config["vocabulary"])
         centroids = head_centroids(config, str(head_path), word_inputs.shape[1])
         return np.asarray(head_inputs(word_inputs, self.words, heads, centroids=centroids)[:])
 
 
-def evaluate(head_path: Path, test: TestSplit, metrics_dir: Path, predictions_dir: Path, plots_dir: Path) -> dict:
-    """One head on the test split; its outputs are named by its seed."""
-    params, config = load_head(head_path)
+def evaluate(head_path: Path, params, config, test: TestSplit, metrics_dir, predictions_dir, plots_dir) -> dict:
+    """One head (checked by ``test.check``) on the test split; its outputs are named by its seed."""
     categories = test.prepared.categories
-    if list(config["categories"]) != categories:
-        raise ValueError(
-            f"{head_path}: trained on categories {config['categories']}, the prepared corpus has {categories}"
-        )
     predicted, _, latent = predict_categories(
         params, model_from_config(config), test.inputs(config, head_path), test.starts
     )
@@ -86,7 +92,6 @@ def evaluate(head_path: Path, test: TestSplit, metrics_dir: Path, predictions_di
     metrics["entity"] = entity_metrics(test.tags, predicted_names)
     seed = int(config["seed"])
     metrics.update(model=config["model"], seed=seed)
-
     plots = plots_dir / f"seed{seed}"
     for normalize in ("true", "pred"):
         plot_confusion(
@@ -104,11 +109,7 @@ def evaluate(head_path: Path, test: TestSplit, metrics_dir: Path, predictions_di
     atomic_write_text(metrics_dir / f"seed{seed}.json", json.dumps(metrics, indent=2))
     log.info(
         "%s seed %s: accuracy %.4f, accuracy no O %.4f, mean F1 %.4f, entity F1 %.4f",
-        config["model"],
-        seed,
-        metrics["accuracy"],
-        metrics["accuracy_no_o"] or 0,
-        metrics["mean_f1"],
+        *(config["model"], seed, metrics["accuracy"], metrics["accuracy_no_o"] or 0, metrics["mean_f1"]),
         metrics["entity"]["f1"],
     )
     return metrics
@@ -123,7 +124,11 @@ def evaluate_model(
     if not heads:
         raise ValueError(f"{heads_dir}: no seed<N>/head.msgpack to evaluate")
     test = TestSplit(prepared_dir, cache_path)
-    return [evaluate(head, test, Path(metrics_dir), Path(predictions_dir), Path(plots_dir)) for head in heads]
+    loaded = [(head, *load_head(head)) for head in heads]
+    for head, _, config in loaded:  # every head checked before any output is written
+        test.check(config, head)
+    outs = Path(metrics_dir), Path(predictions_dir), Path(plots_dir)
+    return [evaluate(head, params, config, test, *outs) for head, params, config in loaded]
 
 
 def main() -> None:

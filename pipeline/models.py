@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from heads.checkpoint import head_centroids, load_head
+from heads.checkpoint import check_trained_on, head_centroids, load_head
 from heads.settings import (
     SUPERVISED,
     AutoHeadParams,
@@ -43,6 +43,14 @@ def load_init(model_dir: str | None, settings: ModelSettings, seed: int):
             f"{path}: expected {settings.init}'s head of seed {seed}, found {config['model']} seed {config['seed']}"
         )
     return params
+
+
+def check_init(model_dir: str, seeds: list[int], prepared_dir: str, prepared, cache_path: str, fingerprint: dict):
+    """Refuse, before any training, an init head of one of ``seeds`` trained on other categories, words, split
+    or features than ``prepared`` and the cache (``fingerprint``) this model trains on."""
+    for seed in seeds:
+        path = seed_head(model_dir, seed)
+        check_trained_on(path, load_head(path)[1], prepared_dir, prepared, cache_path, fingerprint)
 
 
 def init_centroids(model_dir: str | None, settings: ModelSettings, seed: int) -> list | None:

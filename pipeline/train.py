@@ -30,12 +30,13 @@ import logging
 import time
 from pathlib import Path
 
-from data.prepared_io import atomic_write_text, read_prepared
+from cache.store import check_encodes
+from data.prepared_io import atomic_write_text, read_prepared, words_sha256
 from features.inputs import load_inputs, text_sentences
 from heads.auto import choose_head
-from heads.checkpoint import save_head
+from heads.checkpoint import input_columns, save_head, trained_on
 from heads.fit import fit, head_config, training_data, with_unlabelled_text
-from pipeline.models import init_centroids, load_init, model_settings, seed_head
+from pipeline.models import check_init, init_centroids, load_init, model_settings, seed_head
 from pipeline.params import (
     ExtractParams,
     UnlabelledTextParams,
@@ -69,9 +70,12 @@ def train(
     if settings.init is not None:
         text = load_section(UnlabelledTextParams, "unlabelled_text", params_path, params=params)
     prepared = read_prepared(prepared_dir)
+    check_encodes(cache_path, prepared.meta["words_sha256"], f"{prepared_dir}/meta.json", "rerun extract (dvc repro)")
     word_inputs, fingerprint = load_inputs(
         cache_path, extract, prepared.meta["words_sha256"], piece_ids=settings.input_kind == "piece_ids"
     )
+    if settings.init is not None:  # the heads it starts from: trained on these categories, words, split, cache
+        check_init(init, seeds, prepared_dir, prepared, cache_path, fingerprint)
     choice = {"chosen": None, "heads": settings.heads.as_config(), "candidates": {}}  # a head fixed in params
     if settings.auto_head is not None:
         settings, choice = choose_head(settings, settings.auto_head, prepared, word_inputs, log)
@@ -80,8 +84,14 @@ def train(
         Path(choice_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(choice_path, json.dumps(choice, indent=1))
     data = training_data(settings, prepared, word_inputs, init_centroids(init, settings, seeds[0]))
+    dim = word_inputs.shape[1] if len(word_inputs.shape) == 2 else 0
+    columns = input_columns({"input": settings.input_kind, "heads": settings.heads.as_config()}, dim)
+    if settings.input_kind == "features" and sum(columns.values()) != data.input_dim:
+        raise RuntimeError(f"input columns {columns} do not add up to the {data.input_dim} the head reads")
     if text is not None and text.mode != "none":
         text_words = text_sentences(text.path, text.encoding)  # their shape flags, word forms, clusters
+        source = f"{text.path} (unlabelled_text.path)"
+        check_encodes(text_cache, words_sha256(text_words), source, "rerun the extract_text stage (dvc repro)")
         data = with_unlabelled_text(data, settings, text_cache, text.mode, fingerprint, text_words)
         log.info(
             "unlabelled batches from %d sentences (%s, %d of extra text)",
@@ -96,9 +106,9 @@ def train(
         seconds = time.perf_counter() - start
         seed_out = Path(out) / f"seed{seed}"
         seed_out.mkdir(parents=True, exist_ok=True)
-        save_head(
-            seed_out / "head.msgpack", params, head_config(settings, data, seed, fingerprint, seed_head(init, seed))
-        )
+        config = head_config(settings, data, seed, fingerprint, seed_head(init, seed))
+        config["trained_on"] = trained_on(prepared_dir, prepared, cache_path, fingerprint, columns)
+        save_head(seed_out / "head.msgpack", params, config)
         atomic_write_text(
             seed_out / "train.json", json.dumps({"seconds": round(seconds, 2), "history": history}, indent=1)
         )
