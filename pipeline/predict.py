@@ -15,20 +15,58 @@ sentences (CoNLL), or with ``--json`` one JSON object per sentence: ``text``,
 ``words``, ``categories`` and ``entities``, where consecutive words of the
 same category other than ``O`` form one entity (``start``/``end`` are word
 indices, end exclusive; ``char_start``/``char_end`` index the line).
+
+All or nothing: the whole input (arguments, file or stdin) is decoded before
+the first line is written, so an undecodable line anywhere leaves no output;
+with ``--out`` the output appears there only once complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 
 from features.text import check_encoding
-from heads.tagger import Tagger, count_lines, input_lines, tag_lines
+from heads.tagger import Tagger, input_lines, tag_lines
 from pipeline.params import run_main
 
 log = logging.getLogger("predict")
+
+
+def checked_input(texts: list[str], file: str | None, encoding: str):
+    """The input's lines, every one decoded first (ValueError naming the argument or file:line), and how many
+    lines the file holds (None without a file): a bad byte at line 1,201 is refused before line 1 is tagged."""
+    for number, text in enumerate(texts, start=1):
+        bad = next((i for i, c in enumerate(text) if "\udc80" <= c <= "\udcff"), None)  # undecodable argv bytes
+        if bad is not None:
+            raise ValueError(
+                f"argument {number}: byte 0x{ord(text[bad]) - 0xDC00:02x} at character {bad + 1} is not UTF-8"
+            )
+    if file == "-":  # stdin cannot be read twice: decoded into memory
+        return list(input_lines(texts, file, encoding)), None
+    if file is None:
+        return input_lines(texts, None, encoding), None
+    total = sum(1 for _ in input_lines([], file, encoding))  # a first pass decodes the whole file
+    return input_lines(texts, file, encoding), total
+
+
+@contextlib.contextmanager
+def output(path: str | None):
+    """stdout, or a file at ``path`` that appears (replacing any old one) only once completely written."""
+    if path is None:
+        yield sys.stdout
+        return
+    partial = f"{path}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            yield handle
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
 
 
 def main() -> None:
@@ -40,6 +78,7 @@ def main() -> None:
     parser.add_argument("--file", default=None, help="a text file, one sentence per line ('-': stdin)")
     parser.add_argument("--encoding", default="utf-8", help="of --file and stdin")
     parser.add_argument("--json", action="store_true", help="JSON lines with entity spans")
+    parser.add_argument("--out", default=None, help="write here (complete or not at all) instead of stdout")
     parser.add_argument(
         "--encoder", default=None, help="load the encoder from here instead (a local copy); its weights must match"
     )
@@ -57,14 +96,12 @@ def main() -> None:
         raise ValueError(f"{file}: is a directory; --file takes a text file, one sentence per line")
     if file not in (None, "-") and not os.path.isfile(file):
         raise FileNotFoundError(f"{file}: no such file")
+    lines, total = checked_input(args.text, file, encoding)
     tagger = Tagger.load(args.head, args.encoder)
-    bar = None
-    if file not in (None, "-"):
-        bar = tqdm(total=count_lines(file), unit="line", desc="predict", file=sys.stderr)
+    bar = None if total is None else tqdm(total=total, unit="line", desc="predict", file=sys.stderr)
     try:
-        counts = tag_lines(
-            tagger, input_lines(args.text, file, encoding), sys.stdout, args.json, args.batch_sentences, bar
-        )
+        with output(args.out) as out:
+            counts = tag_lines(tagger, lines, out, args.json, args.batch_sentences, bar)
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
