@@ -53,6 +53,21 @@ CANDIDATES = {
     },  # fmt: skip
     "bilstm_crf": {"kind": "bilstm", "output": "crf", "dropout": 0.5, "batch_sentences": 32},
     "bilstm": {"kind": "bilstm", "dropout": 0.5, "batch_sentences": 32},
+    # The BiLSTM's step size, chosen on validation before it is judged (issue 19): Adam's 1e-3 above.
+    "bilstm_crf_step_2e-3": {
+        "kind": "bilstm",
+        "output": "crf",
+        "dropout": 0.5,
+        "batch_sentences": 32,
+        "learning_rate": 0.002,
+    },
+    "bilstm_crf_step_5e-4": {
+        "kind": "bilstm",
+        "output": "crf",
+        "dropout": 0.5,
+        "batch_sentences": 32,
+        "learning_rate": 0.0005,
+    },
 }
 
 
