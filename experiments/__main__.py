@@ -24,31 +24,39 @@ import argparse
 import dataclasses
 import json
 import time
+from typing import Annotated, Literal
+
+from pydantic import Field, Strict
 
 from data.prepared_io import atomic_write_text
 from experiments import questions
 from experiments.runner import Runner
+from features.settings import Counts, Positive, settings
 from pipeline.params import enable_compilation_cache, load_section, run_main
 
+Numbers = Annotated[tuple[Annotated[float, Field(ge=0)], ...], Strict(False)]  # a list of numbers >= 0
+LayerChoices = Annotated[tuple[Counts, ...], Strict(False)]  # a list of lists of layers
 
-@dataclasses.dataclass(frozen=True)
+
+@settings
 class ExperimentParams:
     """Section ``experiments`` of experiments/params.yaml."""
 
-    seeds: tuple = (0, 1, 2, 3, 4)  # test-split runs per point
-    selection_seeds: tuple = (0, 1, 2)  # validation runs per grid point
-    sizes: tuple = (64, 128, 256, 512, 1024, 2560, 5120)
-    pool_size: int = 5120  # labelled pool; the other non-test sentences are unlabelled
-    bias_strength: float = 10.0  # biased draw: weight exp(-strength * O share)
-    validation_fraction: float = 0.2  # of the labelled split, for every selection
-    weight_decays: tuple = (1e-4, 1e-3, 1e-2, 1e-1)
-    dropouts: tuple = (0.1, 0.3, 0.5)
-    lambdas: tuple = (0.01, 0.1, 1.0, 10.0)  # per-word joint-loss weights (every kind is per word)
-    kl_learning_rates: tuple = (1e-5, 1e-4, 1e-3)  # the KL step's own Adam (the seed's: 1e-3)
-    thresholds: tuple = (0.7, 0.9, 0.97)  # self-training: global probability / per-category quantile
-    selection_parts: tuple = ("kl", "self_training")  # what `selection` chooses (one part per process, if split)
-    layer_choices: tuple = ((2,), (3,), (4,), (6,), (2, 3, 4), (3, 4, 5), (1, 2, 3, 4, 5, 6))
-    poolings: tuple = ("first", "mean")
+    seeds: Counts = (0, 1, 2, 3, 4)  # test-split runs per point
+    selection_seeds: Counts = (0, 1, 2)  # validation runs per grid point
+    sizes: Annotated[tuple[Positive, ...], Strict(False)] = (64, 128, 256, 512, 1024, 2560, 5120)
+    pool_size: Positive = 5120  # labelled pool; the other non-test sentences are unlabelled
+    bias_strength: Annotated[float, Field(ge=0)] = 10.0  # biased draw: weight exp(-strength * O share)
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # of the labelled split, for every selection
+    weight_decays: Numbers = (1e-4, 1e-3, 1e-2, 1e-1)
+    dropouts: Numbers = (0.1, 0.3, 0.5)
+    lambdas: Numbers = (0.01, 0.1, 1.0, 10.0)  # per-word joint-loss weights (every kind is per word)
+    kl_learning_rates: Numbers = (1e-5, 1e-4, 1e-3)  # the KL step's own Adam (the seed's: 1e-3)
+    thresholds: Numbers = (0.7, 0.9, 0.97)  # self-training: global probability / per-category quantile
+    # what `selection` chooses (one part per process, if split)
+    selection_parts: Annotated[tuple[Literal["kl", "self_training"], ...], Strict(False)] = ("kl", "self_training")
+    layer_choices: LayerChoices = ((2,), (3,), (4,), (6,), (2, 3, 4), (3, 4, 5), (1, 2, 3, 4, 5, 6))
+    poolings: Annotated[tuple[Literal["first", "mean"], ...], Strict(False)] = ("first", "mean")
 
 
 EXPERIMENTS = {

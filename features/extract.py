@@ -362,6 +362,10 @@ def load_for_params(
     layers = tuple(int(layer) for layer in params.layers)
     check_layers(encoder, list(layers), params.combine, params.pooling)
     max_length = params.max_length or encoder.max_length
+    if max_length > encoder.max_length:  # an encoder whose config was not at hand before loading (a hub name)
+        raise ValueError(
+            f"extract.max_length {max_length}: encoder {params.encoder} reads at most {encoder.max_length}"
+        )
     if not 0 <= params.stride < max_length - 2:
         raise ValueError(f"stride {params.stride} must be below the window length {max_length} - 2")
     settings = EncodeSettings(

@@ -23,6 +23,7 @@ from heads.settings import (
     SelfTrainingModelParams,
     SelfTrainingParams,
     SupervisedParams,
+    merged,
 )  # fmt: skip
 from pipeline.params import load_section, read_params
 
@@ -74,12 +75,12 @@ def model_settings(
     kl_models, self_training_models = params.get("kl_models") or {}, params.get("self_training_models") or {}
     if model_id in SUPERVISED:
         supervised = section(SupervisedParams, model_id)
-        try:
-            heads = dataclasses.replace(section(HeadParams, "heads"), **(supervised.head_settings or {}))
-        except TypeError as error:
-            raise ValueError(f"{params_path}: {model_id}.head_settings: {error}") from None
+        where = f"{params_path}: {model_id}.head_settings"
+        heads = merged(section(HeadParams, "heads"), supervised.head_settings, where)
         stopping = section(EarlyStoppingParams, "early_stopping") if supervised.schedule == "early_stopping" else None
         auto = section(AutoHeadParams, "auto_head") if heads.kind == "auto" else None
+        for name, changes in (auto.candidates if auto else {}).items():  # each candidate's head, checked now
+            merged(heads, changes, f"{params_path}: auto_head.candidates.{name}")
         if auto is not None and stopping is None:
             raise ValueError(
                 f"{params_path}: {model_id}: heads.kind auto chooses on validation: use schedule early_stopping"

@@ -42,6 +42,7 @@ from pipeline.params import (
     UnlabelledTextParams,
     enable_compilation_cache,
     load_section,
+    load_seeds,
     read_params,
     run_main,
 )  # fmt: skip
@@ -132,7 +133,7 @@ def main() -> None:
     parser.add_argument("--choice", default=None, help="write the head's choice (heads.kind auto) here")
     args = parser.parse_args()
     enable_compilation_cache()
-    seeds = args.seeds if args.seeds is not None else read_params(args.params).get("seeds", [0])
+    seeds = args.seeds if args.seeds is not None else load_seeds(args.params)
     train(args.model, seeds, args.prepared, args.cache, args.out, args.init, args.params, args.text_cache, args.choice)
 
 
