@@ -52,10 +52,10 @@ MUTANTS = [
         METRICS_TESTS,
     ),
     (
-        "metrics: plain true tags chunked across an O",
+        "metrics: every predicted word its own entity",
         "heads/metrics.py",
-        "            converted.append(tag)\n            previous_plain = None\n",
-        "            converted.append(tag)\n",
+        "        previous = category\n    return tags",
+        "    return tags",
         METRICS_TESTS,
     ),
     (
