@@ -241,8 +241,9 @@ def main() -> None:
     if args.only and Path(args.out).exists():  # a partial run updates its rows of the last full report
         ran = {row["mutant"] for row in rows}
         earlier = json.loads(Path(args.out).read_text(encoding="utf-8"))["mutants"]
-        rows = [row for row in earlier if row["mutant"] not in ran] + rows
-        rows.sort(key=lambda row: [name for name, *_ in MUTANTS].index(row["mutant"]))
+        names = [name for name, *_ in MUTANTS]
+        rows = [row for row in earlier if row["mutant"] in names and row["mutant"] not in ran] + rows
+        rows.sort(key=lambda row: names.index(row["mutant"]))
     killed = sum(row["status"] == "killed" for row in rows)
     applied = sum(row["status"] != "not applied" for row in rows)
     report = {
