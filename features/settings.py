@@ -205,7 +205,7 @@ def explain(error, cls, section: str, values: dict) -> str:
     return f"{section}.{key} is {shown(value)}{sign}: expected {describe(field.annotation, field.metadata)}"
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when built
     """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
 
     def construct_mapping(self, node, deep=False):

@@ -9,6 +9,7 @@ exists); for an accepted input, that every input word comes out unchanged.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import sys
 from pathlib import Path
@@ -516,9 +517,14 @@ PARAMS_FILES = [
 ]
 
 
+@functools.cache
+def repo_params() -> str:
+    return (ROOT / "params.yaml").read_text(encoding="utf-8")
+
+
 def edited_params(edits: dict) -> dict:
     """The repo's params.yaml with ``edits`` ({dotted key: value, or DROP}) made."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params = yaml.load(repo_params(), Loader=yaml.CSafeLoader)
     for dotted, value in edits.items():
         *parents, key = dotted.split(".")
         node = params
@@ -560,7 +566,7 @@ def run_stage(stage: str, params: Path, tmp_path: Path, capsys, monkeypatch) -> 
 @pytest.mark.parametrize("stage, edits, message", [row[1:] for row in PARAMS], ids=[row[0] for row in PARAMS])
 def test_params_refused_before_any_work(tmp_path, capsys, monkeypatch, stage, edits, message):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(edited_params(edits), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.dump(edited_params(edits), Dumper=yaml.CSafeDumper, sort_keys=False), encoding="utf-8")
     before = path.read_bytes()
     status, err = run_stage(stage, path, tmp_path, capsys, monkeypatch)
     assert status == 1
