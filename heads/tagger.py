@@ -216,12 +216,3 @@ def input_lines(texts: list[str], file: str | None, encoding: str) -> Iterator[s
     with open(file, "rb") as handle:
         yield from (line for _, _, line in decode_lines(handle, file, encoding))
 
-
-def count_lines(path: str) -> int:
-    """Lines in a file, for the progress bar's total (blank ones included)."""
-    count, last = 0, b"\n"
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            count += block.count(b"\n")
-            last = block[-1:]
-    return count + (last != b"\n")
