@@ -215,4 +215,3 @@ def input_lines(texts: list[str], file: str | None, encoding: str) -> Iterator[s
         return
     with open(file, "rb") as handle:
         yield from (line for _, _, line in decode_lines(handle, file, encoding))
-
