@@ -333,7 +333,11 @@ def test_stage_mode_none_writes_an_empty_placeholder(tmp_path):
     assert result.returncode == 0, result.stderr
     with open_cache(tmp_path / "text.h5") as cache:
         assert cache.num_sentences == 0 and cache.fingerprint == {"unlabelled_text": "none"}
-    assert run_stage(tmp_path, {"mode": "sometimes"}).stderr.startswith("error: unlabelled_text.mode 'sometimes'")
+    refused = run_stage(tmp_path, {"mode": "sometimes"}).stderr
+    assert (
+        refused
+        == f"error: {tmp_path / 'params.yaml'}: unlabelled_text.mode is 'sometimes': expected one of none, add, replace\n"
+    )
 
 
 # The row view -----------------------------------------------------------------------------------
