@@ -46,6 +46,20 @@ def run_command(command, cwd, env, check=True):
     return result
 
 
+def run_cli(main, argv, capsys, monkeypatch) -> tuple[int, str, str]:
+    """A stage's ``main`` run in-process as its command line runs it: (exit status, stdout, stderr)."""
+    from pipeline.params import run_main
+
+    monkeypatch.setattr(sys, "argv", ["stage", *map(str, argv)])
+    status = 0
+    try:
+        run_main(main)
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 def project_environment() -> dict:
     """The environment for dvc and the stages: this venv first on PATH, no hub, JAX on the CPU."""
     return dict(

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 import gzip
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import yaml
+from conftest import run_cli
 from flax import serialization
 
 from cache.store import CacheError, CacheWriter, cache_totals, open_cache
@@ -26,21 +26,8 @@ from features.extract import fingerprint
 from features.inputs import load_inputs
 from features.settings import ExtractParams
 from heads.checkpoint import load_head, save_head
-from pipeline.params import run_main
 
 # ---------------------------------------------------------------- helpers
-
-
-def run_cli(main, argv, capsys, monkeypatch) -> tuple[int, str, str]:
-    """Run a stage's ``main`` as its command line does; returns (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["stage", *argv])
-    status = 0
-    try:
-        run_main(main)
-    except SystemExit as exit_:
-        status = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def assert_one_line_error(err: str, *needles: str) -> None:

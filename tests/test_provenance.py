@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 from cache.store import CacheError, CacheWriter
 from data.prepared_io import read_prepared, split_sha256, words_sha256
 from heads.checkpoint import load_head, save_head
-from pipeline.params import run_main
 
 CITIES = ["Porto", "Lisbon", "Paris", "Berlin", "Madrid", "Rome"]
 DAYS = ["Monday", "Friday", "Sunday", "today"]
@@ -41,18 +40,6 @@ def corpus_sentences(count=48):
 def write_conll(path: Path, sentences) -> str:
     path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in s) for s in sentences) + "\n", encoding="utf-8")
     return str(path)
-
-
-def run_cli(main, argv, capsys, monkeypatch):
-    """A stage's ``main`` as its command line runs it: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["stage", *map(str, argv)])
-    status = 0
-    try:
-        run_main(main)
-    except SystemExit as exit_:
-        status = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def one_error(err: str) -> str:
