@@ -35,6 +35,7 @@ from features.settings import Counts, Positive, settings
 from pipeline.params import enable_compilation_cache, load_section, run_main
 
 Numbers = Annotated[tuple[Annotated[float, Field(ge=0)], ...], Strict(False)]  # a list of numbers >= 0
+CurveModel = Literal["ner_dd_kl", "ner_conf_kl", "ner_both_kl", "ner_entropy", "ner_self_training"]
 LayerChoices = Annotated[tuple[Counts, ...], Strict(False)]  # a list of lists of layers
 
 
@@ -55,6 +56,15 @@ class ExperimentParams:
     thresholds: Numbers = (0.7, 0.9, 0.97)  # self-training: global probability / per-category quantile
     # what `selection` chooses (one part per process, if split)
     selection_parts: Annotated[tuple[Literal["kl", "self_training"], ...], Strict(False)] = ("kl", "self_training")
+    # the semi-supervised models the curves train (each with its matched control); the CRF peer beside them
+    curve_models: Annotated[tuple[CurveModel, ...], Strict(False)] = (
+        "ner_dd_kl",
+        "ner_conf_kl",
+        "ner_both_kl",
+        "ner_entropy",
+        "ner_self_training",
+    )
+    curve_peer: bool = True
     layer_choices: LayerChoices = ((2,), (3,), (4,), (6,), (2, 3, 4), (3, 4, 5), (1, 2, 3, 4, 5, 6))
     poolings: Annotated[tuple[Literal["first", "mean"], ...], Strict(False)] = ("first", "mean")
 

@@ -75,8 +75,9 @@ def curve(runner: Runner, biased: bool) -> list:
 
     At each size and seed: BERT NER on the seed's 20 epochs and trained to
     convergence (bert_ner_es); from the converged head, each validated KL-phase
-    model of params.yaml (KL terms and entropy minimisation) and self-training,
-    each with its matched control.
+    model of params.yaml (KL terms and entropy minimisation) and self-training
+    named in ``curve_models``, each with its matched control; with ``curve_peer``,
+    the classic CRF peer (bench/peers.py) trained on the same labelled sample.
     """
     p = runner.params
     outside = outside_share(runner.prepared.tags)
@@ -100,22 +101,15 @@ def curve(runner: Runner, biased: bool) -> list:
             record(runs, runner.score(runner.ner(labelled, seed), test), model="bert_ner", **sample)
             teacher = runner.converged(labelled, seed)
             record(runs, runner.score(teacher, test), model="bert_ner_es", **sample)
-            for model, metrics in matched_heads(
-                runner, teacher, labelled, unlabelled, seed, runner.validated_models, test
-            ).items():
+            kl_models = [m for m in runner.validated_models if m in p.curve_models]
+            for model, metrics in matched_heads(runner, teacher, labelled, unlabelled, seed, kl_models, test).items():
                 record(runs, metrics, model=model, **sample)
-            record(
-                runs,
-                runner.score(runner.self_trained(teacher, labelled, unlabelled, seed), test),
-                model="ner_self_training",
-                **sample,
-            )
-            record(
-                runs,
-                runner.score(runner.self_trained(teacher, labelled, unlabelled, seed, control=True), test),
-                model="ner_self_training_control",
-                **sample,
-            )
+            if "ner_self_training" in p.curve_models:
+                for name, control in (("ner_self_training", False), ("ner_self_training_control", True)):
+                    head = runner.self_trained(teacher, labelled, unlabelled, seed, control=control)
+                    record(runs, runner.score(head, test), model=name, **sample)
+            if p.curve_peer:
+                record(runs, runner.crf_peer(labelled, test), model="crf_peer", **sample)
             if biased and dd_models:
                 head = runner.kl_heads(teacher, labelled, unlabelled, seed, models=dd_models[:1], prior=given_prior)[
                     dd_models[0]

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.peers import sentence_features, train_crf
 from data.prepared_io import read_prepared
+from data.tags import category_of
 from features.clusters import fit_cluster_centroids
 from features.inputs import head_inputs, load_inputs
 from heads.batches import sentence_starts, word_rows
@@ -218,6 +220,17 @@ def score(corpus: Corpus, head: Head, sentences: np.ndarray) -> dict:
     predicted, _, _ = predict_categories(
         head.params, head.model, corpus.features[rows], sentence_starts(corpus.offsets, sentences)
     )
+    info = {"train_seconds": round(head.seconds, 3)}
+    if head.info and "best_step" in head.info:
+        info["best_step"] = head.info["best_step"]
+    if head.info and "pseudo_share" in head.info:
+        info["pseudo_share"] = head.info["pseudo_share"]
+    return score_categories(corpus, predicted, sentences, info)
+
+
+def score_categories(corpus: Corpus, predicted: np.ndarray, sentences: np.ndarray, info: dict) -> dict:
+    """Word and entity metrics of the predicted category ids of the words of ``sentences``, with ``info``."""
+    rows = word_rows(corpus.offsets, sentences)
     metrics = word_metrics(corpus.labels[rows], predicted, corpus.categories)
     lengths = np.diff(corpus.offsets)[sentences]
     entity = entity_f1_fast(
@@ -230,9 +243,7 @@ def score(corpus: Corpus, head: Head, sentences: np.ndarray) -> dict:
         "entity_f1": entity["f1"],
         "f1": {c: v["f1"] for c, v in metrics["per_category"].items()},
         "predicted_share": {c: v["predicted_share"] for c, v in metrics["per_category"].items()},
-        "train_seconds": round(head.seconds, 3),
-        **({"best_step": head.info["best_step"]} if head.info and "best_step" in head.info else {}),
-        **({"pseudo_share": head.info["pseudo_share"]} if head.info and "pseudo_share" in head.info else {}),
+        **info,
     }
 
 
@@ -331,3 +342,15 @@ class Runner:
 
     def score(self, head: Head, sentences) -> dict:
         return score(head.corpus or self.corpus, head, sentences)
+
+    def crf_peer(self, labelled, sentences) -> dict:
+        """The classic CRF peer (bench/peers.py: hand features, no encoder) trained on the ``labelled`` sentences'
+        words and BIO tags, scored on ``sentences`` as a head is (its tags' categories)."""
+        words, tags = self.prepared.words, self.prepared.tags
+        start = time.perf_counter()
+        crf = train_crf([words[i] for i in labelled], [tags[i] for i in labelled])
+        seconds = time.perf_counter() - start
+        predicted = crf.predict([sentence_features(words[i]) for i in sentences])
+        index = {category: i for i, category in enumerate(self.corpus.categories)}
+        categories = np.asarray([index[category_of(tag)] for sentence in predicted for tag in sentence], np.int32)
+        return score_categories(self.corpus, categories, sentences, {"train_seconds": round(seconds, 3)})

@@ -145,3 +145,17 @@ def test_the_document_puts_the_recommendation_first_and_writes_its_plot(tmp_path
     assert text.index("## Recommendation") < text.index("## 0. Validated defaults") < text.index("## 1. Learning curve")
     assert "learning_curve 60 s, selection 120 s; 3 minutes in all" in text
     assert (tmp_path / "plots" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_recommendation_holds_the_recommended_model_against_the_crf_peer():
+    """The peer column compares the recommended model (not bert_ner_es when a method wins) with the CRF peer."""
+    runs = runs_of({"ner_entropy": 0.05}, size=128) + runs_of({"ner_entropy": 0.0}, size=64)
+    for seed in range(5):  # between bert_ner_es (0.6) and ner_entropy (~0.65) at 128; above bert_ner_es at 64
+        runs.append({"model": "crf_peer", "size": 128, "seed": seed, "entity_f1": 0.62 + 0.001 * seed})
+        runs.append({"model": "crf_peer", "size": 64, "seed": seed, "entity_f1": 0.61 + 0.001 * seed})
+    report = recommendation_section({"runs": runs})
+    assert "| recommended vs the CRF peer |" in report
+    assert "above the CRF peer (trained on the same labelled sample) at 1 of 2 sizes" in report
+    row_64 = next(line for line in report.splitlines() if line.startswith("| 64 |"))
+    assert row_64.split("|")[-2].strip().startswith("-0.01")  # bert_ner_es 0.6 minus the peer's 0.61..0.614
+    assert "CRF peer" not in recommendation_section({"runs": runs_of({"ner_entropy": 0.05})})

@@ -41,7 +41,8 @@ def recommendation_section(curve: dict) -> str:
         return ""
     models = list(dict.fromkeys(r["model"] for r in runs))
     methods = [m for m in METHODS if m in models and f"{m}_control" in models]
-    rows, wins = [], []
+    peer = "crf_peer" in models
+    rows, wins, above = [], [], []
     for size in sorted({r["size"] for r in runs}):
         tests = {m: paired_by_seed(runs, m, f"{m}_control", "entity_f1", size=size) for m in methods}
         winners = [m for m in tests if significant_gain(tests[m])]
@@ -49,20 +50,24 @@ def recommendation_section(curve: dict) -> str:
         converged = paired_by_seed(runs, "bert_ner_es", "bert_ner", "entity_f1", size=size)
         base = mean_std([r["entity_f1"] for r in runs if r["size"] == size and r["model"] == "bert_ner_es"])[0]
         if best and significant_gain(tests[best]):
-            verdict = f"use `{best}`"
+            verdict, recommended = f"use `{best}`", best
             wins.append(size)
         else:
             verdict = f"use `bert_ner_es`: no method beats its control at p < {SIGNIFICANCE}"
-        rows.append(
-            [
-                size,
-                verdict,
-                f"{base:.4f}",
-                f"`{best}` {gain_cell(tests[best])}" if best else "n/a",
-                "; ".join(f"{m} {tests[m]['gain']:+.4f} ({p_text(tests[m]['p'])})" for m in methods if m != best),
-                gain_cell(converged),
-            ]
-        )
+            recommended = "bert_ner_es"
+        row = [
+            size,
+            verdict,
+            f"{base:.4f}",
+            f"`{best}` {gain_cell(tests[best])}" if best else "n/a",
+            "; ".join(f"{m} {tests[m]['gain']:+.4f} ({p_text(tests[m]['p'])})" for m in methods if m != best),
+            gain_cell(converged),
+        ]
+        if peer:
+            versus = paired_by_seed(runs, recommended, "crf_peer", "entity_f1", size=size)
+            above.append(versus["gain"] > 0)
+            row.append(gain_cell(versus))
+        rows.append(row)
     seeds = max(len({r["seed"] for r in runs if r["size"] == size}) for size in {r["size"] for r in runs})
     summary = (
         f"A method beats its matched control at p < {SIGNIFICANCE} on test entity F1 at {len(wins)} of "
@@ -73,6 +78,11 @@ def recommendation_section(curve: dict) -> str:
         summary += (
             f" At {', '.join(without)} labelled sentences none does, so the converged supervised head is the "
             "recommendation there."
+        )
+    if peer:
+        summary += (
+            f" The recommended model is above the CRF peer (trained on the same labelled sample) at {sum(above)} of "
+            f"{len(above)} sizes."
         )
     epochs = epochs_of(curve)
     return "\n".join(
@@ -92,6 +102,7 @@ def recommendation_section(curve: dict) -> str:
                     "best method vs its control",
                     "the other methods vs theirs",
                     f"converged vs {epochs} epochs" if epochs else "converged vs the seed's epochs",
+                    *(["recommended vs the CRF peer"] if peer else []),
                 ],
                 rows,
             ),
