@@ -60,7 +60,8 @@ def head_inputs(word_inputs, sentences, heads, vocabulary=None, centroids=None):
     neighbours' too), with ``heads.word_forms`` their hashed word-form ids
     (``features.word_forms``, four columns of exact integers: the view is float32 then), and with
     ``heads.clusters`` the cluster ids of each word and its neighbours for each of ``centroids`` (the head's,
-    ``features.clusters``: three columns per set), a view that leaves the cache mapped. Or first-piece ids (W,): with ``vocabulary`` mapped to the
+    ``features.clusters``: three columns per set), with ``heads.char_cnn`` each word's character ids
+    (``features.chars``, ``CHAR_COLUMNS`` columns, last), a view that leaves the cache mapped. Or first-piece ids (W,): with ``vocabulary`` mapped to the
     baseline's embedding rows. Training, evaluation, the tagger and the
     experiments all build a head's inputs here, so they cannot disagree.
     """
@@ -81,7 +82,11 @@ def head_inputs(word_inputs, sentences, heads, vocabulary=None, centroids=None):
             raise ValueError(f"heads.clusters {list(heads.clusters)}: the head's centroids are missing or other")
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
         columns.append(cluster_columns(word_inputs, offsets, centroids))
-    if heads.word_forms or heads.clusters:
+    if heads.char_cnn:
+        from features.chars import char_ids
+
+        columns.append(char_ids(sentences).astype(np.float32))  # (W, CHAR_COLUMNS), below 512: exact
+    if heads.word_forms or heads.clusters or heads.char_cnn:
         return ConcatColumns(*columns, dtype=np.float32)
     return columns[0] if len(columns) == 1 else ConcatColumns(*columns)
 

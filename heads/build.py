@@ -10,11 +10,12 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 
+from features.chars import CHAR_COLUMNS
 from features.word_forms import WORD_FORM_ATTRIBUTES
 from heads.context import BiLSTMHead
 from heads.crf import bio_labels
 from heads.model import EmbeddingHead, MLPHead
-from heads.output import ClusterInput, CRFHead, WordFormInput
+from heads.output import CharInput, ClusterInput, CRFHead, WordFormInput
 from heads.settings import HeadParams
 
 INPUT_KINDS = ("features", "piece_ids")
@@ -35,15 +36,18 @@ def build_model(
     ``vocab_size`` rows of ``embed_dim``); ``"features"``
     goes to the MLP, or to the BiLSTM first (``heads.kind``), whose callers pass
     each sentence's first word (``starts``) beside the inputs. With ``heads.word_forms`` the inputs' last
-    columns are word-form ids, embedded first (``heads.output.WordFormInput``), and with ``heads.clusters`` the
-    last ones cluster ids (``heads.output.ClusterInput``); with ``heads.output: crf`` the
+    columns are word-form ids, embedded first (``heads.output.WordFormInput``), with ``heads.clusters`` the
+    next ones cluster ids (``heads.output.ClusterInput``), with ``heads.char_cnn`` the last ones character ids
+    (``heads.output.CharInput``); with ``heads.output: crf`` the
     head's outputs are emissions over the categories' BIO labels, scored by a CRF (``heads.output.CRFHead``).
     """
     hidden = tuple(int(width) for width in heads.hidden)  # hashable, so the module can be a static jit argument
     num_classes = len(categories)
     if input_kind == "piece_ids":
-        if heads.output != "softmax" or heads.word_forms or heads.clusters:
-            raise ValueError("the baseline's embedding head has a softmax output and no word-form or cluster inputs")
+        if heads.output != "softmax" or heads.word_forms or heads.clusters or heads.char_cnn:
+            raise ValueError(
+                "the baseline's embedding head has a softmax output and no word-form, cluster or character inputs"
+            )
         return EmbeddingHead(vocab_size, num_classes, embed_dim, hidden, heads.latent_dim, heads.dropout)
     if input_kind != "features":
         raise ValueError(f"unknown head input {input_kind!r}: expected one of {', '.join(INPUT_KINDS)}")
@@ -56,6 +60,8 @@ def build_model(
         head = WordFormInput(head, heads.word_form_rows, heads.word_forms, WORD_FORM_ATTRIBUTES)
     if heads.clusters:
         head = ClusterInput(head, tuple(int(k) for k in heads.clusters), heads.cluster_width)
+    if heads.char_cnn:
+        head = CharInput(head, heads.char_cnn, CHAR_COLUMNS, heads.dropout)
     return head if bio is None else CRFHead(head, bio)
 
 

@@ -208,6 +208,10 @@ def input_columns(config: dict, feature_dim: int) -> dict:
         columns["word_forms"] = 4
     if heads.get("clusters"):
         columns["cluster_ids"] = 3 * len(heads["clusters"])
+    if heads.get("char_cnn"):
+        from features.chars import CHAR_COLUMNS
+
+        columns["char_ids"] = CHAR_COLUMNS
     return columns
 
 

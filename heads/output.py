@@ -4,7 +4,8 @@
 The wrappers hold the head they wrap as a submodule (``head``), so a softmax head without extra inputs keeps
 the parameter tree it always had, and each piece lives once: ``WordFormInput`` splits the word-form id
 columns off a head's inputs and embeds them (``heads.word_forms``), ``ClusterInput`` the cluster id columns
-(``heads.clusters``, the outermost: its columns come last); ``CRFHead`` reads the head's outputs as emissions
+(``heads.clusters``), ``CharInput`` the character id columns of a character CNN (``heads.char_cnn``, the
+outermost: its columns come last); ``CRFHead`` reads the head's outputs as emissions
 over BIO labels and scores label sequences with ``heads.crf``.
 
 A CRF head answers like any head: ``__call__`` gives (per-category log-probabilities, latent), the logs of
@@ -28,6 +29,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from heads import crf
+from heads.chars import CharCNN
 from heads.losses import masked_cross_entropy
 from heads.word_forms import WordFormEmbed
 
@@ -95,6 +97,25 @@ class ClusterInput(_InputWrapper, nn.Module):
             embedded = table(ids[:, 3 * index : 3 * index + 3])  # (P, 3, width)
             pieces.append(jnp.where(real, embedded.reshape(x.shape[0], -1), 0.0))
         return self.head(jnp.concatenate(pieces, axis=-1), starts, deterministic=deterministic)
+
+
+class CharInput(_InputWrapper, nn.Module):
+    """A head whose inputs end with ``columns`` character ids per word (``features.chars``, exact integers in
+    float32; the outermost input wrapper: its columns come last): a ``CharCNN`` turns them into one vector of
+    ``filters`` per word, which replaces them (``heads.char_cnn``)."""
+
+    head: nn.Module
+    filters: int  # of the CNN: the width of a word's vector (heads.char_cnn)
+    columns: int  # ids per word (features.chars.CHAR_COLUMNS)
+    dropout_rate: float = 0.0  # on the character embeddings (heads.dropout)
+
+    @nn.compact
+    def __call__(self, x, starts=None, *, deterministic=True):
+        rest, ids = x[:, : -self.columns], x[:, -self.columns :]  # (P, D'), (P, T)
+        cnn = CharCNN(self.filters, self.dropout_rate, name="chars")
+        vectors = cnn(ids, real_words(rest), deterministic=deterministic)  # (P, filters)
+        inputs = jnp.concatenate([rest.astype(jnp.float32), vectors], axis=-1)  # (P, D' + filters)
+        return self.head(inputs, starts, deterministic=deterministic)
 
 
 class CRFHead(nn.Module):
@@ -184,13 +205,14 @@ def decode(model, params, inputs, starts):
 
 def grid_clone(model, **changes):
     """``model`` with ``changes`` applied to the sentence-reading head inside it (through the wrappers)."""
-    if isinstance(model, (WordFormInput, ClusterInput, CRFHead)):
+    if isinstance(model, (WordFormInput, ClusterInput, CharInput, CRFHead)):
         return model.clone(head=grid_clone(model.head, **changes))
     return model.clone(**changes) if hasattr(model, "grid_rows") else model  # the BiLSTM; an MLP has no grid
 
 
 __all__ = [
     "CRFHead",
+    "CharInput",
     "ClusterInput",
     "WordFormInput",
     "decode",

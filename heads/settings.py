@@ -46,6 +46,7 @@ class HeadParams:
     word_form_rows: int = 4096  # hash buckets per word-form attribute
     clusters: Counts = ()  # k of each set of k-means clusters of the cached vectors (features.clusters); (): none
     cluster_width: int = 16  # embedding width of a cluster id
+    char_cnn: int = 0  # filters of a character CNN over each word (heads.chars; Ma and Hovy's 30); 0: none
 
     def __post_init__(self):
         for key, allowed in (("kind", HEAD_KINDS), ("output", OUTPUTS)):
@@ -61,6 +62,8 @@ class HeadParams:
             raise SettingError("heads", "cluster_width", f" {self.cluster_width}: must be >= 1")
         if self.word_forms < 0:
             raise SettingError("heads", "word_forms", f" must be >= 0 (0: none), got {self.word_forms}")
+        if self.char_cnn < 0:
+            raise SettingError("heads", "char_cnn", f" must be >= 0 (0: none), got {self.char_cnn}")
         if self.word_form_rows < 1:
             raise SettingError("heads", "word_form_rows", f" {self.word_form_rows}: must be >= 1")
         if self.neighbour_flags and not self.shape_flags:
