@@ -25,7 +25,7 @@ from features.inputs import head_inputs, load_inputs
 from heads.batches import sentence_starts, word_rows
 from heads.build import build_model
 from heads.early_stopping import EarlyStopping, train_converged
-from heads.losses import explicit_prior, inverse_frequency_weights
+from heads.losses import class_weights, explicit_prior
 from heads.metrics import entity_f1_fast, word_metrics
 from heads.predict import predict_categories
 from heads.self_training import SelfTraining, train_self_training
@@ -90,9 +90,7 @@ class Head:
 
 
 def _class_weights(corpus: Corpus, labelled: np.ndarray, heads: HeadParams):
-    if not heads.class_weighting:
-        return None
-    return inverse_frequency_weights(corpus.labels[word_rows(corpus.offsets, labelled)], len(corpus.categories))
+    return class_weights(corpus.labels[word_rows(corpus.offsets, labelled)], len(corpus.categories), heads)
 
 
 def train_ner(corpus: Corpus, labelled: np.ndarray, seed: int, heads: HeadParams, epochs: int) -> Head:

@@ -19,7 +19,7 @@ from features.inputs import add_unlabelled_text, baseline_vocabulary, head_input
 from heads.batches import word_rows
 from heads.build import build_model
 from heads.early_stopping import train_converged
-from heads.losses import explicit_prior, inverse_frequency_weights
+from heads.losses import class_weights, explicit_prior
 from heads.self_training import SelfTraining, train_self_training
 from heads.settings import ModelSettings
 from heads.train import kl_phase, train_kl_phase, train_supervised
@@ -36,7 +36,7 @@ class TrainingData:
     unlabelled: np.ndarray  # ids of the sentences of the unlabelled batches
     categories: list[str]
     tags: list[list[str]]  # the corpus sentences' true tags: early stopping's criterion reads its held-out part's
-    class_weights: np.ndarray | None  # heads.class_weighting: inverse label frequencies of the labelled words
+    class_weights: np.ndarray | None  # heads.losses.class_weights of the labelled words (class_weighting, word_loss)
     vocabulary: np.ndarray | None = None  # the baseline's first-piece ids, embedding rows 1..V
     unlabelled_text: dict | None = None  # what extra text was added, if any
     centroids: list | None = None  # heads.clusters: the (k, D) centroids the cluster ids were assigned by
@@ -59,9 +59,7 @@ def training_data(settings: ModelSettings, prepared, word_inputs, centroids=None
     labels = np.full(len(prepared.labels), -1, dtype=np.int32)
     labels[labelled_rows] = prepared.labels[labelled_rows]
     vocabulary = baseline_vocabulary(word_inputs[labelled_rows]) if settings.input_kind == "piece_ids" else None
-    weights = None
-    if settings.heads.class_weighting:
-        weights = inverse_frequency_weights(labels[labelled_rows], len(prepared.categories))
+    weights = class_weights(labels[labelled_rows], len(prepared.categories), settings.heads)
     if settings.heads.clusters and centroids is None:
         centroids = fit_cluster_centroids(word_inputs, settings.heads.clusters)
     return TrainingData(

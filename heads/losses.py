@@ -42,6 +42,19 @@ def masked_cross_entropy(logits, labels, mask, class_weights=None):
     return jnp.sum(weights * nll) / _safe_mean_denominator(total)
 
 
+def weighted_word_loss(logits, labels, mask, class_weights):
+    """Sum over real words of w_{y_i} * -log q(y_i), divided by the number of real words: a float32 scalar.
+
+    Unlike ``masked_cross_entropy``'s weighted mean, the weights' scale is kept (a CRF head's ``word_loss``
+    rides on it). A fully masked batch gives 0.0 with an all-zero gradient.
+    """
+    labels = jnp.where(mask, labels, 0).astype(jnp.int32)
+    log_q = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(log_q, labels[:, None], axis=-1)[:, 0]
+    weighted = jnp.where(mask, jnp.asarray(class_weights, jnp.float32)[labels] * nll, 0.0)
+    return jnp.sum(weighted) / _safe_mean_denominator(jnp.sum(mask.astype(jnp.float32)))
+
+
 def _masked_probabilities(logits, mask):
     """Softmax probabilities with masked rows set to zero: (N, C) float32."""
     q = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
@@ -127,20 +140,36 @@ def prior_from_labels(labels, num_classes, smoothing=0.0):
     return counts / total
 
 
-def inverse_frequency_weights(labels, num_classes):
-    """Per-category weights proportional to 1 / count, (C,) float64.
+def inverse_frequency_weights(labels, num_classes, power=1.0):
+    """Per-category weights proportional to 1 / count ** power, (C,) float64.
 
-    Normalised so that the mean weight over the labelled words is 1:
-    w_c = n / (K * count_c), K the number of categories present. Categories
-    absent from ``labels`` get weight 0 (they cannot occur in a labelled batch).
+    Normalised so that the mean weight over the labelled words is 1 (with
+    power 1: w_c = n / (K * count_c), K the number of categories present).
+    Categories absent from ``labels`` get weight 0 (they cannot occur in a
+    labelled batch).
     """
     counts = _category_counts(labels, num_classes)
     present = counts > 0
     if not present.any():
         raise ValueError("cannot compute class weights from zero labels")
     weights = np.zeros(num_classes, np.float64)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
+    weights[present] = counts[present].astype(np.float64) ** -power
+    weights[present] *= counts.sum() / np.dot(weights[present], counts[present])
     return weights
+
+
+def class_weights(labels, num_classes, heads) -> np.ndarray | None:
+    """The per-category weights the supervised loss of a head of section ``heads`` takes, (C,), or None.
+
+    A softmax head: ``inverse_frequency_weights`` under ``class_weighting``. A CRF head with a ``word_loss``:
+    those weights (or 1 for every category) times ``word_loss``, the per-word term's weight
+    (``heads.output.supervised_loss``).
+    """
+    crf = heads.output == "crf"
+    if not heads.class_weighting:
+        return heads.word_loss * np.ones(num_classes) if crf and heads.word_loss else None
+    weighted = inverse_frequency_weights(labels, num_classes, heads.class_weight_power)
+    return heads.word_loss * weighted if crf else weighted
 
 
 def mean_entropy(logits, mask):

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from heads import crf
 from heads.chars import CharCNN
-from heads.losses import masked_cross_entropy
+from heads.losses import masked_cross_entropy, weighted_word_loss
 from heads.word_forms import WordFormEmbed
 
 # Below any marginal a float32 softmax can give a real word; the log of a zero marginal stays finite.
@@ -182,15 +182,19 @@ def is_crf(model) -> bool:
 def supervised_loss(apply_fn, params, batch, dropout_key, class_weights):
     """(the labelled batch's loss, per-category scores (P, C) for the metrics) of the head ``apply_fn`` applies.
 
-    A CRF head: the sequence negative log-likelihood per word (no class weights: ``heads.settings`` refuses
-    them with a CRF); any other head: the (class-weighted) cross entropy of its logits.
+    A CRF head: the sequence negative log-likelihood per word, plus, given ``class_weights`` (``heads.word_loss``
+    times the class weights: ``heads.losses.class_weights``), the mean over words of each word's weighted cross
+    entropy of its best emission per category; any other head: the (class-weighted) cross entropy of its logits.
     """
     variables, rngs = {"params": params}, {"dropout": dropout_key}
     if is_crf(getattr(apply_fn, "__self__", None)):
-        return apply_fn(
+        loss, scores = apply_fn(
             variables, batch.inputs, batch.starts, batch.labels, batch.mask, deterministic=False, rngs=rngs,
             method="nll",
         )  # fmt: skip
+        if class_weights is not None:
+            loss = loss + weighted_word_loss(scores, batch.labels, batch.mask, class_weights)
+        return loss, scores
     logits, _ = apply_fn(variables, batch.inputs, batch.starts, deterministic=False, rngs=rngs)
     return masked_cross_entropy(logits, batch.labels, batch.mask, class_weights), logits
 

@@ -34,7 +34,10 @@ class HeadParams:
     latent_dim: Positive = 32  # the plotted latent space
     dropout: Share = 0.0  # the seed used none
     weight_decay: NonNegative = 0.0  # L2 via AdamW; the seed used none
-    class_weighting: bool = False  # inverse-frequency class weights in CE
+    class_weighting: bool = False  # inverse-frequency class weights in CE (a CRF head's: in its word_loss)
+    class_weight_power: PositiveNumber = 1.0  # weights proportional to 1 / count ** power (0.5: square root)
+    word_loss: NonNegative = 0.0  # a CRF head: weight of a per-word cross entropy of its emissions added to its
+    # sequence loss, class-weighted under class_weighting, so that rare categories are still decoded; 0: none
     kind: str = "mlp"  # mlp: the seed's, word by word | bilstm: a BiLSTM over the sentence first | auto: chosen
     # on validation among section auto_head's candidates (heads.auto)
     shape_flags: bool = False  # append features/shape.py's 8 word-shape flags: the encoders are uncased
@@ -52,10 +55,15 @@ class HeadParams:
         for key, allowed in (("kind", HEAD_KINDS), ("output", OUTPUTS)):
             if getattr(self, key) not in allowed:
                 raise SettingError("heads", key, f" {getattr(self, key)!r}: use one of {', '.join(allowed)}")
-        if self.output == "crf" and self.class_weighting:
+        if self.output == "crf" and self.class_weighting and not self.word_loss:
             raise SettingError(
-                "heads", "class_weighting", " weights a per-word cross entropy: a CRF's loss is per sentence"
+                "heads", "class_weighting", " weights a per-word loss: with output crf set heads.word_loss > 0"
             )
+        if self.word_loss and self.output != "crf":
+            raise SettingError(
+                "heads", "word_loss", f" {self.word_loss}: adds a per-word loss to a CRF's; output {self.output!r} "
+                "has no other"
+            )  # fmt: skip
         if any(k < 2 for k in self.clusters):
             raise SettingError("heads", "clusters", f": each k must be >= 2, got {list(self.clusters)}")
         if self.cluster_width < 1:

@@ -1,5 +1,7 @@
 """The losses against float64 NumPy/SciPy references, and their gradients at the extremes."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from scipy.special import log_softmax, rel_entr, softmax
 
 from heads import losses
+from heads.settings import HeadParams
 
 EPS = 1e-8
 TARGET_GRADIENT = [False, True]
@@ -238,6 +241,53 @@ def test_inverse_frequency_weights(labels):
     assert (weights[~present] == 0).all()
     products = weights[present] * counts[present]  # equal: every class weighs the same in total
     np.testing.assert_allclose(products, products[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=60), st.sampled_from([0.25, 0.5, 1.0, 2.0]))
+def test_inverse_frequency_weights_power(labels, power):
+    labels = np.array(labels)
+    weights = losses.inverse_frequency_weights(labels, 7, power)
+    assert weights[labels].mean() == pytest.approx(1.0)  # still mean 1 over the labelled words
+    counts = np.bincount(labels, minlength=7)
+    present = np.flatnonzero(counts)
+    # w_c proportional to count_c ** -power: w_a / w_b = (count_b / count_a) ** power
+    np.testing.assert_allclose(weights[present] / weights[present[0]], (counts[present[0]] / counts[present]) ** power)
+
+
+def test_class_weights_follow_the_head_settings():
+    labels = np.array([0] * 90 + [1] * 9 + [2])
+    crf = HeadParams(output="crf", word_loss=0.5)
+    assert losses.class_weights(labels, 3, HeadParams()) is None
+    assert losses.class_weights(labels, 3, HeadParams(output="crf")) is None
+    np.testing.assert_allclose(losses.class_weights(labels, 3, crf), [0.5, 0.5, 0.5])  # unweighted word loss
+    weighted = dataclasses.replace(crf, class_weighting=True, class_weight_power=0.5)
+    np.testing.assert_allclose(
+        losses.class_weights(labels, 3, weighted), 0.5 * losses.inverse_frequency_weights(labels, 3, 0.5)
+    )
+    softmax = HeadParams(class_weighting=True, class_weight_power=0.5)
+    np.testing.assert_allclose(
+        losses.class_weights(labels, 3, softmax), losses.inverse_frequency_weights(labels, 3, 0.5)
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_weighted_word_loss_against_numpy(n, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, 4)) * 3
+    labels = rng.integers(0, 4, n)
+    mask = rng.random(n) < 0.7
+    labels_padded = np.where(mask, labels, -1)  # padding rows may hold any label
+    weights = rng.random(4) * 2
+    log_q = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    nll = -log_q[np.arange(n), labels]
+    expected = (weights[labels] * nll * mask).sum() / max(mask.sum(), 1)
+    got = losses.weighted_word_loss(jnp.asarray(logits), jnp.asarray(labels_padded), jnp.asarray(mask), weights)
+    assert float(got) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    # the weights' scale is kept (masked_cross_entropy's weighted mean would cancel it)
+    doubled = losses.weighted_word_loss(jnp.asarray(logits), jnp.asarray(labels_padded), jnp.asarray(mask), 2 * weights)
+    assert float(doubled) == pytest.approx(2 * expected, rel=1e-5, abs=1e-6)
 
 
 def test_class_statistics_reject_bad_labels():

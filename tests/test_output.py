@@ -183,7 +183,8 @@ def test_cluster_ids_are_embedded_per_set_and_padding_stays_zero():
     "changes, message",
     [
         ({"output": "argmax"}, r"heads.output 'argmax': use one of softmax, crf"),
-        ({"output": "crf", "class_weighting": True}, r"a CRF's loss is per sentence"),
+        ({"output": "crf", "class_weighting": True}, r"with output crf set heads.word_loss > 0"),
+        ({"word_loss": 0.5}, r"heads.word_loss 0.5: adds a per-word loss to a CRF's"),
         ({"word_forms": -1}, r"heads.word_forms must be >= 0"),
         ({"clusters": (1,)}, r"heads.clusters: each k must be >= 2"),
     ],
@@ -242,3 +243,26 @@ def test_auto_candidates_that_cannot_be_trained_are_refused(candidates, message)
 
     with pytest.raises(ValueError, match=message):
         AutoHeadParams(candidates)
+
+
+def test_a_crf_heads_word_loss_adds_the_weighted_per_word_cross_entropy_of_its_emissions():
+    from heads.batches import sentence_starts
+    from heads.output import supervised_loss
+
+    inputs, labels, offsets = toy_corpus(sentences=6)
+    model = crf_head()
+    starts = sentence_starts(offsets, np.arange(len(offsets) - 1))
+    params = model.init(jax.random.key(0), inputs, starts)["params"]
+    batch = type("Batch", (), {})()
+    batch.inputs, batch.starts, batch.labels = jnp.asarray(inputs, jnp.float32), jnp.asarray(starts), labels
+    batch.mask = jnp.asarray(np.arange(len(inputs)) < len(inputs) - 3)  # the last words are padding
+    key = jax.random.key(1)
+    sequence, scores = supervised_loss(model.apply, params, batch, key, None)
+    weights = np.array([0.2, 3.0, 1.5])
+    combined, same_scores = supervised_loss(model.apply, params, batch, key, weights)
+    np.testing.assert_allclose(same_scores, scores)
+    log_q = jax.nn.log_softmax(np.asarray(scores), axis=-1)
+    mask = np.asarray(batch.mask)
+    log_q = np.asarray(log_q)
+    word = float(-(weights[labels] * log_q[np.arange(len(labels)), labels] * mask).sum() / mask.sum())
+    assert float(combined) == pytest.approx(float(sequence) + word, rel=1e-5)
