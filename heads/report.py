@@ -35,6 +35,7 @@ DISPLAY_NAMES = {
     "bert_both_kl": "BERT NER Both KL",
     # Ours: trained to convergence (early stopping on validation) with the word-shape flags.
     "bert_ner_es": "Ours: BERT NER (flags, head chosen on validation, early stopping)",
+    "bert_ner_rare": "Ours: BERT NER, rare categories weighted (class-weighted word loss)",
     "ner_conf_kl": "Ours: Confidence KL",
     "ner_conf_kl_control": "Ours: Confidence KL's control",
     "ner_entropy": "Ours: Entropy minimisation",

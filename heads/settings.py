@@ -18,7 +18,7 @@ from features.settings import Count, Counts, Name, Positive, PositiveNumber, Set
 
 HEAD_KINDS = ("mlp", "bilstm", "auto")
 OUTPUTS = ("softmax", "crf")
-SUPERVISED = ("baseline", "bert_ner", "bert_ner_es")  # the models trained from scratch
+SUPERVISED = ("baseline", "bert_ner", "bert_ner_es", "bert_ner_rare")  # the models trained from scratch
 NonNegative = Annotated[float, Field(ge=0)]
 Positives = Annotated[tuple[Positive, ...], Strict(False)]
 Prior = Literal["labelled"] | Annotated[list[NonNegative], Field(min_length=1)] | dict[str, NonNegative]
@@ -92,7 +92,7 @@ Schedule = Literal["alternating", "joint"]  # of a KL phase: the seed's KL step 
 
 @settings
 class SupervisedParams:
-    """Sections ``baseline``, ``bert_ner`` and ``bert_ner_es`` (supervised heads)."""
+    """Sections ``baseline``, ``bert_ner``, ``bert_ner_es`` and ``bert_ner_rare`` (supervised heads)."""
 
     epochs: Positive = 20  # schedule epochs: the seed's 20 passes (400 steps at 2,560 sentences)
     embed_dim: Positive = 784  # baseline only: the seed's embedding size

@@ -8,6 +8,7 @@ Models:
   baseline      learned embedding of each word's first piece -> MLP, CE
   bert_ner      cached encoder features -> MLP, CE for ``epochs`` passes of the labelled batches (the seed)
   bert_ner_es   the same head trained to convergence: early stopping on a held-out part, then a refit
+  bert_ner_rare bert_ner_es's head with a class-weighted per-word loss beside its CRF (rare categories)
   <kl model>    starts from its ``init`` head of the same seed, then ``rounds`` of (one KL step on an
                 unlabelled batch, one CE step on a labelled batch); ``control: true`` is its matched
                 control (the same CE steps on the same batches, no KL step)
