@@ -189,6 +189,37 @@ def head_inputs_table(path: Path) -> str:
     )
 
 
+def rare_categories_table(path: Path) -> str:
+    """bench/rare_categories.json: the class-weighted word loss beside the CRF's, each setting against none."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        "| word_loss / class_weight_power | val. mean F1 | minus none (p) | val. entity F1 | minus none (p) "
+        "| art / eve / nat F1 | val. accuracy no O | train s / head |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in data["summary"].items():
+        gains = row["minus_reference"]
+        versus = {
+            key: f"{gains[key]['mean']:+.4f} (p={gains[key]['p_value']:.3f})" if gains else "reference"
+            for key in ("mean_f1", "entity_f1")
+        }
+        rare = " / ".join(f"{value:.2f}" for value in row["rare_f1"].values())
+        label = f"**{name}**" if name == data["chosen"] else name
+        lines.append(
+            f"| {label} | {row['mean_f1'][0]:.4f} ± {row['mean_f1'][1]:.4f} | {versus['mean_f1']} "
+            f"| {row['entity_f1'][0]:.4f} ± {row['entity_f1'][1]:.4f} | {versus['entity_f1']} | {rare} "
+            f"| {100 * row['accuracy_no_o'][0]:.2f}% | {row['train_seconds'][0]:.1f} |"
+        )
+    agree = (
+        "the one params.yaml's bert_ner_rare trains with"
+        if data["chosen"] == data["params_yaml"]
+        else (f"params.yaml's bert_ner_rare trains with {data['params_yaml']}")
+    )
+    return "\n".join(lines) + (
+        f"\n\n{validation_setup(data)}, paired by seed. Rule: {data['rule']}. Chosen: **{data['chosen']}**, {agree}."
+    )
+
+
 def head_quality_table(path: Path) -> str:
     """bench/head_quality.json: the output layer, word-form inputs and head kind, each against today's MLP."""
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -333,6 +364,7 @@ def render_blocks(results: Path, experiments_report: Path, runs: Path, bench: Pa
         "head_kinds": (bench / "head_kinds.json", head_kinds_table),
         "head_inputs": (bench / "head_inputs.json", head_inputs_table),
         "head_quality": (bench / "head_quality.json", head_quality_table),
+        "rare_categories": (bench / "rare_categories.json", rare_categories_table),
         "probe": (bench / "probe_layers.json", probe_table),
         "ray": (bench / "ray_full_corpus.json", ray_full_corpus_line),
         "peers": (bench / "peers.json", peers_table),
