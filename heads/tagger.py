@@ -48,6 +48,7 @@ class Tagger:
 
     def __init__(self, head_path: str, params, config: dict, encoder, max_batch_tokens: int = 4096):
         from features.extract import check_layers
+        from features.packing import packs
 
         features = config.get("features")
         if not isinstance(features, dict) or "weights_sha256" not in features:
@@ -65,12 +66,14 @@ class Tagger:
         self.heads = HeadParams(**config["heads"])
         self.centroids = head_centroids(config, head_path)  # heads.clusters: new words go to the same clusters
         self.model = model_from_config(config)
+        self.packed = packs(encoder)  # windows packed into rows (features.packing): predict's and the server's path
 
     @classmethod
     def load(cls, head_path: str, encoder_name: str | None = None, max_batch_tokens: int = 4096) -> Tagger:
         """Read a head file and load the encoder it names (or ``encoder_name``), refusing other weights."""
         from features.encoder import load_encoder
         from features.extract import truncate_encoder
+        from features.packing import cast_linear_weights, packs
 
         params, config = load_head(head_path)
         features = config.get("features") if isinstance(config.get("features"), dict) else {}
@@ -81,6 +84,8 @@ class Tagger:
         tagger = cls(head_path, params, config, encoder, max_batch_tokens)
         if tagger.uses_features:
             truncate_encoder(encoder, max(tagger.layers))  # after the hash check: layers above are never read
+            if tagger.bf16 and packs(encoder):
+                cast_linear_weights(encoder.model)  # this encoder only ever runs under bf16 autocast
         return tagger
 
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
@@ -91,13 +96,16 @@ class Tagger:
         """Per sentence, each word's predicted category and its probability (the head's score of that category)."""
         from features.align import tokenize
         from features.extract import encode_windows
+        from features.packing import encode_packed
 
         if not sentences:
             return []
         windows = tokenize(self.encoder.tokenizer, sentences, self.max_length, self.stride)
         if self.uses_features:
+            # Several windows to a row where the encoder allows it: far less padding (features.packing).
+            encode = encode_packed if self.packed else encode_windows
             # float16, as the cache stores them: the head sees what it was trained on.
-            inputs = encode_windows(
+            inputs = encode(
                 self.encoder, windows, self.layers, self.combine, self.pooling, self.bf16, self.max_batch_tokens
             ).astype(np.float16)  # (W, D)
         else:

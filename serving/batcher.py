@@ -7,7 +7,9 @@ longer than that runs alone), and tags them in one call. When requests are
 arriving together (texts were waiting when the worker came back, or its last
 call held several), it also waits up to ``wait_ms`` milliseconds for more, so
 that clients whose answers just went out join the next call instead of
-starting a small one of their own. A lone client never waits: its text is
+starting a small one of their own; the wait ends as soon as the batch holds
+as many texts as the largest of the last few calls (those clients are back).
+A lone client never waits: its text is
 tagged as soon as it arrives. Under load the queue fills while the model
 runs, so batches, and throughput, grow with the load, and a text never waits
 behind more than one call it is not part of, since a call is bounded in words.
@@ -15,6 +17,7 @@ behind more than one call it is not part of, since a call is bounded in words.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import queue
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 Tagged = tuple[list[str], list[float]]  # one sentence's categories and their scores
 TagFunction = Callable[[list[list[str]]], list[Tagged]]
+RECENT_CALLS = 8  # the wait ends once a batch is as large as the largest of this many last calls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,21 +147,23 @@ class Batcher:
 
     def _run(self) -> None:
         carried: _Job | None = None
-        last_texts = 0
+        recent = collections.deque([0], maxlen=RECENT_CALLS)  # texts in each of the last calls
         while True:
-            busy = carried is not None or not self._queue.empty() or last_texts > 1  # requests arrive together
+            busy = carried is not None or not self._queue.empty() or recent[-1] > 1  # requests arrive together
             first = carried if carried is not None else self._queue.get()
             if first is None:
                 return
-            jobs, carried = self._collect(first, self.settings.wait_ms / 1000 if busy else 0.0)
+            # As many texts as a recent call held have come back: the clients it answered, no need to wait on.
+            expected = max(recent) if max(recent) > 1 else self.settings.max_texts
+            jobs, carried = self._collect(first, self.settings.wait_ms / 1000 if busy else 0.0, expected)
             self._tag(jobs)
-            last_texts = len(jobs)
+            recent.append(len(jobs))
             if carried is None and jobs[-1] is None:  # the stop sentinel arrived while collecting
                 return
 
-    def _collect(self, first: _Job, wait: float) -> tuple[list, _Job | None]:
-        """``first``, the texts queued behind it and those that arrive within ``wait`` seconds, up to the
-        batch limits.
+    def _collect(self, first: _Job, wait: float, expected: int) -> tuple[list, _Job | None]:
+        """``first``, the texts queued behind it and those that arrive within ``wait`` seconds (until the batch
+        holds ``expected`` texts), up to the batch limits.
 
         Returns the batch and the text that did not fit (it starts the next one). A stop
         sentinel ends the batch and is kept as its last element.
@@ -165,8 +171,9 @@ class Batcher:
         jobs, words = [first], first.words
         deadline = time.monotonic() + wait
         while len(jobs) < self.settings.max_texts:
+            waiting = deadline - time.monotonic() if len(jobs) < expected else 0.0  # texts queued are still taken
             try:
-                job = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+                job = self._queue.get(timeout=max(waiting, 0.0))
             except queue.Empty:
                 break
             if job is None:

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 
 import httpx
 import jax
+import numpy as np
 import pytest
 from conftest import ROOT
 from fastapi.testclient import TestClient
@@ -134,6 +135,24 @@ def test_served_tags_equal_predicts_on_the_test_split(client, repro_project, tag
     assert [[(x["start"], x["end"]) for x in r["entities"]] for r in served] == [
         [(x["char_start"], x["char_end"]) for x in e["entities"]] for e in expected
     ]
+
+
+def test_packed_windows_tag_as_separate_rows_do(tagger):
+    """The tagger's encoder path (features.packing: a call's windows in one row) against extract's (a row per
+    window, padded): the same categories on the end-to-end project's test sentences, scores within bf16 noise."""
+    with open(ROOT / "examples/chatbot/test.conll", encoding="utf-8") as handle:
+        blocks = [block for block in handle.read().split("\n\n") if block.strip()]
+    sentences = [[row.split("\t")[0] for row in block.splitlines()] for block in blocks]
+    assert tagger.packed
+    packed = tagger.tag_scored(sentences)
+    tagger.packed = False
+    try:
+        separate = tagger.tag_scored(sentences)
+    finally:
+        tagger.packed = True
+    assert [categories for categories, _ in packed] == [categories for categories, _ in separate]
+    scores = [np.asarray(s) for _, s in packed], [np.asarray(s) for _, s in separate]
+    assert max(np.abs(a - b).max() for a, b in zip(*scores)) < 0.05
 
 
 def test_concurrent_requests_are_tagged_together_and_each_gets_its_own_result(tagger):
@@ -348,6 +367,29 @@ def test_a_lone_text_goes_at_once_and_texts_arriving_together_wait_for_each_othe
     assert all(future.result(timeout=10) for future in futures)
     batcher.stop()
     assert calls == [["first"], ["second", "third", "fourth"]]
+
+
+def test_the_wait_ends_once_as_many_texts_as_the_last_call_held_have_come_back():
+    """Closed-loop clients: the three answered by a call send their next texts; once the third is in, the
+    worker goes without waiting out wait_ms, and a fourth text arriving later waits for the next call."""
+    calls = []
+
+    def tag(sentences):
+        calls.append(([sentence[0] for sentence in sentences], time.monotonic()))
+        return [(["O"] * len(s), [1.0] * len(s)) for s in sentences]
+
+    batcher = Batcher(tag, BatchSettings(max_texts=8, wait_ms=600))
+    first = [batcher.submit([[word]]) for word in ("a", "b", "c")]  # queued together: the worker waits 600 ms
+    batcher.start()
+    assert all(future.result(timeout=10) for future in first)
+    futures, sent = [], time.monotonic()
+    for word, delay in (("x", 0.0), ("y", 0.05), ("z", 0.1), ("w", 0.3)):
+        time.sleep(max(sent + delay - time.monotonic(), 0.0))
+        futures.append(batcher.submit([[word]]))
+    assert all(future.result(timeout=10) for future in futures)
+    batcher.stop()
+    assert [words for words, _ in calls] == [["a", "b", "c"], ["x", "y", "z"], ["w"]]
+    assert calls[1][1] - sent < 0.3  # went once z was in, not 600 ms after x
 
 
 def test_a_failing_batch_fails_its_requests_only():
