@@ -19,10 +19,12 @@ import time
 
 from bench.head_kinds import VALIDATION_FRACTION, Validation, paired_gain
 from data.prepared_io import atomic_write_text
-from heads.stats import SIGNIFICANCE, mean_std
+from experiments.runner import Corpora
+from heads.stats import SIGNIFICANCE, mean_std, paired_test
 from pipeline.models import model_settings
 
 REFERENCE = "mlp"
+INCUMBENT = "mlp_crf_dropout"  # the chosen head so far: a later candidate is also paired against it
 RULE = (
     "of the candidates that beat the reference on validation entity F1 (paired by seed, p < 0.05), "
     "the highest validation entity F1"
@@ -61,6 +63,8 @@ CANDIDATES = {
         "batch_sentences": 32,
         "learning_rate": 0.002,
     },
+    # A character CNN over each word (heads.chars; issue 19 item 2's second alternative) on the chosen head.
+    "mlp_crf_dropout_chars": {"kind": "mlp", "output": "crf", "dropout": 0.3, "char_cnn": 30},
     "bilstm_crf_step_5e-4": {
         "kind": "bilstm",
         "output": "crf",
@@ -69,6 +73,16 @@ CANDIDATES = {
         "learning_rate": 0.0005,
     },
 }
+
+
+def _over_incumbent(results: list[dict], incumbent: list[dict]) -> dict:
+    """Validation entity F1 and mean F1 gains over ``INCUMBENT``, paired by seed (two-sided paired t-test)."""
+    gains = {}
+    for key in ("entity_f1", "mean_f1"):
+        by_seed = {r["seed"]: r[key] for r in incumbent}
+        test = paired_test([r[key] for r in results], [by_seed[r["seed"]] for r in results])
+        gains[f"{key}_gain_over_{INCUMBENT}"] = {"mean": test["gain"], "p_value": test["p"]}
+    return gains
 
 
 def _significant(row: dict) -> bool:
@@ -93,6 +107,9 @@ def main() -> None:
                     [r["seed"] for r in runs] == args.seeds}  # fmt: skip
 
     validation = Validation(args.params, args.prepared, args.cache, VALIDATION_FRACTION)
+    # experiments.runner's Corpora key their inputs by the settings that add columns, heads.char_cnn not among
+    # them: one Corpora with character columns, one without.
+    corpora = {False: validation.corpora, True: Corpora(validation.prepared, validation.features)}
     base = model_settings("bert_ner_es", args.params).heads
     runs: dict[str, list[dict]] = {}
     for name in [REFERENCE] + [c for c in args.candidates if c != REFERENCE]:
@@ -100,6 +117,7 @@ def main() -> None:
             runs[name] = done[name]
             continue
         heads = dataclasses.replace(base, **CANDIDATES[name])
+        validation.corpora = corpora[bool(heads.char_cnn)]
         runs[name] = []
         for seed in args.seeds:
             result = {"seed": seed, **validation.run(heads, seed)}
@@ -113,6 +131,7 @@ def main() -> None:
             "train_seconds": mean_std([r["train_seconds"] for r in results]),
             "best_step": mean_std([r["best_step"] for r in results]),
             "gain_over_reference": None if name == REFERENCE else paired_gain(results, runs[REFERENCE]),
+            **(_over_incumbent(results, runs[INCUMBENT]) if name != INCUMBENT and INCUMBENT in runs else {}),
         }
     better = [n for n, row in summary.items() if row["gain_over_reference"] and _significant(row)]
     chosen = max(better, key=lambda n: summary[n]["entity_f1"][0], default=REFERENCE)
