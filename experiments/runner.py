@@ -69,6 +69,7 @@ class Corpora:
             heads.neighbour_flags,
             heads.word_forms and heads.word_form_rows,
             tuple(heads.clusters),
+            heads.char_cnn > 0,  # the words' character ids appended
         )
         if key not in self._built:
             centroids = fit_cluster_centroids(self.features, heads.clusters) if heads.clusters else None
