@@ -161,7 +161,8 @@ def test_experiments_and_their_report_run_on_the_tiny_project(repro_project, tmp
     biased = json.loads((runs / "biased.json").read_text())["runs"]
     kl_models = {"bert_dd_kl", "bert_conf_kl", "bert_both_kl"}
     methods = {"ner_dd_kl", "ner_conf_kl", "ner_both_kl", "ner_entropy", "ner_self_training"}
-    curve_models = {"bert_ner", "bert_ner_es"} | methods | {f"{m}_control" for m in methods}
+    # every method with its matched control, and the CRF peer trained on the same labelled sample
+    curve_models = {"bert_ner", "bert_ner_es", "crf_peer"} | methods | {f"{m}_control" for m in methods}
     assert {(r["model"], r["size"]) for r in curve} == {(m, s) for m in curve_models for s in (4, 8)}
     assert {r["model"] for r in biased} == curve_models | {"ner_dd_kl_given_prior"}
     # A matched control never reads the unlabelled words: the same control for every KL kind of 80 rounds.
@@ -199,6 +200,7 @@ def test_experiments_and_their_report_run_on_the_tiny_project(repro_project, tmp
             "## 3. Traditional regularizers",
             "Δ entity F1 vs random",
             "Δc entity F1 vs control (p)",
+            "| recommended vs the CRF peer |",
         )
     )
     assert report.index("## Recommendation") < report.index("## 1. Learning curve")
