@@ -210,13 +210,8 @@ def rare_categories_table(path: Path) -> str:
             f"| {row['entity_f1'][0]:.4f} ± {row['entity_f1'][1]:.4f} | {versus['entity_f1']} | {rare} "
             f"| {100 * row['accuracy_no_o'][0]:.2f}% | {row['train_seconds'][0]:.1f} |"
         )
-    agree = (
-        "the one params.yaml's bert_ner_rare trains with"
-        if data["chosen"] == data["params_yaml"]
-        else (f"params.yaml's bert_ner_rare trains with {data['params_yaml']}")
-    )
     return "\n".join(lines) + (
-        f"\n\n{validation_setup(data)}, paired by seed. Rule: {data['rule']}. Chosen: **{data['chosen']}**, {agree}."
+        f"\n\n{validation_setup(data)}, paired by seed. Rule: {data['rule']}. Chosen: **{data['chosen']}**."
     )
 
 

@@ -21,6 +21,7 @@ COMMITTED = {
     "fresh_clone": ("bench/fresh_clone.json", blocks.fresh_clone_line),
     "ray": ("bench/ray_full_corpus.json", blocks.ray_full_corpus_line),
     "probe": ("bench/probe_layers.json", blocks.probe_table),
+    "rare_categories": ("bench/rare_categories.json", blocks.rare_categories_table),
     "own_data": ("bench/own_data_chatbot.json", lambda path: blocks.own_data_table([path])),
 }
 
