@@ -65,6 +65,8 @@ class ExperimentParams:
         "ner_self_training",
     )
     curve_peer: bool = True
+    # class_weights: the per-word loss a CRF head's class weights act through (bert_ner_rare's, chosen on validation)
+    class_weight_word_loss: Annotated[float, Field(gt=0)] = 0.3
     layer_choices: LayerChoices = ((2,), (3,), (4,), (6,), (2, 3, 4), (3, 4, 5), (1, 2, 3, 4, 5, 6))
     poolings: Annotated[tuple[Literal["first", "mean"], ...], Strict(False)] = ("first", "mean")
 

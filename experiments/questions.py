@@ -306,7 +306,10 @@ def regularizers(runner: Runner) -> dict:
             kl_options = {"weight_decay": options["weight_decay"]} if "weight_decay" in options else {}
             for model, head in runner.kl_heads(ner, labelled, unlabelled, seed, heads=kl_options).items():
                 record(runs, runner.score(head, runner.split["test"]), model=model, regularizer=name, seed=seed)
-    return {"chosen": chosen, "selection": selection, "runs": runs}
+            # The default head (bert_ner_es's choice), trained to convergence, with the same values and none.
+            default = runner.converged(labelled, seed, **{"weight_decay": 0.0, "dropout": 0.0, **options})
+            record(runs, runner.score(default, runner.split["test"]), model="bert_ner_es", regularizer=name, seed=seed)
+    return {"chosen": chosen, "selection": selection, "default_head": default_head(runner), "runs": runs}
 
 
 def joint(runner: Runner) -> dict:
@@ -444,10 +447,27 @@ def encoder_layers(runner: Runner) -> dict:
     }
 
 
+def default_head(runner: Runner) -> dict:
+    """The default head's settings the experiment started from (bert_ner_es's choice), for the report."""
+    heads = runner.converged_heads
+    return {"kind": heads.kind, "output": heads.output, "dropout": heads.dropout, "weight_decay": heads.weight_decay}
+
+
 def class_weights(runner: Runner) -> list:
+    """Inverse-frequency class weights on the seed's rows; on the default head (a CRF), in its per-word loss.
+
+    A CRF head's weights act through ``heads.word_loss`` (``class_weight_word_loss``,
+    bert_ner_rare's), so its control is the same head with that word loss and no weights.
+    """
     runs = []
     labelled, unlabelled = runner.split["labelled"], runner.split["unlabelled"]
+    crf = runner.converged_heads.output == "crf"
+    word_loss = {"word_loss": runner.params.class_weight_word_loss} if crf else {}
     for seed in runner.params.seeds:
+        for weighting in (False, True):
+            head = runner.converged(labelled, seed, class_weighting=weighting, class_weight_power=1.0, **word_loss)
+            name = "bert_ner_es_word_loss" if word_loss else "bert_ner_es"
+            record(runs, runner.score(head, runner.split["test"]), model=name, class_weights=weighting, seed=seed)
         for weighting in (False, True):
             ner = runner.ner(labelled, seed, class_weighting=weighting)
             record(runs, runner.score(ner, runner.split["test"]), model="bert_ner", class_weights=weighting, seed=seed)

@@ -8,7 +8,7 @@ from scipy.stats import ttest_rel
 
 from experiments.report.curve import curve_intro, recommendation_section
 from experiments.report.document import render
-from experiments.report.sections import features_section, selection_section
+from experiments.report.sections import class_weight_section, features_section, selection_section
 from experiments.report.tables import control_of, paired_by_seed
 
 
@@ -159,3 +159,20 @@ def test_recommendation_holds_the_recommended_model_against_the_crf_peer():
     row_64 = next(line for line in report.splitlines() if line.startswith("| 64 |"))
     assert row_64.split("|")[-2].strip().startswith("-0.01")  # bert_ner_es 0.6 minus the peer's 0.61..0.614
     assert "CRF peer" not in recommendation_section({"runs": runs_of({"ner_entropy": 0.05})})
+
+
+def test_class_weight_rows_pair_each_weighted_head_with_its_unweighted_self():
+    """Δ mean F1 vs no weights: paired by seed with the same model, blank on the unweighted row."""
+    runs = []
+    for seed, (plain, weighted) in enumerate([(0.60, 0.65), (0.62, 0.66), (0.58, 0.64)]):
+        for flag, mean_f1 in ((False, plain), (True, weighted)):
+            f1 = {"art": 0.1, "eve": 0.2, "nat": 0.3}
+            run = {"seed": seed, "class_weights": flag, "mean_f1": mean_f1, "entity_f1": 0.8, "f1": f1}
+            runs.append(dict(run, model="bert_ner_es_word_loss", accuracy_no_o=0.82))
+            runs.append(dict(run, model="bert_ner", mean_f1=mean_f1 - 0.1, accuracy_no_o=0.8))
+    lines = class_weight_section({"runs": runs}).splitlines()
+    rows = {tuple(line.split(" | ")[:2]): line for line in lines if line.startswith("| bert_ner")}
+    gain = f"| +{np.mean([0.05, 0.04, 0.06]):.4f} ▲ |"
+    assert rows[("| bert_ner_es_word_loss", "no")].endswith("| 0.8200 ± 0.0000 |  |")
+    assert rows[("| bert_ner_es_word_loss", "yes")].endswith(gain)
+    assert rows[("| bert_ner", "yes")].endswith(gain)  # against bert_ner itself, not the other model

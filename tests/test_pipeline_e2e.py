@@ -172,7 +172,7 @@ def test_experiments_and_their_report_run_on_the_tiny_project(repro_project, tmp
     regularizers = json.loads((runs / "regularizers.json").read_text())
     assert regularizers["chosen"]["weight_decay"] in (0.0, 0.01) and regularizers["chosen"]["dropout"] in (0.0, 0.3)
     assert {(r["regularizer"], r["model"]) for r in regularizers["runs"]} == {
-        (v, m) for v in ("none", "l2", "dropout") for m in {"bert_ner", "bert_ner_extra_ce"} | kl_models
+        (v, m) for v in ("none", "l2", "dropout") for m in {"bert_ner", "bert_ner_extra_ce", "bert_ner_es"} | kl_models
     }
 
     run(

@@ -14,7 +14,7 @@ import numpy as np
 from experiments.report.tables import cell, group, seed_gain, share, table
 
 RARE = ("art", "nat", "eve")
-CE_MODELS = ("bert_ner", "bert_ner_extra_ce")  # heads without a KL term
+CE_MODELS = ("bert_ner", "bert_ner_extra_ce", "bert_ner_es")  # heads without a KL term
 
 
 def validation_part(data: dict) -> tuple[str, str]:
@@ -106,6 +106,14 @@ def regularizer_section(data: dict) -> str:
         f"{data['chosen']['weight_decay']}, dropout {data['chosen']['dropout']}.",
         "",
     ]
+    if "default_head" in data:
+        head = data["default_head"]
+        out += [
+            f"bert_ner_es is the default head ({head['kind']}, {head['output']} output; its own dropout "
+            f"{head['dropout']}, weight decay {head['weight_decay']}) trained to convergence, here with none, the "
+            "chosen weight decay or the chosen dropout.",
+            "",
+        ]
     for option, rows in data["selection"].items():
         out += [
             table(
@@ -227,23 +235,39 @@ def features_section(data: dict) -> str:
 def class_weight_section(data: dict) -> str:
     """Section 6: inverse-frequency class weights, per-category F1 of the rare categories."""
     rows = []
-    for (model, weighting), rs in group(data["runs"], "model", "class_weights").items():
+    grouped = group(data["runs"], "model", "class_weights")
+    for (model, weighting), rs in grouped.items():
         rows.append(
             [
                 model,
                 "yes" if weighting else "no",
                 cell([r["mean_f1"] for r in rs]),
+                cell([r["entity_f1"] for r in rs]),
                 *[cell([r["f1"].get(c) for r in rs], 3) for c in RARE],
                 cell([r["accuracy_no_o"] for r in rs]),
+                seed_gain(rs, grouped[(model, False)]) if weighting and (model, False) in grouped else "",
             ]
         )
     return "\n".join(
         [
             "## 6. Class weighting for rare categories",
             "",
-            "Inverse-frequency class weights in every CE step; test per-category F1.",
+            "Inverse-frequency class weights in every CE step; test per-category F1. A CRF head's weights act "
+            "through its per-word loss (bert_ner_es_word_loss: the default head with that loss, with and without "
+            "weights).",
             "",
-            table(["model", "class weights", "mean F1", *[f"{c} F1" for c in RARE], "accuracy no O"], rows),
+            table(
+                [
+                    "model",
+                    "class weights",
+                    "mean F1",
+                    "entity F1",
+                    *[f"{c} F1" for c in RARE],
+                    "accuracy no O",
+                    "Δ mean F1 vs no weights",
+                ],
+                rows,
+            ),
             "",
         ]
     )
