@@ -75,6 +75,17 @@ def truncate_encoder(encoder: Encoder, top_layer: int) -> None:
         encoder.model.encoder.layer = stack[:top_layer]
 
 
+def pooled_pieces(windows: Windows, pooling: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces a word vector pools, each as (window, position in it, word, weight), all (P,):
+    ``first``: each word's first piece, weight 1; ``mean``: every piece, weight 1 / the word's piece count."""
+    if pooling == "first":
+        piece_word = np.arange(windows.num_words)
+        return windows.word_window, windows.word_first, piece_word, np.ones(windows.num_words, dtype=np.float32)
+    counts = np.bincount(windows.piece_word, minlength=windows.num_words)
+    weight = (1.0 / counts[windows.piece_word]).astype(np.float32)
+    return windows.piece_window, windows.piece_position, windows.piece_word, weight
+
+
 def encode_windows(
     encoder: Encoder,
     windows: Windows,
@@ -105,14 +116,7 @@ def encode_windows(
         batches = [np.arange(i, min(i + size, len(lengths))) for i in range(0, len(lengths), size)]
     dim = feature_dim(encoder, layers, combine)
     words = torch.zeros((windows.num_words, dim), dtype=torch.float32, device=device)
-    if pooling == "first":
-        piece_window, piece_position = windows.word_window, windows.word_first
-        piece_word = np.arange(windows.num_words)
-        piece_weight = np.ones(windows.num_words, dtype=np.float32)
-    else:
-        piece_window, piece_position, piece_word = windows.piece_window, windows.piece_position, windows.piece_word
-        counts = np.bincount(piece_word, minlength=windows.num_words)
-        piece_weight = (1.0 / counts[piece_word]).astype(np.float32)
+    piece_window, piece_position, piece_word, piece_weight = pooled_pieces(windows, pooling)
     # Group the pieces by window once, so each batch finds its pieces by slicing.
     by_window = np.argsort(piece_window, kind="stable")
     window_starts = np.searchsorted(piece_window[by_window], np.arange(len(lengths) + 1))

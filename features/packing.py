@@ -27,7 +27,7 @@ import numpy as np
 
 from features.align import Windows
 from features.encoder import Encoder
-from features.extract import PAD_MULTIPLE, feature_dim, padded_length
+from features.extract import PAD_MULTIPLE, feature_dim, padded_length, pooled_pieces
 
 PACKED_MODEL_TYPES = ("bert",)  # absolute position embeddings looked up by position_ids, attention via the interface
 ATTENTION = "ssner_packed"  # the name packed_attention is registered under in transformers' AttentionInterface
@@ -126,14 +126,7 @@ def encode_packed(
 
     dim = feature_dim(encoder, layers, combine)
     words = torch.zeros((windows.num_words, dim), dtype=torch.float32)
-    if pooling == "first":
-        piece_window, piece_position = windows.word_window, windows.word_first
-        piece_word = np.arange(windows.num_words)
-        piece_weight = np.ones(windows.num_words, dtype=np.float32)
-    else:
-        piece_window, piece_position, piece_word = windows.piece_window, windows.piece_position, windows.piece_word
-        counts = np.bincount(piece_word, minlength=windows.num_words)
-        piece_weight = (1.0 / counts[piece_word]).astype(np.float32)
+    piece_window, piece_position, piece_word, piece_weight = pooled_pieces(windows, pooling)
     piece_call = window_call[piece_window]
     piece_column = window_start[piece_window] + piece_position  # (P,) the piece's place in its call's row
     pieces_by_call = np.argsort(piece_call, kind="stable")

@@ -4,9 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.decomposition import PCA
 
 from heads.metrics import confusion, word_metrics
-from heads.plots import plot_confusion, plot_latent_pca, plot_model_comparison
+from heads.plots import plot_confusion, plot_latent_pca, plot_model_comparison, principal_axes
 from heads.report import (
     SEED_RESULTS,
     display_name,
@@ -59,6 +60,18 @@ def test_plot_confusion_writes_png(tmp_path, num_categories):
     with pytest.raises(ValueError):
         plot_confusion(np.zeros((3, 3)), names, "wrong shape", tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_principal_axes_match_scikit_learns_pca():
+    rng = np.random.default_rng(4)
+    points = rng.normal(size=(2000, 12)) @ rng.normal(size=(12, 12)) + 3.0  # correlated, off-centre
+    mean, axes, explained = principal_axes(points)
+    reference = PCA(n_components=2, svd_solver="full").fit(points)
+    signs = np.sign(np.sum(axes.T * reference.components_, axis=1))  # each axis is defined up to its sign
+    np.testing.assert_allclose(axes.T * signs[:, None], reference.components_, atol=1e-9)
+    np.testing.assert_allclose(mean, reference.mean_)
+    assert explained == pytest.approx(reference.explained_variance_ratio_.sum(), rel=1e-9)
+    assert np.all(axes[np.argmax(np.abs(axes), axis=0), [0, 1]] > 0)  # the sign rule
 
 
 def test_plot_latent_pca_is_deterministic(tmp_path):
