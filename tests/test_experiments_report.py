@@ -162,7 +162,7 @@ def test_recommendation_holds_the_recommended_model_against_the_crf_peer():
 
 
 def test_class_weight_rows_pair_each_weighted_head_with_its_unweighted_self():
-    """Δ mean F1 vs no weights: paired by seed with the same model, blank on the unweighted row."""
+    """Δ vs no weights: a paired t-test by seed against the same model, blank on the unweighted row."""
     runs = []
     for seed, (plain, weighted) in enumerate([(0.60, 0.65), (0.62, 0.66), (0.58, 0.64)]):
         for flag, mean_f1 in ((False, plain), (True, weighted)):
@@ -172,7 +172,9 @@ def test_class_weight_rows_pair_each_weighted_head_with_its_unweighted_self():
             runs.append(dict(run, model="bert_ner", mean_f1=mean_f1 - 0.1, accuracy_no_o=0.8))
     lines = class_weight_section({"runs": runs}).splitlines()
     rows = {tuple(line.split(" | ")[:2]): line for line in lines if line.startswith("| bert_ner")}
-    gain = f"| +{np.mean([0.05, 0.04, 0.06]):.4f} ▲ |"
-    assert rows[("| bert_ner_es_word_loss", "no")].endswith("| 0.8200 ± 0.0000 |  |")
-    assert rows[("| bert_ner_es_word_loss", "yes")].endswith(gain)
-    assert rows[("| bert_ner", "yes")].endswith(gain)  # against bert_ner itself, not the other model
+    p = ttest_rel([0.65, 0.66, 0.64], [0.60, 0.62, 0.58]).pvalue
+    gain = f"| +{np.mean([0.05, 0.04, 0.06]):.4f} ± {np.std([0.05, 0.04, 0.06], ddof=1):.4f} (p={p:.3f}) ✔ |"
+    same = "| +0.0000 ± 0.0000 (p=1.000) |"  # entity F1 equal on every seed: no evidence either way
+    assert rows[("| bert_ner_es_word_loss", "no")].endswith("| 0.8200 ± 0.0000 |  |  |")
+    assert rows[("| bert_ner_es_word_loss", "yes")].endswith(gain + same[1:])
+    assert rows[("| bert_ner", "yes")].endswith(gain + same[1:])  # against bert_ner itself, not the other model

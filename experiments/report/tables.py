@@ -37,24 +37,17 @@ def group(runs, *keys) -> dict:
     return grouped
 
 
-def mark(mean: float, std: float) -> str:
-    """▲ a gain larger than its std over seeds, ▼ a loss larger than its std."""
-    if np.isnan(mean):
-        return ""
-    return " ▲" if mean > std else " ▼" if mean < -std else ""
-
-
 def difference(a, b) -> tuple[float, float]:
     """Mean of ``a`` minus mean of ``b`` and the std of that difference (independent samples)."""
     (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
     return mean_a - mean_b, float(np.hypot(std_a, std_b))
 
 
-def seed_gain(runs: list, reference: list) -> str:
-    """Mean F1 of ``runs`` minus that of ``reference`` paired by seed, marked ▲/▼."""
-    by_seed = {r["seed"]: r["mean_f1"] for r in reference}
-    gain = mean_std([r["mean_f1"] - by_seed[r["seed"]] for r in runs if r["seed"] in by_seed])
-    return f"{gain[0]:+.4f}{mark(*gain)}"
+def seed_gain(runs: list, reference: list, metric: str = "mean_f1") -> str:
+    """``metric`` of ``runs`` minus that of ``reference``, paired by seed: ``gain_cell`` of the paired t-test."""
+    by_seed = {r["seed"]: r[metric] for r in reference}
+    pairs = [(r[metric], by_seed[r["seed"]]) for r in runs if r["seed"] in by_seed]
+    return gain_cell(paired_test([ours for ours, _ in pairs], [theirs for _, theirs in pairs]))
 
 
 def control_of(model: str, models) -> str | None:
