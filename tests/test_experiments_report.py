@@ -8,7 +8,7 @@ from scipy.stats import ttest_rel
 
 from experiments.report.curve import curve_intro, recommendation_section
 from experiments.report.document import render
-from experiments.report.sections import class_weight_section, features_section, selection_section
+from experiments.report.sections import class_weight_section, features_section, joint_section, selection_section
 from experiments.report.tables import control_of, paired_by_seed
 
 
@@ -178,3 +178,32 @@ def test_class_weight_rows_pair_each_weighted_head_with_its_unweighted_self():
     assert rows[("| bert_ner_es_word_loss", "no")].endswith("| 0.8200 ± 0.0000 |  |  |")
     assert rows[("| bert_ner_es_word_loss", "yes")].endswith(gain + same[1:])
     assert rows[("| bert_ner", "yes")].endswith(gain + same[1:])  # against bert_ner itself, not the other model
+
+
+def test_joint_rows_pair_each_schedule_with_the_same_models_alternating_run():
+    """Δ vs alternating: a paired t-test by seed within one model, blank on the alternating row itself."""
+    runs = []
+    for seed, (alternating, joint) in enumerate([(0.70, 0.72), (0.71, 0.74), (0.69, 0.70)]):
+        for model, offset in (("bert_dd_kl", 0.0), ("bert_conf_kl", 0.1)):
+            for schedule, f1 in (("alternating", alternating), ("joint, same unlabelled batches", joint)):
+                runs.append(
+                    {
+                        "model": model,
+                        "schedule": schedule,
+                        "seed": seed,
+                        "rounds": 10,
+                        "mean_f1": 0.5,
+                        "entity_f1": f1 + offset,
+                        "train_seconds": 1.0,
+                    }
+                )
+    data = {"chosen_lambda": {"bert_dd_kl": 0.1, "bert_conf_kl": 1.0}, "selection": {}, "runs": runs}
+    rows = [line for line in joint_section(data).splitlines() if line.startswith("| bert_")]
+    gains = [0.02, 0.03, 0.01]
+    p = ttest_rel([0.72, 0.74, 0.70], [0.70, 0.71, 0.69]).pvalue
+    entity = f"+{np.mean(gains):.4f} ± {np.std(gains, ddof=1):.4f} (p={p:.3f})"
+    joint_rows = [row for row in rows if "| joint" in row]
+    assert len(joint_rows) == 2
+    for row in joint_rows:  # the same gain for both models: each is paired with itself, not the other
+        assert row.endswith(f"| +0.0000 ± 0.0000 (p=1.000) | {entity}{' ✔' if p < 0.05 else ''} |")
+    assert all(row.endswith("|  |  |") for row in rows if "| alternating |" in row)

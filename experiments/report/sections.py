@@ -182,6 +182,7 @@ def joint_section(data: dict) -> str:
             ),
             "",
         ]
+    grouped = group(data["runs"], "model", "schedule")
     rows = [
         [
             model,
@@ -190,13 +191,20 @@ def joint_section(data: dict) -> str:
             cell([r["mean_f1"] for r in rs]),
             cell([r["entity_f1"] for r in rs]),
             cell([r["train_seconds"] for r in rs], 2),
+            *(
+                seed_gain(rs, grouped[(model, "alternating")], m)
+                if schedule != "alternating" and (model, "alternating") in grouped
+                else ""
+                for m in METRICS
+            ),
         ]
-        for (model, schedule), rs in group(data["runs"], "model", "schedule").items()
+        for (model, schedule), rs in grouped.items()
     ]
+    header = ["model", "schedule", "rounds", "mean F1", "entity F1", "train seconds"]
     out += [
-        "Test split:",
+        f"Test split. Δ: paired by seed against the same model's alternating schedule; {PAIRED}",
         "",
-        table(["model", "schedule", "rounds", "mean F1", "entity F1", "train seconds"], rows),
+        table([*header, "Δ mean F1 vs alternating", "Δ entity F1 vs alternating"], rows),
         "",
     ]
     return "\n".join(out)
