@@ -191,22 +191,34 @@ def _backward(emissions, last, mask, scores: CrfScores):
     return jax.lax.scan(step, initial, (emissions.astype(jnp.float32), last, mask), reverse=True, unroll=UNROLL)[1]
 
 
-def log_partition(emissions, starts, mask, scores: CrfScores):
-    """Sum over the batch's sentences of log Z (the log of the summed exp-scores of all paths); float32 scalar."""
+def log_partition_terms(emissions, starts, mask, scores: CrfScores):
+    """Each sentence's log Z (the log of the summed exp-scores of all its paths) on its last word, 0 elsewhere;
+    (P,) float32: summed over a sentence's words, its log Z."""
     _, first, last = sentence_layout(starts, mask)
     alphas = _forward(emissions, first, mask, scores)  # (P, L)
     closing = jax.nn.logsumexp(alphas + scores.end, axis=1)  # (P,) log Z where the word closes its sentence
-    return jnp.sum(jnp.where(last, closing, 0.0))
+    return jnp.where(last, closing, 0.0)
 
 
-def path_score(emissions, labels, starts, mask, scores: CrfScores):
-    """Sum over the batch's sentences of the score of the label path ``labels`` (P,); float32 scalar."""
+def log_partition(emissions, starts, mask, scores: CrfScores):
+    """Sum over the batch's sentences of log Z; float32 scalar."""
+    return jnp.sum(log_partition_terms(emissions, starts, mask, scores))
+
+
+def path_score_terms(emissions, labels, starts, mask, scores: CrfScores):
+    """Each word's part of the score of the label path ``labels`` (P,): its emission, the move into its label
+    (or the start score) and, on a sentence's last word, the end score; (P,) float32, 0 on masked words."""
     previous, first, last = sentence_layout(starts, mask)
     labels = jnp.asarray(labels, jnp.int32)
     emitted = jnp.take_along_axis(emissions.astype(jnp.float32), labels[:, None], axis=1)[:, 0]  # (P,)
     moved = jnp.where(first, scores.start[labels], scores.transitions[labels[jnp.maximum(previous, 0)], labels])
     closed = jnp.where(last, scores.end[labels], 0.0)
-    return jnp.sum(jnp.where(mask, emitted + moved + closed, 0.0))
+    return jnp.where(mask, emitted + moved + closed, 0.0)
+
+
+def path_score(emissions, labels, starts, mask, scores: CrfScores):
+    """Sum over the batch's sentences of the score of the label path ``labels`` (P,); float32 scalar."""
+    return jnp.sum(path_score_terms(emissions, labels, starts, mask, scores))
 
 
 def negative_log_likelihood(emissions, labels, starts, mask, scores: CrfScores):

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from heads import crf
@@ -170,6 +171,16 @@ class CRFHead(nn.Module):
         emissions, _, scores = self.emissions(x, starts, True)
         return crf.labels_to_categories(crf.viterbi(emissions, starts, real_words(x), scores), self.bio)
 
+    def best_path(self, x, starts=None):
+        """(each word's category on its sentence's best path (P,) int32, each word's part of that path's log
+        probability (P,) float32: a sentence's parts sum to log p(best path | sentence)); 0 on padding rows."""
+        starts, mask = _starts(x, starts), real_words(x)
+        emissions, _, scores = self.emissions(x, starts, True)
+        labels = crf.viterbi(emissions, starts, mask, scores)
+        terms = crf.path_score_terms(emissions, labels, starts, mask, scores)
+        terms = terms - crf.log_partition_terms(emissions, starts, mask, scores)
+        return crf.labels_to_categories(labels, self.bio), terms
+
 
 def _starts(x, starts):
     return jnp.zeros(x.shape[0], bool) if starts is None else jnp.asarray(starts, bool)
@@ -207,6 +218,17 @@ def decode(model, params, inputs, starts):
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
 
+def best_path(model, params, inputs, starts):
+    """(each word's category on its sentence's most probable labelling (P,) int32, each word's part of that
+    labelling's log probability (P,) float32). A CRF head: the Viterbi path and log p(path) = score - log Z; any
+    other head labels its words independently: each word's argmax and the log of its probability."""
+    if is_crf(model):
+        return model.apply({"params": params}, inputs, starts, method="best_path")
+    logits, _ = model.apply({"params": params}, inputs, starts)
+    log_probabilities = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32), jnp.max(log_probabilities, axis=-1)
+
+
 def grid_clone(model, **changes):
     """``model`` with ``changes`` applied to the sentence-reading head inside it (through the wrappers)."""
     if isinstance(model, (WordFormInput, ClusterInput, CharInput, CRFHead)):
@@ -217,6 +239,7 @@ def grid_clone(model, **changes):
 __all__ = [
     "CRFHead",
     "CharInput",
+    "best_path",
     "ClusterInput",
     "WordFormInput",
     "decode",

@@ -64,15 +64,15 @@ def _sentence_chunks(starts, n, max_words, max_sentences):
     return chunks
 
 
-def _predict_context(params, model, inputs, first_words, batch_words, batch_sentences=256):
-    """``predict_categories`` for a head that reads sentences: chunks cut at sentence starts, each padded to
-    ``batch_words``."""
+def _chunked_sentences(outputs, params, model, inputs, first_words, batch_words, batch_sentences=256):
+    """``outputs(params, model, piece, piece_starts)`` over chunks cut at sentence starts, each padded to a power
+    of two of at least 256 words; the per-word arrays it returns, joined, as NumPy."""
     inputs = np.asarray(inputs)
     n = len(inputs)
     starts = np.flatnonzero(first_words)
     if n and (not len(starts) or starts[0] != 0):
         starts = np.concatenate([[0], starts])
-    outputs = _empty_outputs(model, n)
+    results = None
     bounds = np.append(starts, n)
     grid = sentence_head(model)  # the BiLSTM inside, if any: its grid is fitted to each chunk
     for first, last in _sentence_chunks(starts, n, batch_words, batch_sentences):
@@ -88,38 +88,18 @@ def _predict_context(params, model, inputs, first_words, batch_words, batch_sent
             fitted = grid_clone(
                 model, max_sentences=batch_sentences, grid_rows=rows_needed(lengths, grid.row_words, 64)
             )
-        chunk = predict_padded(params, fitted, piece, piece_starts)
-        for out, values in zip(outputs, chunk):
-            out[first:last] = np.asarray(values)[: last - first]  # sliced on the host: no compile per length
-    return outputs
+        chunk = [np.asarray(values) for values in outputs(params, fitted, piece, piece_starts)]
+        results = results or [np.empty((n,) + values.shape[1:], values.dtype) for values in chunk]
+        for out, values in zip(results, chunk):
+            out[first:last] = values[: last - first]  # sliced on the host: no compile per length
+    return tuple(results) if results is not None else None
 
 
-def _empty_outputs(model, n):
-    return (
-        np.empty((n, model.num_classes), np.float32),
-        np.empty((n, model.latent_dim), np.float32),
-        np.empty(n, np.int32),
-    )
-
-
-def predict_categories(params, model, inputs, starts=None, batch_words=65536):
-    """Each word's predicted category (N,) int32, category probabilities (N, C) and latent vectors
-    (N, latent_dim), float32 NumPy.
-
-    Runs in chunks of one fixed size (the last one zero-padded), so a call
-    compiles once however many words it gets. A head that reads sentences
-    (``reads_sentences``: the BiLSTM, a CRF) needs ``starts`` (N,) bool, each sentence's first word
-    (``heads.batches.sentence_starts``), and gets whole sentences, in chunks of 8,192 words.
-    """
-    if model.reads_sentences:
-        if starts is None or len(starts) != len(inputs):
-            raise ValueError(f"{type(model).__name__} reads whole sentences: give the first word of each (starts)")
-        probabilities, latent, predicted = _predict_context(
-            params, model, inputs, np.asarray(starts, bool), min(batch_words, 8192)
-        )
-        return predicted, probabilities, latent
+def _chunked_words(outputs, params, model, inputs, batch_words):
+    """``outputs(params, model, piece, None)`` over chunks of one fixed size (the last one zero-padded), so a
+    call compiles once however many words it gets; the per-word arrays it returns, joined, as NumPy."""
     n = len(inputs)
-    probabilities, latent, predicted = _empty_outputs(model, n)
+    results = None
     chunk = min(batch_words, -(-max(n, 1) // 256) * 256)  # no bigger than the input needs
     for start in range(0, n, chunk):
         piece = np.asarray(inputs[start : start + chunk])
@@ -127,8 +107,40 @@ def predict_categories(params, model, inputs, starts=None, batch_words=65536):
         if real < chunk:
             padding = np.zeros((chunk - real,) + piece.shape[1:], piece.dtype)
             piece = np.concatenate([piece, padding])
-        for out, values in zip((probabilities, latent, predicted), predict_padded(params, model, piece)):
-            out[start : start + real] = np.asarray(values)[:real]
+        values = [np.asarray(v) for v in outputs(params, model, piece, None)]
+        results = results or [np.empty((n,) + v.shape[1:], v.dtype) for v in values]
+        for out, v in zip(results, values):
+            out[start : start + real] = v[:real]
+    return tuple(results) if results is not None else None
+
+
+def map_words(outputs, params, model, inputs, starts=None, batch_words=65536):
+    """Per-word arrays ``outputs(params, model, piece, piece_starts)`` gives (each (P, ...)), over ``inputs`` in
+    chunks that compile once per shape: whole sentences for a head that reads them (``starts`` needed, chunks of
+    at most 8,192 words), fixed word chunks otherwise. None for no words."""
+    if model.reads_sentences:
+        if starts is None or len(starts) != len(inputs):
+            raise ValueError(f"{type(model).__name__} reads whole sentences: give the first word of each (starts)")
+        return _chunked_sentences(outputs, params, model, inputs, np.asarray(starts, bool), min(batch_words, 8192))
+    return _chunked_words(outputs, params, model, inputs, batch_words)
+
+
+def predict_categories(params, model, inputs, starts=None, batch_words=65536):
+    """Each word's predicted category (N,) int32, category probabilities (N, C) and latent vectors
+    (N, latent_dim), float32 NumPy.
+
+    A head that reads sentences (``reads_sentences``: the BiLSTM, a CRF) needs ``starts`` (N,) bool, each
+    sentence's first word (``heads.batches.sentence_starts``); see ``map_words``.
+    """
+    outputs = map_words(predict_padded, params, model, inputs, starts, batch_words)
+    if outputs is None:
+        n = len(inputs)
+        outputs = (
+            np.empty((n, model.num_classes), np.float32),
+            np.empty((n, model.latent_dim), np.float32),
+            np.empty(n, np.int32),
+        )
+    probabilities, latent, predicted = outputs
     return predicted, probabilities, latent
 
 

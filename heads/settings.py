@@ -234,3 +234,20 @@ class ModelSettings:
     def input_kind(self) -> str:
         """``piece_ids`` for the baseline's embedding head, ``features`` for every other."""
         return "piece_ids" if self.model_id == "baseline" else "features"
+
+
+# heads.acquisition's strategies of choosing sentences to label
+Strategy = Literal["random", "least_confidence", "mnlp", "entropy", "bald", "diversity"]
+
+
+@settings
+class ActiveParams:
+    """Section ``active``: which unlabelled sentences the select stage asks to label next (heads.acquisition)."""
+
+    model: Name = "bert_ner_es"  # whose head scores the candidates
+    seed: Count = 0  # which of its seeds' heads; also seeds the random draws and the ties
+    strategy: Strategy = "mnlp"
+    batch: Positive = 128  # sentences to label in this round
+    pool: Count = 0  # candidates drawn at random to score; 0: every unlabelled sentence
+    samples: Positive = 8  # bald: dropout samples
+    dropout: Annotated[float, Field(gt=0, lt=1)] = 0.3  # bald: the rate, where the head was trained without

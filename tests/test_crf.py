@@ -136,6 +136,21 @@ def test_path_score_and_nll_of_an_allowed_path(batch):
 
 @EXAMPLES
 @given(batches())
+def test_per_word_terms_sum_to_each_sentence_s_log_z_and_path_score(batch):
+    """The terms the acquisition scores read (heads.acquisition): per sentence, not summed over the batch."""
+    labels = np.asarray(call(viterbi, batch))
+    log_z = np.asarray(call(jax.jit(crf.log_partition_terms), batch))
+    path = np.asarray(call(jax.jit(crf.path_score_terms), batch, labels))
+    assert np.all(log_z[~batch["mask"]] == 0) and np.all(path[~batch["mask"]] == 0)
+    for rows in batch["sentences"]:
+        scores = enumerate_paths(batch, rows)[1]
+        assert log_z[rows[-1]] == pytest.approx(logsumexp(scores), rel=1e-5, abs=1e-3)
+        assert np.all(log_z[rows[:-1]] == 0)
+        assert path[rows].sum() == pytest.approx(reference_score(batch, rows, labels[rows][None])[0], abs=1e-3)
+
+
+@EXAMPLES
+@given(batches())
 def test_viterbi_finds_the_best_path_of_each_sentence(batch):
     best = np.asarray(call(viterbi, batch))
     assert best.dtype == np.int32
