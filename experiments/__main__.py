@@ -10,6 +10,7 @@
     features        encoder layers x pooling, chosen on validation (runs the encoder on the labelled split)
     class_weights   inverse-frequency class weights in CE, per-category F1 of the rare categories
     target_gradient confidence KL with DEC's fixed target vs the seed's gradient through the target
+    active_learning the simulated labelling curve: each strategy of heads.acquisition against random
 
     python -m experiments learning_curve --out reports/experiments/learning_curve.json
 
@@ -30,8 +31,11 @@ from pydantic import Field, Strict
 
 from data.prepared_io import atomic_write_text
 from experiments import questions
+from experiments.active import labelling_curve
 from experiments.runner import Runner
 from features.settings import Counts, Positive, settings
+from heads.acquisition import STRATEGIES
+from heads.settings import Strategy
 from pipeline.params import enable_compilation_cache, load_section, run_main
 
 Numbers = Annotated[tuple[Annotated[float, Field(ge=0)], ...], Strict(False)]  # a list of numbers >= 0
@@ -69,6 +73,16 @@ class ExperimentParams:
     class_weight_word_loss: Annotated[float, Field(gt=0)] = 0.3
     layer_choices: LayerChoices = ((2,), (3,), (4,), (6,), (2, 3, 4), (3, 4, 5), (1, 2, 3, 4, 5, 6))
     poolings: Annotated[tuple[Literal["first", "mean"], ...], Strict(False)] = ("first", "mean")
+    # active_learning (experiments/active.py): every strategy over active_seeds, those of active_full over seeds
+    active_strategies: Annotated[tuple[Strategy, ...], Strict(False)] = STRATEGIES
+    active_full: Annotated[tuple[Strategy, ...], Strict(False)] = ("random", "mnlp")
+    active_seeds: Counts = (0, 1, 2)
+    active_start: Positive = 64
+    active_batch: Positive = 128
+    active_until: Positive = 2560
+    active_pool: Annotated[int, Field(ge=0)] = 0  # candidates scored per round; 0: every unlabelled sentence
+    active_samples: Positive = 8  # BALD's dropout samples
+    active_dropout: Annotated[float, Field(gt=0, lt=1)] = 0.3  # BALD's dropout for a head trained without
 
 
 EXPERIMENTS = {
@@ -80,6 +94,7 @@ EXPERIMENTS = {
     "class_weights": questions.class_weights,
     "target_gradient": questions.target_gradient,
     "selection": questions.selection,
+    "active_learning": labelling_curve,
 }
 
 
@@ -98,7 +113,9 @@ def main() -> None:
     settings = load_section(ExperimentParams, "experiments", args.experiment_params)
     runner = Runner(settings, args.params, args.prepared, args.cache)
     start = time.perf_counter()
-    result = EXPERIMENTS[args.experiment](runner)
+    run = EXPERIMENTS[args.experiment]
+    # the labelling curve rewrites --out after each run: an interrupted one keeps what it measured
+    result = run(runner, args.out) if run is labelling_curve else run(runner)
     payload = {
         "experiment": args.experiment,
         "seconds": round(time.perf_counter() - start, 1),
