@@ -73,6 +73,54 @@ def read_id_file(path: str, num_sentences: int) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
+def is_id_file(path: str) -> bool:
+    """Whether ``path`` lists sentence numbers (every line that is not blank or a ``#`` comment a number) and
+    holds at least one, rather than labelled sentences in CoNLL."""
+    lines = [line.strip() for line in _lines(path)]
+    numbers = [line for line in lines if line and not line.startswith("#")]
+    return bool(numbers) and all(line.isascii() and line.isdigit() for line in numbers)
+
+
+def has_sentences(path: str) -> bool:
+    """Whether ``path`` has a line that is not blank or a ``#`` comment (a labelled file may hold none yet)."""
+    return any(line.strip() and not line.lstrip().startswith("#") for line in _lines(path))
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x})") from None
+
+
+def add_annotated(words, tags, split: dict, annotated_words, annotated_tags, location) -> tuple:
+    """The corpus and split with the sentences of the labelled file (``pipeline.annotate``'s) in the labelled
+    split: a sentence with the very words of a corpus sentence outside the test split takes that sentence's place
+    with the file's tags (the unlabelled split loses it); any other is appended. ``location(i)`` names the
+    file's sentence i in errors. Returns (words, tags, split)."""
+    words, tags = list(words), list(tags)
+    test = set(split["test"].tolist())
+    index = {}
+    for i, sentence in enumerate(words):
+        index.setdefault(tuple(sentence), i)
+    labelled = list(split["labelled"])
+    for number, (sentence, sentence_tags) in enumerate(zip(annotated_words, annotated_tags)):
+        found = index.get(tuple(sentence))
+        if found is not None and found in test:
+            raise ValueError(f"{location(number)}: this sentence is in the test split; label another one")
+        if found is None:
+            found = len(words)
+            words.append(sentence)
+            tags.append(sentence_tags)
+            index[tuple(sentence)] = found
+        tags[found] = sentence_tags
+        labelled.append(found)
+    labelled = np.unique(np.asarray(labelled, np.int64))
+    unlabelled = np.setdiff1d(split["unlabelled"], labelled)
+    return words, tags, {"test": split["test"], "labelled": labelled, "unlabelled": unlabelled}
+
+
 def outside_share(tags: list[list[str]], outside: str = "O") -> np.ndarray:
     """Share of words tagged ``outside`` in each sentence, (S,) float64."""
     return np.array([sum(t == outside for t in s) / max(len(s), 1) for s in tags])

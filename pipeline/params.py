@@ -46,7 +46,7 @@ class PrepareParams:
     test_corpus: schema.Name | None = None  # a separate CoNLL/Kaggle test file; None: split the corpus
     test_size: schema.Size = 9600  # sentences (or a fraction < 1) drawn as the test split
     labelled_size: schema.Size = 2560  # sentences, a fraction (< 1, or 1.0) or 'all' drawn as labelled
-    labelled_file: schema.Name | None = None  # sentence numbers (1-based) forming the labelled split
+    labelled_file: schema.Name | None = None  # labelled sentences (CoNLL) added, or sentence numbers (1-based)
     seed: schema.Count = 0  # seed of the split; fixed so every head sees the same split
 
     def __post_init__(self):

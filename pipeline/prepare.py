@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 
 import numpy as np
 
 from data.corpus import read_corpus
 from data.prepared_io import write_prepared
-from data.split import random_split, read_id_file, shared_sentences
+from data.split import add_annotated, has_sentences, is_id_file, random_split, read_id_file, shared_sentences
 from data.tags import category_of, category_vocabulary, check_categories, normalize_tags
 from pipeline.params import PrepareParams, load_section, run_main
 
@@ -21,6 +22,12 @@ def read_tagged(path: str, params: PrepareParams, scheme: str):
     corpus = read_corpus(path, params.format, params.encoding, params.word_column, params.tag_column)
     tags, scheme = normalize_tags(corpus, scheme, params.categories)
     return corpus, tags, scheme
+
+
+def plain_conll(params: PrepareParams) -> PrepareParams:
+    """The settings the labelled file is read with: CoNLL as ``pipeline.annotate`` writes it, the corpus's
+    categories."""
+    return dataclasses.replace(params, format="conll", encoding="utf-8", word_column=None, tag_column=None)
 
 
 def prepare(params: PrepareParams, out: str) -> None:
@@ -38,10 +45,16 @@ def prepare(params: PrepareParams, out: str) -> None:
         corpus.source if test is None else f"{corpus.source} and {test.source}",
         tag_column_hint=params.tag_column is None,
     )
-    labelled_ids = read_id_file(params.labelled_file, corpus.num_sentences) if params.labelled_file else None
+    labelled_ids, annotated = None, None
+    if params.labelled_file and is_id_file(params.labelled_file):
+        labelled_ids = read_id_file(params.labelled_file, corpus.num_sentences)
+    elif params.labelled_file and has_sentences(params.labelled_file):
+        annotated = read_tagged(params.labelled_file, plain_conll(params), scheme)
     split = random_split(
         len(words), params.test_size, params.labelled_size, params.seed, test_ids=test_ids, labelled_ids=labelled_ids
     )
+    if annotated is not None:  # after the split: the test split stays the one drawn without them
+        words, tags, split = add_annotated(words, tags, split, annotated[0].words, annotated[1], annotated[0].location)
     labelled_categories = set(category_vocabulary([tags[i] for i in split["labelled"]]))
     for i in split["test"]:
         unseen = sorted({category_of(t) for t in tags[i]} - labelled_categories)
