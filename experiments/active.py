@@ -10,8 +10,8 @@ same sentences, so a round's scores pair across strategies.
 
 Each round records the labelled sentences and words (uncertainty favours long sentences: words are the honest
 cost), the test entity F1 and the seconds spent training and choosing. The output JSON is rewritten after
-every finished (strategy, seed) run with ``complete: false`` until the last one, so an interrupted run keeps
-what it measured and does not look finished.
+every round with ``complete: false`` until the last one, so an interrupted run keeps what it measured and does
+not look finished.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def rounds(settings: Simulation) -> list[int]:
     return sizes + [settings.until]
 
 
-def simulate(runner: Runner, strategy: str, seed: int, settings: Simulation, vectors) -> list[dict]:
-    """One strategy's labelling curve for one seed; a row per round."""
+def simulate(runner: Runner, strategy: str, seed: int, settings: Simulation, vectors, progress=None) -> list[dict]:
+    """One strategy's labelling curve for one seed; a row per round (each also handed to ``progress``)."""
     corpus = runner.corpus_for(runner.converged_heads)
     words = runner.prepared.words
     labelled = ranked_pool(runner.non_test, seed)[: settings.start]
@@ -70,6 +70,8 @@ def simulate(runner: Runner, strategy: str, seed: int, settings: Simulation, vec
         }
         if size is None:
             rows.append(row)
+            if progress:
+                progress(rows)
             break
         start = time.perf_counter()
         rest = np.setdiff1d(runner.non_test, labelled, assume_unique=True)
@@ -87,7 +89,10 @@ def simulate(runner: Runner, strategy: str, seed: int, settings: Simulation, vec
         labelled = np.concatenate([labelled, candidates[chosen]])
         row["choose_seconds"] = round(time.perf_counter() - start, 2)
         rows.append(row)
-        log.info("%s seed %d: %d sentences, entity F1 %.4f", strategy, seed, row["sentences"], row["entity_f1"])
+        if progress:
+            progress(rows)
+        log.info("%s seed %d: %d sentences, %d words, entity F1 %.4f", strategy, seed, row["sentences"], row["words"],
+                 row["entity_f1"])  # fmt: skip
     return rows
 
 
@@ -108,17 +113,22 @@ def labelling_curve(runner: Runner, out: str | None = None) -> dict:
         for seed in (params.seeds if strategy in params.active_full else params.active_seeds)
     ]
     runs, started = [], time.perf_counter()
-    for number, (strategy, seed) in enumerate(plan, start=1):
-        runs.extend(simulate(runner, strategy, seed, settings, vectors))
-        result = {
+
+    def result(rows: list, complete: bool) -> dict:
+        return {
             "settings": dataclasses.asdict(settings),
             "rounds": rounds(settings),
             "test_sentences": int(len(runner.split["test"])),
             "mean_words_per_sentence": float(np.diff(corpus.offsets)[runner.non_test].mean()),
-            "complete": number == len(plan),
-            "runs": runs,
+            "complete": complete,
+            "runs": rows,
         }
-        if out:  # what was measured so far survives an interrupted run, marked incomplete
+
+    def save(rows: list) -> None:  # after every round: an interrupted run keeps what it measured, marked incomplete
+        if out:
             payload = {"experiment": "active_learning", "seconds": round(time.perf_counter() - started, 1)}
-            atomic_write_text(out, json.dumps(dict(payload, **result), indent=1))
-    return result
+            atomic_write_text(out, json.dumps(dict(payload, **result(runs + rows, False)), indent=1))
+
+    for strategy, seed in plan:
+        runs.extend(simulate(runner, strategy, seed, settings, vectors, save))
+    return result(runs, True)
