@@ -45,7 +45,7 @@ def test_dvc_repro_runs_every_stage(repro_project):
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
     trained = {f"{stage}@{model}" for stage, models in E2E_STAGE_MODELS.items() for model in models}
     evaluated = {f"evaluate@{model}" for model in E2E_MODELS}
-    assert ran == {"prepare", "extract", "extract_text", "compare"} | trained | evaluated
+    assert ran == {"prepare", "extract", "extract_text", "select", "compare"} | trained | evaluated
     assert "up to date" in status
     meta = json.loads((root / "data/prepared/meta.json").read_text())
     from cache.store import open_cache
@@ -82,6 +82,37 @@ def test_dvc_repro_runs_every_stage(repro_project):
         assert config["heads"] == choice["heads"], model
         assert config["heads"]["clusters"] == [4] and len(config["centroids"]) == 1  # the same centroids, saved
     assert json.loads((root / "metrics/choice/bert_ner.json").read_text())["chosen"] is None  # a fixed head
+
+
+def test_select_then_import_closes_the_loop(repro_project, tmp_path):
+    """The select stage on the chatbot example (its unlabelled split and extra text), then its CoNLL taken as
+    labelled by pipeline.annotate: the labelled file grows, prepare is stale, and its labelled split grows."""
+    root, env, _, _ = repro_project
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    meta = json.loads((root / "data/prepared/meta.json").read_text())
+    manifest = [json.loads(line) for line in (root / "selection/manifest.jsonl").read_text().splitlines()]
+    stats = json.loads((root / "metrics/select.json").read_text())
+    assert stats["candidates"] > meta["split_sizes"]["unlabelled"]  # the extra text's sentences too
+    assert len(manifest) == stats["chosen"] == min(params["active"]["batch"], stats["candidates"])
+    assert {m["sentence"].split(":")[0] for m in manifest} == {"corpus", "text"}  # both kinds of candidate
+    prepared = [json.loads(line)["words"] for line in (root / "data/prepared/sentences.jsonl").read_text().splitlines()]
+    split = json.loads((root / "data/prepared/split.json").read_text())
+    asked = {tuple(prepared[i]) for i in split["labelled"] + split["test"]}
+    assert not {tuple(m["words"]) for m in manifest} & asked
+    labelled = root / params["prepare"]["labelled_file"]
+    before = labelled.read_bytes()
+    try:
+        output = run([sys.executable, "-m", "pipeline.annotate", "import", "selection/selection.conll"], root, env)
+        assert f"imported {len(manifest)} into" in output
+        assert "prepare" in dirty_stages(root, env)
+        command = [sys.executable, "-m", "pipeline.prepare", "--params", "params.yaml", "--out", str(tmp_path / "p")]
+        run(command, root, env)
+        grown = json.loads((tmp_path / "p/meta.json").read_text())
+        assert grown["split_sizes"]["labelled"] == meta["split_sizes"]["labelled"] + len(manifest)
+        assert grown["split_sizes"]["test"] == meta["split_sizes"]["test"]
+    finally:
+        labelled.write_bytes(before)
+    assert "prepare" not in dirty_stages(root, env)
 
 
 def test_a_kaggle_csv_is_split_by_counts(tmp_path):
