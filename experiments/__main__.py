@@ -73,10 +73,12 @@ class ExperimentParams:
     class_weight_word_loss: Annotated[float, Field(gt=0)] = 0.3
     layer_choices: LayerChoices = ((2,), (3,), (4,), (6,), (2, 3, 4), (3, 4, 5), (1, 2, 3, 4, 5, 6))
     poolings: Annotated[tuple[Literal["first", "mean"], ...], Strict(False)] = ("first", "mean")
-    # active_learning (experiments/active.py): every strategy over active_seeds, those of active_full over seeds
+    # active_learning (experiments/active.py): every strategy over active_seeds (a screen), random and the
+    # strategies of active_full over active_full_seeds
     active_strategies: Annotated[tuple[Strategy, ...], Strict(False)] = STRATEGIES
     active_full: Annotated[tuple[Strategy, ...], Strict(False)] = ("random", "mnlp")
     active_seeds: Counts = (0, 1, 2)
+    active_full_seeds: Counts = (0, 1, 2, 3, 4)
     active_start: Positive = 64
     active_batch: Positive = 128
     active_until: Positive = 2560

@@ -97,8 +97,8 @@ def simulate(runner: Runner, strategy: str, seed: int, settings: Simulation, vec
 
 
 def labelling_curve(runner: Runner, out: str | None = None) -> dict:
-    """Every strategy of ``active_strategies`` (``active_seeds`` each; random and the strategies of
-    ``active_full`` over ``seeds``), one run after another; ``out`` is rewritten after each run."""
+    """Every strategy of ``active_strategies`` over ``active_seeds``, those of ``active_full`` over
+    ``active_full_seeds``, one run after another; ``out`` is rewritten after every round."""
     params = runner.params
     settings = Simulation(
         params.active_start, params.active_batch, params.active_until, params.active_pool,
@@ -110,7 +110,7 @@ def labelling_curve(runner: Runner, out: str | None = None) -> dict:
     plan = [
         (strategy, seed)
         for strategy in params.active_strategies
-        for seed in (params.seeds if strategy in params.active_full else params.active_seeds)
+        for seed in (params.active_full_seeds if strategy in params.active_full else params.active_seeds)
     ]
     runs, started = [], time.perf_counter()
 

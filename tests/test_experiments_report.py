@@ -6,6 +6,15 @@ import numpy as np
 import pytest
 from scipy.stats import ttest_rel
 
+from experiments.report.active import (
+    active_section,
+    curves,
+    equal_words,
+    reach,
+    recommendation,
+    target,
+    words_to_reach,
+)
 from experiments.report.curve import curve_intro, recommendation_section
 from experiments.report.document import render
 from experiments.report.sections import class_weight_section, features_section, joint_section, selection_section
@@ -207,3 +216,144 @@ def test_joint_rows_pair_each_schedule_with_the_same_models_alternating_run():
     for row in joint_rows:  # the same gain for both models: each is paired with itself, not the other
         assert row.endswith(f"| +0.0000 ± 0.0000 (p=1.000) | {entity}{' ✔' if p < 0.05 else ''} |")
     assert all(row.endswith("|  |  |") for row in rows if "| alternating |" in row)
+
+
+RANDOM_SLOPES = (0.0012, 0.001, 0.0008)  # random's entity F1 per labelled word over 100 words, per seed
+MNLP_SLOPES = (0.0013, 0.0012, 0.0011)  # mnlp's: steeper, and on longer sentences
+
+
+def active_json(random=RANDOM_SLOPES, mnlp=MNLP_SLOPES, complete=True, drop=()):
+    """An active_learning JSON: rounds at 10, 20, 30 sentences; random labels 100 words a round, mnlp 100 then
+    150; each seed's entity F1 is 0.5 + slope × (words - 100), linear in words. ``drop``: (strategy, seed)
+    curves that lack their last round."""
+    runs = []
+    for strategy, slopes, words, train, choose in (
+        ("random", random, (100, 200, 300), 10.0, 1.0),
+        ("mnlp", mnlp, (100, 250, 400), 20.0, 3.0),
+    ):
+        for seed, slope in enumerate(slopes):
+            for i, (sentences, w) in enumerate(zip((10, 20, 30), words)):
+                if i == 2 and (strategy, seed) in drop:
+                    continue
+                row = {"strategy": strategy, "seed": seed, "sentences": sentences, "words": w, "mean_f1": 0.4}
+                row.update(entity_f1=0.5 + slope * (w - 100), train_seconds=train + (seed if train == 10 else 0))
+                if i < 2:  # no choosing after the last round
+                    row["choose_seconds"] = choose
+                runs.append(row)
+    settings = {"start": 10, "batch": 10, "until": 30, "pool": 0, "samples": 8, "dropout": 0.3}
+    return {
+        "experiment": "active_learning",
+        "seconds": 90.0,
+        "settings": settings,
+        "rounds": [10, 20, 30],
+        "test_sentences": 500,
+        "mean_words_per_sentence": 10.0,
+        "complete": complete,
+        "runs": runs,
+    }
+
+
+def test_active_equal_words_difference_interpolates_in_words_over_the_common_range():
+    """mnlp minus random on words 100..300 (random's last round): per seed (b - a) × 100, the value at 200."""
+    data = active_json()
+    by = curves(data["runs"])
+    comparison = equal_words(by["mnlp"], by["random"])
+    assert (comparison["low"], comparison["high"], comparison["seeds"]) == (100, 300, [0, 1, 2])
+    assert comparison["ours"] == pytest.approx([0.63, 0.62, 0.61])
+    assert comparison["theirs"] == pytest.approx([0.62, 0.60, 0.58])
+    assert comparison["test"]["gain"] == pytest.approx(0.02) and comparison["test"]["std"] == pytest.approx(0.01)
+    p = ttest_rel([0.63, 0.62, 0.61], [0.62, 0.60, 0.58]).pvalue
+    assert comparison["test"]["p"] == pytest.approx(p)
+    section = active_section(data, None)
+    assert f"| `mnlp` | 3 | 100 to 300 | +0.0200 ± 0.0100 (p={p:.3f}) |" in section
+    # One common seed: its difference, no test.
+    one = active_json(random=RANDOM_SLOPES[:1], mnlp=MNLP_SLOPES[:1])
+    assert "| `mnlp` | 1 | 100 to 300 | +0.0100 (one seed: no test) |" in active_section(one, None)
+
+
+def test_active_words_to_reach_a_goal_is_linear_between_rounds():
+    rows = [{"words": w, "entity_f1": f} for w, f in ((100, 0.5), (200, 0.7), (400, 0.8))]
+    assert words_to_reach(rows, 0.75) == pytest.approx(300.0)  # halfway up the second segment
+    assert words_to_reach(rows, 0.6) == pytest.approx(150.0)
+    assert words_to_reach(rows, 0.45) == 100.0  # already there at the first round
+    assert words_to_reach(rows, 0.8) == 400.0  # reached exactly at the last round
+    assert words_to_reach(rows, 0.81) is None
+
+
+def test_active_words_to_random_final_f1_and_their_share():
+    """Target: random's mean F1 at 30 sentences, 0.70 with 300 words; mnlp seed k reaches it at 100 + 0.2 / b_k."""
+    data = active_json()
+    by = curves(data["runs"])
+    goal = target(by["random"], 30)
+    assert goal["sentences"] == 30 and goal["entity_f1"] == pytest.approx(0.70) and goal["words"] == 300
+    words = [100 + 0.2 / b for b in MNLP_SLOPES]  # 253.8, 266.7, 281.8
+    result = reach(by["mnlp"], goal)
+    assert [result["words"][seed] for seed in range(3)] == pytest.approx(words)
+    assert result["share"] == pytest.approx(np.mean(words) / 300)
+    section = active_section(data, None)
+    mean, std = np.mean(words), np.std(words, ddof=1)
+    assert f"| `mnlp` | 3 | {mean:.0f} ± {std:.0f} | 89% of random's words |" in section
+    # A seed whose curve stays below the target: not reached, and no share for the strategy.
+    flat = active_json(mnlp=(*MNLP_SLOPES[:2], 0.0005))  # seed 2 ends at 0.65
+    assert reach(curves(flat["runs"])["mnlp"], goal)["share"] is None
+    assert "| not reached (seed 2) |" in active_section(flat, None)
+
+
+def test_active_recommendation_is_provisional_under_five_seeds_or_without_a_significant_test():
+    text = active_section(active_json(), None)
+    p = ttest_rel([0.63, 0.62, 0.61], [0.62, 0.60, 0.58]).pvalue  # 0.074: not significant
+    assert "**Recommendation**: `mnlp`: it reached random's final entity F1 (0.7000) on every seed with 89%" in text
+    assert "Provisional: 3 seeds (fewer than 5); its equal-words difference from random is not a significant " in text
+    assert f"(+0.0200, p={p:.3f})." in text
+    # Significant but 3 seeds: provisional for the seeds alone.
+    tight = active_section(active_json(mnlp=(0.00141, 0.0012, 0.00099)), None)
+    assert "Provisional: 3 seeds (fewer than 5)." in tight
+    # Five seeds, a significant gain, a complete run: not provisional.
+    five = active_json(random=(0.001,) * 5, mnlp=(0.0012, 0.00121, 0.00119, 0.0012, 0.00122))
+    text = active_section(five, None)
+    assert "Provisional" not in text and "its gain over random at equal words is significant (p<0.001)." in text
+    # Fewer words than random nowhere: label at random.
+    slow = active_section(active_json(mnlp=(0.0005,) * 3), None)
+    assert "**Recommendation**: label at random: no strategy reached random's final entity F1" in slow
+    # Reached on every seed, but with more words than random (100 + 0.2 / 0.0007 = 386 of 300): still random.
+    costly = active_section(active_json(mnlp=(0.0007,) * 3), None)
+    assert "label at random: no strategy reached random's final entity F1 (0.7000) with fewer words" in costly
+    assert "(the fewest: `mnlp`, 129% of random's words)" in costly
+    # Of two strategies that reached it on every seed, the one with the smaller share.
+    goal = {"sentences": 30, "until": 30, "entity_f1": 0.7, "words": 300.0}
+    seeds = {name: {0: []} for name in ("random", "a", "b")}
+    line = recommendation({"a": {"share": 0.6}, "b": {"share": 0.5}}, {}, seeds, active_json(), goal)
+    assert line.startswith(
+        "**Recommendation**: `b`: it reached random's final entity F1 (0.7000) on every seed with 50%"
+    )
+
+
+def test_active_incomplete_run_says_which_rounds_were_measured():
+    data = active_json(complete=False, drop={("mnlp", 1)})
+    text = active_section(data, None)
+    assert "**Incomplete:** the JSON is marked `complete: false`; `mnlp` seed 1: 2 rounds of 3 measured." in text
+    assert "| not reached (seed 1, in the rounds measured so far) |" in text
+    assert "on every seed. Provisional: 3 seeds (fewer than 5); the run is incomplete." in text  # the recommendation
+    # Marked complete but a curve is short: still incomplete.
+    text = active_section(active_json(drop={("random", 0)}), None)
+    assert "**Incomplete:** the JSON says complete; `random` seed 0: 2 rounds of 3 measured." in text
+    assert "random has not reached 30 sentences on every seed: its last round all seeds measured, 20" in text
+    assert "Complete: all 3 rounds measured for every strategy and seed." in active_section(active_json(), None)
+
+
+def test_active_rounds_and_compute_tables():
+    text = active_section(active_json(), None)
+    assert "| 20 | 250 ± 0 | 0.6800 ± 0.0150 | 3 |" in text  # mnlp at 20 sentences: 0.695, 0.68, 0.665
+    assert "| 30 | 300 ± 0 | 0.7000 ± 0.0400 | 3 |" in text  # random at 30: 0.74, 0.70, 0.66
+    # train: 3 rounds × (10 + 11 + 12) = 99 s; choose 1 s on 2 rounds × 3 seeds; the last round chooses nothing.
+    assert "| `random` | 9 | 99 | 6 | 105 | 1.00 |" in text
+    assert "| `mnlp` | 9 | 180 | 18 | 198 | 3.00 |" in text
+
+
+def test_the_document_adds_the_active_learning_section_and_its_plot(tmp_path):
+    text = render({"active_learning": active_json()}, Path("reports/experiments"), tmp_path / "plots")
+    assert "## 8. Which sentences to label next (active learning)" in text
+    assert "![active learning](experiments/plots/active_learning.png)" in text
+    assert (tmp_path / "plots" / "active_learning.png").read_bytes()[:4] == b"\x89PNG"
+    text = render({}, Path("reports/experiments"), tmp_path / "none")
+    assert "Which sentences to label next" not in text and "target_gradient, active_learning." in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from experiments.report.active import active_section
 from experiments.report.curve import accuracy_check, curve_section, recommendation_section
 from experiments.report.sections import SECTIONS, selection_section
 
@@ -16,6 +17,7 @@ ALL_EXPERIMENTS = (
     "features",
     "class_weights",
     "target_gradient",
+    "active_learning",
 )
 
 
@@ -72,4 +74,6 @@ def render(data: dict, runs_dir: Path, plots: Path) -> str:
         curve_section(data, plots),
     ]
     parts += [section(data[name]) for name, section in SECTIONS.items() if name in data]
+    if "active_learning" in data:  # last: its own plot, written under ``plots``
+        parts.append(active_section(data["active_learning"], plots))
     return "\n".join(parts) + "\n"

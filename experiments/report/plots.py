@@ -1,4 +1,5 @@
-"""The report's two figures: the learning curve and the biased-minus-random gap, per model and labelled size."""
+"""The report's figures: the learning curve and the biased-minus-random gap, per model and labelled size, and the
+active-learning curves per strategy."""
 
 from __future__ import annotations
 
@@ -84,5 +85,29 @@ def bias_plot(random_runs: list, biased_runs: list, path: Path) -> None:
     axis.set_ylabel("mean F1, biased - random sample")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
+    save_png_atomic(figure, path)
+    plt.close(figure)
+
+
+def active_learning_plot(runs: list, path: Path) -> None:
+    """Test entity F1 (mean over seeds, band ± std) against labelled sentences and against labelled words, a line
+    per strategy, random dashed."""
+    plt = pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    strategies = sorted(dict.fromkeys(r["strategy"] for r in runs), key=lambda s: s != "random")
+    for color, strategy in enumerate(strategies):
+        points = sorted(group([r for r in runs if r["strategy"] == strategy], "sentences").items())
+        sentences = np.array([size for (size,), _ in points], dtype=float)
+        words = np.array([mean_std([r["words"] for r in rs])[0] for _, rs in points])
+        means, stds = np.array([mean_std([r["entity_f1"] for r in rs]) for _, rs in points]).T
+        for axis, x in zip(axes, (sentences, words)):
+            style = "--" if strategy == "random" else "-"
+            axis.plot(x, means, linestyle=style, marker="o", markersize=3, color=f"C{color}", label=strategy)
+            axis.fill_between(x, means - stds, means + stds, color=f"C{color}", alpha=0.15, linewidth=0)
+    for axis, label in zip(axes, ("labelled sentences", "labelled words")):
+        axis.set_xlabel(label)
+        axis.set_ylabel("test entity F1")
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
     save_png_atomic(figure, path)
     plt.close(figure)
