@@ -10,7 +10,7 @@ import dataclasses
 class Pick:
     """A sentence the select stage chose to have labelled."""
 
-    key: str  # stable sentence id: "corpus:<0-based prepared sentence id>" or "text:<1-based line>"
+    key: str  # stable sentence id: "corpus:<0-based prepared sentence id>" or "text:<n>", the n-th sentence (non-blank line) of the extra text
     words: list[str]  # the sentence's words (never empty; a word never contains whitespace)
     tags: list[str]  # the head's predicted tags, BIO, one per word
     confidence: list[float]  # each word's probability of its predicted category, in [0, 1]

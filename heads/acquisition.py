@@ -13,7 +13,7 @@ Each strategy gives every candidate sentence a score, higher meaning "ask for th
 - ``bald``: the mean over words of the mutual information between a word's category and the head's weights
   (Houlsby et al. 2011), the weights sampled by dropout left on at prediction time (Gal et al. 2017):
   H(mean of the samples' probabilities) - mean of the samples' entropies. A head trained without dropout gets
-  ``mc_dropout`` for the samples.
+  ``active.dropout`` for the samples.
 - ``diversity``: the candidates' sentence vectors (the mean of their words' cached vectors, unit length) cut
   into ``batch`` k-means clusters; from each cluster the sentence of highest ``mnlp``, so that one batch does
   not spend itself on near-copies of one confusing sentence.

@@ -141,7 +141,7 @@ def chunks_to_bio(chunks: list[tuple[list[str], str]]) -> tuple[list[str], list[
 
 
 def hand_written() -> list[tuple[str, list[str], list[str]]]:
-    """The hand-written and unanswered sentences as (key, words, tags), keyed ``text:<line>`` as the text
+    """The hand-written and unanswered sentences as (key, words, tags), keyed ``text:<n>`` as the text
     input's lines are."""
     made = []
     for line, (text, tags) in enumerate(HAND_WRITTEN + UNANSWERED, start=1):
