@@ -1,4 +1,5 @@
-"""Merge runs of one experiment made in separate processes into one JSON.
+"""Merge runs of one experiment made in separate processes into one JSON (``active_learning``: parts that ran
+other strategies or seeds of one simulation).
 
 A learning curve over seven sizes is hours on two cores; it can run a size group per process (an
 experiments params file whose ``sizes`` holds the group) and be merged afterwards. The parts must
@@ -92,11 +93,51 @@ def _groups(part: dict) -> list[list[int]]:
     return part.get("split_into_processes") or [sorted(part["params"]["sizes"])]
 
 
+ACTIVE_SPLITS = ("seeds", "active_strategies", "active_full", "active_seeds", "active_full_seeds")
+
+
+def merge_active(parts: list[dict], names: list[str]) -> dict:
+    """One active_learning JSON from parts that ran other strategies or seeds with the same simulation settings:
+    a (strategy, seed, labelled size) measured twice is refused; complete only if every part is."""
+    first = parts[0]
+    for name, part in zip(names[1:], parts[1:]):
+        for field in ("experiment", "settings", "rounds", "features"):
+            if part.get(field) != first.get(field):
+                raise ValueError(f"{name}: {field} differs from {names[0]}'s")
+    seen = {}
+    for name, part in zip(names, parts):
+        for run in part["runs"]:
+            key = (run["strategy"], run["seed"], run["sentences"])
+            if key in seen:
+                raise ValueError(f"{name}: {key[0]} seed {key[1]} at {key[2]} sentences is also in {seen[key]}")
+            seen[key] = name
+    return {
+        **first,
+        "seconds": round(sum(part["seconds"] for part in parts), 1),
+        "params": {
+            **first["params"],
+            **{key: sorted({v for part in parts for v in part["params"][key]}) for key in ACTIVE_SPLITS},
+        },
+        "complete": all(part["complete"] for part in parts),
+        "runs": [run for part in parts for run in part["runs"]],
+        "split_into_processes": [
+            group for part in parts for group in part.get("split_into_processes") or [_active_group(part)]
+        ],
+    }
+
+
+def _active_group(part: dict) -> list[str]:
+    """The (strategy, seed) runs of one process, as ``strategy:seed`` names."""
+    return sorted({f"{run['strategy']}:{run['seed']}" for run in part["runs"]})
+
+
 def merge(parts: list[dict], names: list[str]) -> dict:
     """One experiment JSON from ``parts`` (named ``names`` in errors)."""
     first = parts[0]
     if first.get("experiment") == "selection":
         return merge_selection(parts, names)
+    if first.get("experiment") == "active_learning":
+        return merge_active(parts, names)
     for name, part in zip(names[1:], parts[1:]):
         for field in ("experiment", "settings", "features", "protocol"):
             if part.get(field) != first.get(field):
@@ -134,11 +175,12 @@ def main() -> None:
     except ValueError as error:
         raise SystemExit(f"experiments.merge: {error}") from None
     atomic_write_text(args.out, json.dumps(merged, indent=1))
-    what = (
-        f"chosen {json.dumps(merged['chosen'])}"
-        if "grids" in merged
-        else f"sizes {merged['params']['sizes']}, {len(merged['runs'])} runs"
-    )
+    if "grids" in merged:
+        what = f"chosen {json.dumps(merged['chosen'])}"
+    elif merged["experiment"] == "active_learning":
+        what = f"{len(merged['split_into_processes'])} processes, {len(merged['runs'])} rounds"
+    else:
+        what = f"sizes {merged['params']['sizes']}, {len(merged['runs'])} runs"
     print(f"{args.out}: {what}, {merged['seconds']:.0f} s")
 
 

@@ -85,3 +85,45 @@ def test_merge_selection_unites_grids_and_chooses_again():
 def test_merge_selection_refuses_parts_that_disagree(other, message):
     with pytest.raises(ValueError, match=message):
         merge([selection_part([0.7, 0.9], [0.75, 0.74]), other], ["a", "b"])
+
+
+def active_part(strategies, seeds, complete=True, **settings):
+    runs = [
+        {"strategy": s, "seed": k, "sentences": n, "words": 20 * n, "entity_f1": 0.5}
+        for s in strategies
+        for k in seeds
+        for n in (64, 192)
+    ]
+    params = {"seeds": [0], "active_strategies": list(strategies), "active_full": ["random"]}
+    params.update(active_seeds=list(seeds), active_full_seeds=list(seeds))
+    return {
+        "experiment": "active_learning",
+        "seconds": 3.0,
+        "params": params,
+        "settings": {"start": 64, "batch": 128, "until": 192, "pool": 0, **settings},
+        "rounds": [64, 192],
+        "features": {"encoder": "x"},
+        "complete": complete,
+        "runs": runs,
+    }
+
+
+def test_merge_active_unites_strategies_and_seeds():
+    merged = merge([active_part(["random"], [0, 1]), active_part(["mnlp"], [2], complete=False)], ["a", "b"])
+    assert merged["params"]["active_strategies"] == ["mnlp", "random"]
+    assert merged["params"]["active_seeds"] == [0, 1, 2]
+    assert len(merged["runs"]) == 6 and merged["seconds"] == 6.0
+    assert merged["complete"] is False  # one part was interrupted
+    assert merged["split_into_processes"] == [["random:0", "random:1"], ["mnlp:2"]]
+
+
+@pytest.mark.parametrize(
+    "other, message",
+    [
+        (active_part(["random"], [1]), "random seed 1 at 64 sentences is also in a"),
+        (active_part(["mnlp"], [0], pool=10), "settings differs"),
+    ],
+)
+def test_merge_active_refuses_parts_that_do_not_belong_together(other, message):
+    with pytest.raises(ValueError, match=message):
+        merge([active_part(["random"], [0, 1]), other], ["a", "b"])
