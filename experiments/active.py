@@ -126,7 +126,12 @@ def labelling_curve(runner: Runner, out: str | None = None) -> dict:
 
     def save(rows: list) -> None:  # after every round: an interrupted run keeps what it measured, marked incomplete
         if out:
-            payload = {"experiment": "active_learning", "seconds": round(time.perf_counter() - started, 1)}
+            payload = {
+                "experiment": "active_learning",
+                "seconds": round(time.perf_counter() - started, 1),
+                "params": dataclasses.asdict(params),
+                "features": runner.fingerprint,
+            }
             atomic_write_text(out, json.dumps(dict(payload, **result(runs + rows, False)), indent=1))
 
     for strategy, seed in plan:
