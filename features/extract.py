@@ -16,10 +16,11 @@ import logging
 import resource
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from cache.store import CacheWriter, cache_totals
+from cache.store import CacheError, CacheWriter, cache_totals, open_cache
 from features.align import Windows, tokenize
 from features.encoder import Encoder, cpu_supports_bf16, load_encoder
 from features.settings import EncodeSettings, ExtractParams
@@ -384,6 +385,20 @@ def load_for_params(
     return encoder, settings
 
 
+def finished_cache(out: str, expected: dict, offsets) -> dict | None:
+    """The totals of a complete cache at ``out`` that holds the features of exactly these words (its fingerprint
+    carries every field of ``expected``, the words' hash among them, and its offsets are ``offsets``), every
+    chunk's checksum verified; None when there is no such file."""
+    if not Path(out).exists():
+        return None
+    try:
+        with open_cache(out, expected) as cache:
+            same = np.array_equal(np.asarray(cache.offsets), np.asarray(offsets))
+    except (CacheError, OSError):
+        return None
+    return cache_totals(out) if same else None
+
+
 def encode_to_cache_local(params: ExtractParams, sentences, offsets, words_sha256: str, out: str) -> dict:
     """Encode ``sentences`` (sliceable: ``sentences[first:last]`` is a list of word lists) in this process into
     the cache ``out``, resuming a partial one; returns timing and size figures.
@@ -395,6 +410,10 @@ def encode_to_cache_local(params: ExtractParams, sentences, offsets, words_sha25
     device = resolve_device(params.device)  # first: a wrong device fails before any work
     encoder, settings = load_for_params(params, resolve_precision(params.precision, device), device)
     expected = fingerprint(encoder, params, settings.bf16, settings.max_length, words_sha256)
+    kept = finished_cache(out, expected, offsets)
+    if kept is not None:  # e.g. prepare rerun after an import that changed only tags (docs/active-learning.md)
+        log.info("%s already holds these words' features with these settings: kept", out)
+        return dict(kept, reused=True, backend="local", device=device, seconds=0.0, fingerprint=expected)
     truncate_encoder(encoder, max(settings.layers))
     dim = feature_dim(encoder, list(settings.layers), settings.combine)
     writer = CacheWriter(out, expected, offsets, dim, params.chunk_sentences)

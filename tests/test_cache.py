@@ -153,6 +153,27 @@ def test_resumed_extraction_stats_describe_the_whole_cache(tmp_path):
     assert stats["chunks_resumed"] == 1 and stats["this_run"]["sentences"] == len(SENTENCES) - 2
 
 
+def test_a_finished_cache_of_the_same_words_and_settings_is_kept(tmp_path):
+    """A rerun of extract on the same words (prepare rerun after an import changed only tags) keeps the file;
+    other words or other settings are encoded again."""
+    from cache.store import open_cache
+    from features.extract import encode_to_cache_local as encode_to_cache
+
+    settings = ExtractParams(layers=(2,), precision="fp32", chunk_sentences=2, device="cpu")
+    out = tmp_path / "f.h5"
+    encode_to_cache(settings, SENTENCES, OFFSETS, "corpus", str(out))
+    written = out.stat().st_mtime_ns
+    stats = encode_to_cache(settings, SENTENCES, OFFSETS, "corpus", str(out))
+    assert stats["reused"] and out.stat().st_mtime_ns == written
+    assert (stats["sentences"], stats["words"]) == (len(SENTENCES), int(OFFSETS[-1]))
+    stats = encode_to_cache(settings, SENTENCES, OFFSETS, "other words", str(out))
+    assert "reused" not in stats
+    with open_cache(out) as cache:
+        assert cache.fingerprint["corpus_sha256"] == "other words"
+    stats = encode_to_cache(dataclasses.replace(settings, layers=(3,)), SENTENCES, OFFSETS, "other words", str(out))
+    assert "reused" not in stats
+
+
 # --- the reader asks for what the writer wrote ------------------------------------------------
 
 # Settings that the fingerprint records as requested and resolved (precision, max_length explicit).
