@@ -116,7 +116,7 @@ def merge_active(parts: list[dict], names: list[str]) -> dict:
         "seconds": round(sum(part["seconds"] for part in parts), 1),
         "params": {
             **first["params"],
-            **{key: sorted({v for part in parts for v in part["params"][key]}) for key in ACTIVE_SPLITS},
+            **{key: sorted({v for part in parts for v in part["params"].get(key, [])}) for key in ACTIVE_SPLITS},
         },
         "complete": all(part["complete"] for part in parts),
         "runs": [run for part in parts for run in part["runs"]],

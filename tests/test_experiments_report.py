@@ -338,7 +338,12 @@ def test_active_incomplete_run_says_which_rounds_were_measured():
     text = active_section(active_json(drop={("random", 0)}), None)
     assert "**Incomplete:** the JSON says complete; `random` seed 0: 2 rounds of 3 measured." in text
     assert "random has not reached 30 sentences on every seed: its last round all seeds measured, 20" in text
-    assert "Complete: all 3 rounds measured for every strategy and seed." in active_section(active_json(), None)
+    complete = active_section(active_json(), None)
+    assert "Complete: all 3 rounds measured for every strategy and seed." in complete
+    assert (
+        "Run: `random` (3 seeds), `mnlp` (3 seeds). Not run: `least_confidence`, `entropy`, `bald`, `diversity`."
+        in complete
+    )
 
 
 def test_active_rounds_and_compute_tables():

@@ -48,16 +48,30 @@ def incomplete(data: dict) -> bool:
     return not data.get("complete", False) or bool(short_curves(data))
 
 
+def coverage_line(data: dict) -> str:
+    """Which strategies of ``heads.acquisition`` ran, on how many seeds, and which did not run at all."""
+    from heads.acquisition import STRATEGIES
+
+    seeds = {}
+    for run in data["runs"]:
+        seeds.setdefault(run["strategy"], set()).add(run["seed"])
+    ran = ", ".join(f"`{s}` ({len(seeds[s])} seed{'s' * (len(seeds[s]) > 1)})" for s in STRATEGIES if s in seeds)
+    missing = [f"`{s}`" for s in STRATEGIES if s not in seeds]
+    return f"Run: {ran}." + (f" Not run: {', '.join(missing)}." if missing else "")
+
+
 def status_line(data: dict) -> str:
-    """Whether the run is complete, and if not, plainly which curves are short."""
+    """Whether the run is complete, and if not, plainly which curves are short; which strategies ran."""
     if not incomplete(data):
-        return f"Complete: all {len(data['rounds'])} rounds measured for every strategy and seed."
+        return f"Complete: all {len(data['rounds'])} rounds measured for every strategy and seed. " + coverage_line(
+            data
+        )
     short = short_curves(data)
     flag = "the JSON is marked `complete: false`" if not data.get("complete", False) else "the JSON says complete"
     measured = "; ".join(short) if short else f"all {len(data['rounds'])} rounds measured for the runs present"
     return (
         f"**Incomplete:** {flag}; {measured}. Every figure below is over the rounds measured so far and may "
-        "change when the run ends."
+        "change when the run ends. " + coverage_line(data)
     )
 
 
