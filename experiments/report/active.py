@@ -9,6 +9,7 @@ linearly in words between its rounds) and by the words it took to reach random's
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,9 @@ def incomplete(data: dict) -> bool:
 
 def coverage_line(data: dict) -> str:
     """Which strategies of ``heads.acquisition`` ran, on how many seeds, and which did not run at all."""
-    from heads.acquisition import STRATEGIES
+    from heads.settings import Strategy
 
+    STRATEGIES = typing.get_args(Strategy)  # heads.acquisition's, without loading JAX
     seeds = {}
     for run in data["runs"]:
         seeds.setdefault(run["strategy"], set()).add(run["seed"])
