@@ -5,7 +5,7 @@
 # About 2 minutes and 1 GB the first time: pip install (~100 s), then one database migration (~50 s) kept as a
 # template that each test run copies instead of migrating its own. Nothing is fetched but PyPI packages.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the repository root
 venv="${1:-.venv-label-studio}"
 python="${PYTHON:-python3.11}"
 version="${LABEL_STUDIO_VERSION:-1.23.2}"
