@@ -30,7 +30,10 @@ class _RowView:
         if isinstance(key, (int, np.integer)):
             return self[np.asarray([key])][0]
         if isinstance(key, slice):
-            return self[np.arange(*key.indices(len(self)))]
+            start, stop, step = key.indices(len(self))
+            if step == 1:  # a block of rows: the parts' slices, with no index to sort or gather through
+                return self._block(start, max(start, stop))
+            return self[np.arange(start, stop, step)]
         rows = np.asarray(key)
         if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
             raise TypeError(f"index rows with a 1-D integer array, got {rows.dtype} shape {rows.shape}")
@@ -44,9 +47,14 @@ class _RowView:
     def _rows(self, rows: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _block(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (0 <= start <= stop <= len): as ``_rows`` of their range unless a view reads
+        blocks faster."""
+        return self._rows(np.arange(start, stop))
+
     def __array__(self, dtype=None, copy=None):
         """Every row in memory: what ``np.asarray(view)`` gives (it reads the whole arrays)."""
-        whole = self[np.arange(len(self))]
+        whole = self[:]
         return whole if dtype is None else whole.astype(dtype)
 
 
@@ -98,7 +106,21 @@ class ConcatColumns(_RowView):
         self.shape = (len(parts[0]), sum(int(part.shape[1]) for part in parts))
 
     def _rows(self, rows: np.ndarray) -> np.ndarray:
+        if rows.size and np.all(rows[1:] > rows[:-1]):  # already sorted and unique (a split's words): read as is
+            return self._fill(lambda part: part[rows], len(rows))
         # Sorted unique rows: h5py datasets need them, and a memmap reads each page once.
         unique, inverse = np.unique(rows, return_inverse=True)
-        picked = np.concatenate([np.asarray(part[unique], self.dtype) for part in self.parts], axis=1)
-        return picked[inverse.reshape(-1)]
+        return self._fill(lambda part: part[unique], len(unique))[inverse.reshape(-1)]
+
+    def _block(self, start: int, stop: int) -> np.ndarray:
+        return self._fill(lambda part: part[start:stop], stop - start)
+
+    def _fill(self, read, count: int) -> np.ndarray:
+        """(count, D): each part's ``read(part)`` cast into its columns of one array (no concatenated copy)."""
+        out = np.empty((count, self.shape[1]), self.dtype)
+        column = 0
+        for part in self.parts:
+            width = int(part.shape[1])
+            out[:, column : column + width] = read(part)
+            column += width
+        return out
