@@ -127,11 +127,15 @@ def equal_words(ours: dict, theirs: dict, points: int = GRID) -> dict | None:
         return None
     grid = np.linspace(low, high, points)
 
-    def mean_on_grid(rows: list) -> float:
-        return float(np.interp(grid, [r["words"] for r in rows], [r["entity_f1"] for r in rows]).mean())
+    def on_grid(rows: list) -> np.ndarray:
+        return np.interp(grid, [r["words"] for r in rows], [r["entity_f1"] for r in rows])
 
-    means = [(mean_on_grid(a), mean_on_grid(b)) for a, b in pairs]
-    ours_means, theirs_means = [m for m, _ in means], [m for _, m in means]
+    ours_f1 = np.array([on_grid(a) for a, _ in pairs])  # (seeds, grid)
+    theirs_f1 = np.array([on_grid(b) for _, b in pairs])
+    ours_means, theirs_means = ours_f1.mean(axis=1).tolist(), theirs_f1.mean(axis=1).tolist()
+    gaps = (ours_f1 - theirs_f1).mean(axis=0)  # (grid,) the mean paired difference at each word count
+    worst = int(np.argmin(gaps))
+    spread = float(ours_f1[:, worst].std(ddof=1)) if len(pairs) > 1 else None
     return {
         "low": low,
         "high": high,
@@ -139,7 +143,22 @@ def equal_words(ours: dict, theirs: dict, points: int = GRID) -> dict | None:
         "ours": ours_means,
         "theirs": theirs_means,
         "test": paired_test(ours_means, theirs_means),
+        # The worst word count: the mean difference there and the strategy's std over seeds there.
+        "worst": {"words": float(grid[worst]), "gap": float(gaps[worst]), "spread": spread},
     }
+
+
+def worst_cell(comparison: dict | None) -> str:
+    """The lowest mean difference from random over the compared words, where, and whether it stays within the
+    strategy's seed spread (std over seeds) there: the issue's "never below random by more than its spread"."""
+    if comparison is None:
+        return "n/a"
+    worst = comparison["worst"]
+    where = f"{worst['gap']:+.4f} at {worst['words']:,.0f} words"
+    if worst["spread"] is None:
+        return where + " (one seed: no spread)"
+    within = worst["gap"] >= -worst["spread"]
+    return where + f", spread {worst['spread']:.4f}: " + ("within it" if within else "**below it**")
 
 
 def equal_words_cell(comparison: dict | None) -> str:
@@ -315,13 +334,20 @@ def active_section(data: dict, plots: Path | None) -> str:
         f"minus random averaged over that range per seed; Δ: {PAIRED}",
         "",
         table(
-            ["strategy", "seeds with random", "words compared", "Δ entity F1 vs random at equal words"],
+            [
+                "strategy",
+                "seeds with random",
+                "words compared",
+                "Δ entity F1 vs random at equal words",
+                "lowest Δ (mean over seeds) and the strategy's seed spread there",
+            ],
             [
                 [
                     f"`{s}`",
                     len(set(by_strategy[s]) & set(reference)),
                     f"{c['low']:,.0f} to {c['high']:,.0f}" if c else "n/a",
                     equal_words_cell(c),
+                    worst_cell(c),
                 ]
                 for s, c in comparisons.items()
             ],
