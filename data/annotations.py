@@ -283,24 +283,39 @@ def _conll_sentence(name: str, block: list[tuple[int, str]]) -> tuple[str, list[
     return key, words, tags
 
 
-def append_labelled(labelled_path, annotated: list[Annotated], labelled_words: set[tuple[str, ...]]) -> None:
+def append_labelled(
+    labelled_path, annotated: list[Annotated], labelled_words: set[tuple[str, ...]], skip_imported: bool = False
+) -> list[Annotated]:
     """Append the sentences to the labelled CoNLL file (``# sent_id`` comment, ``word<TAB>tag`` lines) by moving
     a new file holding the old bytes and the new lines onto it; refuses, writing nothing, a sentence whose words
-    are already labelled (in ``labelled_words``, in the file, or earlier in ``annotated``)."""
+    are already labelled (in ``labelled_words``, in the file, or earlier in ``annotated``). With
+    ``skip_imported``, a sentence the file already holds with the very same tags (a second export of a selection
+    partly imported before) is left out instead; with other tags it is still refused. Returns those left out."""
     path = Path(labelled_path)
     old = path.read_bytes() if path.exists() else b""
     known = dict.fromkeys(labelled_words, "in the prepared labelled split")
     # a file of comments only holds no sentence yet; read_conll refuses, at its line, one that is not UTF-8
-    in_file = read_conll(path, "utf-8").words if old and has_sentences(path) else []
-    known.update(dict.fromkeys(map(tuple, in_file), "in the file"))
+    in_file = read_conll(path, "utf-8") if old and has_sentences(path) else None
+    file_tags = {tuple(w): tuple(t) for w, t in zip(in_file.words, in_file.tags)} if in_file else {}
+    known.update(dict.fromkeys(file_tags, "in the file"))
+    added, left_out = [], []
     for sentence in annotated:
-        if (words := tuple(sentence.words)) in known:
-            raise AnnotationError(f"{path}: sentence {sentence.key}: its words are already labelled ({known[words]})")
+        words = tuple(sentence.words)
+        if skip_imported and file_tags.get(words) == tuple(sentence.tags):
+            left_out.append(sentence)
+            continue
+        if words in known:
+            other = " with other tags" if skip_imported and known[words] == "in the file" else ""
+            raise AnnotationError(
+                f"{path}: sentence {sentence.key}: its words are already labelled ({known[words]}{other})"
+            )
         known[words] = f"as sentence {sentence.key} of this import"
-    if annotated:
-        added = "\n".join(conll_sentence({"sent_id": s.key}, s.words, s.tags) for s in annotated)
+        added.append(sentence)
+    if added:
+        lines = "\n".join(conll_sentence({"sent_id": s.key}, s.words, s.tags) for s in added)
         text = old.decode("utf-8")  # cannot fail (checked above); not read_text, whose newlines would change
-        atomic_write_text(path, text + _separator(text) + added)
+        atomic_write_text(path, text + _separator(text) + lines)
+    return left_out
 
 
 def _separator(old: str) -> str:

@@ -98,3 +98,57 @@ def test_a_sentence_of_the_prepared_labelled_split_is_refused(project, capsys, m
     reason = "sentence text:5: its words are already labelled (in the prepared labelled split)"
     assert (status, err) == (1, f"error: {labelled}: {reason}\n")
     assert not labelled.exists()
+
+
+def test_a_later_export_of_a_selection_imported_in_part(project, capsys, monkeypatch):
+    """The first export answered corpus:1; the second answers corpus:1 again and corpus:2. Without
+    --skip-imported it is refused; with it corpus:1 is left out (same tags) and corpus:2 appended, once."""
+    first = [("corpus:1", "Bob saw Rome", [(0, 3, "per"), (8, 12, "geo")]), ("corpus:2", "Zürich is big", None)]
+    assert run_cli(main, arguments(project, export(project, first)), capsys, monkeypatch)[0] == 0
+    after_first = (project / "labelled.conll").read_bytes()
+    second = [first[0], ("corpus:2", "Zürich is big", [(0, 6, "geo")])]
+    status, _, err = run_cli(main, arguments(project, export(project, second)), capsys, monkeypatch)
+    assert (status, err) == (
+        1,
+        f"error: {project / 'labelled.conll'}: sentence corpus:1: its words are already labelled (in the file)\n",
+    )
+    assert (project / "labelled.conll").read_bytes() == after_first
+    skip = [*arguments(project, export(project, second)), "--skip-imported"]
+    status, out, _ = run_cli(main, skip, capsys, monkeypatch)
+    assert (status, out) == (
+        0,
+        f"imported 1 into {project / 'labelled.conll'}, skipped 0 unannotated, 1 imported before\n",
+    )
+    added = "\n# sent_id = corpus:2\nZürich\tB-geo\nis\tO\nbig\tO\n"
+    assert (project / "labelled.conll").read_bytes() == after_first + added.encode("utf-8")
+    # The same export once more: nothing new, nothing written.
+    assert run_cli(main, skip, capsys, monkeypatch)[:2] == (
+        0,
+        f"imported 0 into {project / 'labelled.conll'}, skipped 0 unannotated, 2 imported before\n",
+    )
+    assert (project / "labelled.conll").read_bytes() == after_first + added.encode("utf-8")
+
+
+def test_skip_imported_still_refuses_a_sentence_relabelled_differently(project, capsys, monkeypatch):
+    first = [("corpus:1", "Bob saw Rome", [(0, 3, "per"), (8, 12, "geo")])]
+    assert run_cli(main, arguments(project, export(project, first)), capsys, monkeypatch)[0] == 0
+    before = (project / "labelled.conll").read_bytes()
+    changed = [("corpus:1", "Bob saw Rome", [(8, 12, "geo")])]
+    skip = [*arguments(project, export(project, changed)), "--skip-imported"]
+    status, _, err = run_cli(main, skip, capsys, monkeypatch)
+    reason = "sentence corpus:1: its words are already labelled (in the file with other tags)"
+    assert (status, err) == (1, f"error: {project / 'labelled.conll'}: {reason}\n")
+    assert (project / "labelled.conll").read_bytes() == before
+
+
+def test_skip_imported_never_skips_a_sentence_of_the_prepared_labelled_split(project, capsys, monkeypatch):
+    """Only the labelled file's sentences are skipped: one of the corpus's labelled split is refused as before."""
+    (project / "labelled.conll").unlink()
+    manifest = project / "selection" / "manifest.jsonl"
+    manifest.write_text(json.dumps({"sentence": "text:5", "words": WORDS[0], "text": " ".join(WORDS[0])}) + "\n")
+    answers = [("text:5", "Anna lives in Paris", [(0, 4, "per"), (14, 19, "geo")])]  # its corpus tags
+    status, _, err = run_cli(main, [*arguments(project, export(project, answers)), "--skip-imported"], capsys,
+                             monkeypatch)  # fmt: skip
+    reason = "sentence text:5: its words are already labelled (in the prepared labelled split)"
+    assert (status, err) == (1, f"error: {project / 'labelled.conll'}: {reason}\n")
+    assert not (project / "labelled.conll").exists()
