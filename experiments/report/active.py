@@ -308,17 +308,26 @@ def compute_table(runs: list) -> str:
     return table(header, rows)
 
 
-def active_section(data: dict, plots: Path | None) -> str:
+def cache_text(data: dict) -> str:
+    """ "MiniLM layers [3, 4, 5], fp32": the cache a run's heads read (its JSON's ``features`` fingerprint)."""
+    features = data.get("features") or {}
+    precision = features.get("precision", "unknown precision")
+    return f"{features.get('encoder', 'an unknown encoder')} layers {features.get('layers')}, {precision}"
+
+
+def active_section(data: dict, plots: Path | None, name: str = "active_learning", title: str | None = None) -> str:
     """Section 8: which sentences to label next, each strategy against random; its plot written under ``plots``
-    and linked (None: neither)."""
+    and linked (None: neither). ``name``: the JSON's stem, which names the plot; ``title``: the heading (a run on
+    another cache is a subsection of its own)."""
     runs = data["runs"]
     by_strategy = curves(runs)
     reference = by_strategy.get(REFERENCE, {})
     others = [s for s in by_strategy if s != REFERENCE]
-    out = ["## 8. Which sentences to label next (active learning)", "", protocol(data), "", status_line(data), ""]
+    heading = title or "## 8. Which sentences to label next (active learning)"
+    out = [heading, "", protocol(data), f"The heads read the cache of {cache_text(data)}.", "", status_line(data), ""]
     if plots is not None:
-        active_learning_plot(runs, plots / "active_learning.png")
-        out += ["![active learning](experiments/plots/active_learning.png)", ""]
+        active_learning_plot(runs, plots / f"{name}.png")
+        out += [f"![{name.replace('_', ' ')}](experiments/plots/{name}.png)", ""]
     out += [
         "Test entity F1 per round, mean ± std over seeds:",
         "",

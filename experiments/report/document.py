@@ -76,4 +76,9 @@ def render(data: dict, runs_dir: Path, plots: Path) -> str:
     parts += [section(data[name]) for name, section in SECTIONS.items() if name in data]
     if "active_learning" in data:  # last: its own plot, written under ``plots``
         parts.append(active_section(data["active_learning"], plots))
+    for name in sorted(n for n in data if n.startswith("active_learning_")):
+        # The same simulation on another cache (e.g. one extracted in another precision): never merged with the
+        # main run, whose pairs share one cache, but reported beside it.
+        title = f"### 8.{name.removeprefix('active_learning_')}. The same simulation on another cache"
+        parts.append(active_section(data[name], plots, name, title))
     return "\n".join(parts) + "\n"
