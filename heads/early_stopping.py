@@ -91,7 +91,9 @@ def train_steps(
     """
     if len(labelled_ids) == 0:
         raise ValueError("train_steps needs at least one labelled sentence")
-    length = max_steps if validate is None else eval_every  # steps per compiled segment
+    # Steps per compiled segment: ``eval_every``, also without validation when it divides ``max_steps`` (a refit
+    # of any length then runs the segment the stopped run compiled), else the whole run in one.
+    length = eval_every if validate is not None or (eval_every > 0 and max_steps % eval_every == 0) else max_steps
     if max_steps < 0 or (validate is not None and (eval_every < 1 or patience < 1)):
         raise ValueError(
             f"need max_steps >= 0, and eval_every, patience >= 1 with validation; got "
@@ -173,7 +175,8 @@ def train_converged(
     info = dict(info, refit_steps=0, validation_sentences=len(validation_part))
     if stopping.refit:
         params, _ = train_steps(
-            None, inputs, labels, offsets, labelled_ids, model=model, max_steps=info["best_step"], **options
-        )
+            None, inputs, labels, offsets, labelled_ids, model=model, max_steps=info["best_step"],
+            eval_every=stopping.eval_every, **options,
+        )  # fmt: skip
         info["refit_steps"] = info["best_step"]
     return params, info

@@ -105,18 +105,29 @@ def compiled_schedule(step):
     return jax.jit(run)
 
 
+def table_rows(rows: int, bucket: int = 4096, small: int = 1 << 17) -> int:
+    """The rows a word table of ``rows`` rows is padded to: a power of two (at least ``bucket``) up to ``small``,
+    a multiple of ``bucket`` above it."""
+    power = max(bucket, 1 << max(rows - 1, 0).bit_length())
+    return power if power <= small else -(-rows // bucket) * bucket
+
+
 def device_tables(inputs, plans, bucket=4096):
-    """The device word table of each (rows, stacked) plan, zero rows appended up to a multiple of ``bucket``.
+    """The device word table of each (rows, stacked) plan, zero rows appended up to ``table_rows``.
 
     Positions never point past row N (the padding row), so the extra zero rows
     are never read; they give tables of different runs few distinct shapes, so
     the persistent compilation cache serves a schedule's next run (the
-    experiments train hundreds of heads) instead of compiling it again.
+    experiments train hundreds of heads) instead of compiling it again. Tables
+    of labelled words (an active-learning simulation grows them by a batch a
+    round) take powers of two: a handful of shapes from 64 sentences to
+    thousands; large tables (unlabelled words) a multiple of ``bucket``, which
+    wastes little memory.
     """
     tables = []
     for rows, _ in plans:
         table = word_table(inputs, rows)  # (N + 1, D) or (N + 1,)
-        extra = -len(table) % bucket
+        extra = table_rows(len(table), bucket) - len(table)
         tables.append(jnp.pad(table, [(0, extra)] + [(0, 0)] * (table.ndim - 1)) if extra else table)
     return tuple(tables)
 

@@ -7,7 +7,7 @@ from test_train import Corpus, leaves_equal, model
 
 from heads.early_stopping import EarlyStopping, train_converged, train_steps, validation_split
 from heads.self_training import SelfTraining, confident_pseudo_labels, train_self_training
-from heads.train import KLPhase, train_kl_phase
+from heads.train import KLPhase, table_rows, train_kl_phase
 
 TINY = dict(batch_sentences=8, pad_multiple=16)
 
@@ -55,6 +55,27 @@ def test_segments_continue_one_run(corpus):
     )
     assert info["steps"] == 30 and cut_info["best_step"] == 30 and len(cut_info["history"]) == 3
     assert leaves_equal(whole, cut)
+
+
+def test_a_fixed_run_is_cut_into_segments_only_when_eval_every_divides_it(corpus):
+    """A refit (no validation) runs in ``eval_every`` segments, the compiled segment its stopped run used,
+    with exactly the parameters of one uncut run; a length it does not divide runs whole."""
+    run = dict(model=model(), learning_rate=3e-3, seed=2, **TINY)
+    arrays = (corpus.features, corpus.labels, corpus.offsets, corpus.labelled_ids)
+    whole, info = train_steps(None, *arrays, max_steps=30, **run)
+    cut, cut_info = train_steps(None, *arrays, max_steps=30, eval_every=10, **run)
+    assert len(info["history"]) == 1 and [h["step"] for h in cut_info["history"]] == [10, 20, 30]
+    assert cut_info["best_step"] == 30 and leaves_equal(whole, cut)
+    _, odd = train_steps(None, *arrays, max_steps=25, eval_every=10, **run)
+    assert [h["step"] for h in odd["history"]] == [25]
+
+
+@pytest.mark.parametrize(
+    ("rows", "padded"),
+    [(1, 4096), (4096, 4096), (4097, 8192), (56_000, 65_536), (131_072, 131_072), (131_073, 135_168)],
+)
+def test_word_tables_are_padded_to_powers_of_two_then_to_buckets(rows, padded):
+    assert table_rows(rows) == padded
 
 
 def test_early_stopping_keeps_the_best_and_stops_after_patience(corpus):
