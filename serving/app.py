@@ -287,7 +287,8 @@ def create_app(
         """Tag ``{"text": ...}`` (one result) or ``{"texts": [...]}`` (``{"results": [...]}``)."""
         texts, single = await read_request(request, limits)
         results = await tag_texts(batcher, texts)
-        return results[0] if single else {"results": results}
+        # A response as it is: FastAPI would validate the results against the model again (they are built to it).
+        return JSONResponse(results[0] if single else {"results": results})
 
     @app.post("/doccano", response_model=list[DoccanoLabel], openapi_extra={"requestBody": request_body})
     async def doccano(request: Request):
@@ -296,7 +297,9 @@ def create_app(
         if not single:
             raise RequestError(422, 'doccano sends one "text" per request, not "texts"')
         entities = (await tag_texts(batcher, texts))[0]["entities"]
-        return [{"label": e["entity_group"], "start_offset": e["start"], "end_offset": e["end"]} for e in entities]
+        return JSONResponse(
+            [{"label": e["entity_group"], "start_offset": e["start"], "end_offset": e["end"]} for e in entities]
+        )
 
     @app.get("/health")
     async def health():
