@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 
 import numpy as np
 
@@ -76,17 +77,29 @@ def _register_attention() -> None:
     AttentionInterface.register(ATTENTION, packed_attention)
 
 
+_ATTENTION_LOCK = threading.Lock()
+_attention_users: dict[int, tuple[int, str]] = {}  # id(model config) -> (blocks inside, implementation before)
+
+
 @contextlib.contextmanager
 def _packed_attention(model):
-    """The model's self-attention is ``packed_attention`` within this block (and its previous one after)."""
+    """The model's self-attention is ``packed_attention`` within this block (and its previous one after the
+    last block, of any thread, that uses the model ends: threads may encode with one model at once)."""
     _register_attention()
     config = model.config
-    previous = config._attn_implementation
-    config._attn_implementation = ATTENTION
+    with _ATTENTION_LOCK:
+        users, previous = _attention_users.get(id(config), (0, config._attn_implementation))
+        _attention_users[id(config)] = (users + 1, previous)
+        config._attn_implementation = ATTENTION
     try:
         yield
     finally:
-        config._attn_implementation = previous
+        with _ATTENTION_LOCK:
+            users, previous = _attention_users.pop(id(config))
+            if users > 1:
+                _attention_users[id(config)] = (users - 1, previous)
+            else:
+                config._attn_implementation = previous
 
 
 def pack_calls(lengths: np.ndarray, max_batch_tokens: int) -> list[np.ndarray]:

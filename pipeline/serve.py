@@ -34,13 +34,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
-        "--threads", type=int, default=0, help="torch's CPU threads (0: one per core but one, left to HTTP)"
+        "--threads", type=int, default=0, help="torch's CPU threads (0: one per core but one, shared by the workers)"
     )
     parser.add_argument("--batch-texts", type=int, default=batching.max_texts, help="texts in one model call")
     parser.add_argument("--batch-words", type=int, default=batching.max_words, help="words in one model call")
     parser.add_argument(
         "--batch-wait-ms", type=float, default=batching.wait_ms, help="how long to collect texts for one call"
     )
+    parser.add_argument("--workers", type=int, default=2, help="model calls at once, one thread each (docs/serve.md)")
     parser.add_argument("--max-queue", type=int, default=batching.max_queue_texts, help="queued texts before 503")
     parser.add_argument("--max-texts", type=int, default=limits.max_texts, help="texts in one request")
     parser.add_argument("--max-text-chars", type=int, default=limits.max_text_chars, help="characters of one text")
@@ -65,16 +66,19 @@ def load_app(args: argparse.Namespace):
         raise FileNotFoundError(f"{args.head}: no such head file")
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port}: give a port between 1 and 65535")
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: give 1 or more")
     if args.threads < 0:
         raise ValueError(f"--threads {args.threads}: give 0 (one per core but one) or more")
     if "*" in args.cors_origin:
         log.warning("--cors-origin '*': any web page may call this server from its visitors' browsers")
     limits = Limits(args.max_body_bytes, args.max_texts, args.max_text_chars)
-    batching = BatchSettings(args.batch_texts, args.batch_words, args.batch_wait_ms, args.max_queue)
+    batching = BatchSettings(args.batch_texts, args.batch_words, args.batch_wait_ms, args.max_queue, args.workers)
     start = time.perf_counter()
     tagger = Tagger.load(args.head, args.encoder)
-    # One core stays with the event loop: on 2 busy cores, torch on both took 575 ms a message, on one 16 ms.
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - 1))
+    # One per core but one (on 2 busy cores, one call on both took 575 ms a message, on one 16 ms), shared out
+    # among the workers, whose calls run at once (torch releases the GIL): on 2 cores, a thread each.
+    torch.set_num_threads(args.threads or max(1, ((os.cpu_count() or 1) - 1) // args.workers))
     loaded = time.perf_counter()
     seconds = warm_up(tagger.tag_scored, max_rows(limits, batching))
     log.info(

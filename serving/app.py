@@ -1,7 +1,8 @@
 """The FastAPI app: ``/tag``, ``/doccano``, ``/health``, ``/info``, ``/stats`` and the page at ``/``.
 
-One ``Batcher`` worker owns the tagger (``heads.tagger.Tagger``, the code path
-of ``pipeline.predict``); requests only parse, check and queue their texts.
+The ``Batcher``'s workers own the tagger (``heads.tagger.Tagger``, the code path
+of ``pipeline.predict``; a copy per worker, each with its own tokenizer);
+requests only parse, check and queue their texts.
 Every error is a JSON object ``{"error": "<one line>"}`` with a 4xx status
 (5xx only for the server's own faults). The interactive OpenAPI pages are left
 out (they load assets from a CDN); ``/openapi.json`` describes the API.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import logging
 import time
@@ -161,6 +163,15 @@ class CompileCounter:
             log.warning("a request compiled the head for a new shape (%.2f s): warm-up missed it", duration)
 
 
+def worker_taggers(tagger, count: int) -> list:
+    """``count`` taggers, one per batcher worker: ``tagger`` and copies sharing its encoder's model and its head,
+    each with a tokenizer of its own (a fast tokenizer refuses a call while another thread is in one)."""
+    copies = [copy.copy(tagger) for _ in range(count - 1)]
+    for worker in copies:
+        worker.encoder = dataclasses.replace(tagger.encoder, tokenizer=copy.deepcopy(tagger.encoder.tokenizer))
+    return [tagger, *copies]
+
+
 def max_rows(limits: Limits, batching: BatchSettings) -> int:
     """The largest padded size a model call can have: a full batch, or one text of the longest allowed."""
     return bucket_rows(max(batching.max_words, limits.max_text_chars))  # a word holds at least one character
@@ -262,7 +273,7 @@ def create_app(
     ``limits`` and ``batching`` default to ``Limits()`` and ``BatchSettings()``.
     """
     limits, batching = limits or Limits(), batching or BatchSettings()
-    batcher = Batcher(tagger.tag_scored, batching)
+    batcher = Batcher([worker.tag_scored for worker in worker_taggers(tagger, batching.workers)], batching)
     info = service_info(tagger, head_path, limits, batching)
     text_lines("warm up")  # builds the word splitter's regex now (it scans every code point): not on a request
     pages = {path: ((STATIC / name).read_bytes(), media) for path, (name, media) in PAGE_FILES.items()}

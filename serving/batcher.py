@@ -1,7 +1,7 @@
-"""Micro-batching: one worker thread owns the tagger; texts from concurrent requests are tagged together.
+"""Micro-batching: worker threads, each with a tagger of its own; texts from concurrent requests are tagged together.
 
 A request hands each of its texts to ``Batcher.submit`` and awaits the
-returned futures. The worker takes the oldest queued text and every text
+returned futures. A worker takes the oldest queued text and every text
 queued behind it, up to ``max_texts`` texts or ``max_words`` words (a text
 longer than that runs alone), and tags them in one call. When requests are
 arriving together (texts were waiting when the worker came back, or its last
@@ -9,10 +9,11 @@ call held several), it also waits up to ``wait_ms`` milliseconds for more, so
 that clients whose answers just went out join the next call instead of
 starting a small one of their own; the wait ends as soon as the batch holds
 as many texts as the largest of the last few calls (those clients are back).
-A lone client never waits: its text is
-tagged as soon as it arrives. Under load the queue fills while the model
-runs, so batches, and throughput, grow with the load, and a text never waits
-behind more than one call it is not part of, since a call is bounded in words.
+A lone client never waits: its text is tagged as soon as it arrives. Several
+workers make their model calls at once (torch releases the GIL): on two cores,
+one call runs on each. Under load the queue fills while the model runs, so
+batches, and throughput, grow with the load, and a text never waits behind
+more than one call it is not part of, since a call is bounded in words.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,10 @@ class BatchSettings:
     max_words: int = 2048  # words in one model call, so a long text delays the others little
     wait_ms: float = 5.0  # under concurrent load, how long to wait for more texts (a lone client never waits)
     max_queue_texts: int = 4096  # texts waiting beyond this: the server answers 503 (busy), not a growing queue
+    workers: int = 1  # model calls at once, each on one thread (torch releases the GIL): one per core to use
 
     def __post_init__(self):
-        for name in ("max_texts", "max_words", "max_queue_texts"):
+        for name in ("max_texts", "max_words", "max_queue_texts", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"batching: {name} is {getattr(self, name)}; give a positive number")
         if self.wait_ms < 0:
@@ -91,32 +93,37 @@ class BucketStats:
 
 
 class Batcher:
-    """Tags texts from any thread in batches, on one worker thread that alone calls ``tag``."""
+    """Tags texts from any thread in batches, on worker threads: worker ``k`` alone calls ``tags[k]``."""
 
-    def __init__(self, tag: TagFunction, settings: BatchSettings):
-        self.tag, self.settings = tag, settings
+    def __init__(self, tags: TagFunction | Sequence[TagFunction], settings: BatchSettings):
+        self.tags, self.settings = list(tags) if isinstance(tags, (list, tuple)) else [tags], settings
         self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.texts = self.batches = self.failures = 0
         self.buckets: dict[int, BucketStats] = {}
 
     def start(self) -> None:
-        """Start the worker thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="tagger", daemon=True)
-            self._thread.start()
+        """Start the worker threads (once), one per tag function."""
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._run, args=(tag,), name=f"tagger-{k}", daemon=True)
+                for k, tag in enumerate(self.tags)
+            ]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Let the worker finish the queued texts, then end it."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout)
-            self._thread = None
+        """Let the workers finish the queued texts, then end them."""
+        for _ in self._threads:
+            self._queue.put(None)  # each worker ends at the first of these it takes
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
 
     @property
     def queued(self) -> int:
@@ -145,7 +152,7 @@ class Batcher:
                 "buckets": buckets,
             }
 
-    def _run(self) -> None:
+    def _run(self, tag: TagFunction) -> None:
         carried: _Job | None = None
         recent = collections.deque([0], maxlen=RECENT_CALLS)  # texts in each of the last calls
         while True:
@@ -156,7 +163,7 @@ class Batcher:
             # As many texts as a recent call held have come back: the clients it answered, no need to wait on.
             expected = max(recent) if max(recent) > 1 else self.settings.max_texts
             jobs, carried = self._collect(first, self.settings.wait_ms / 1000 if busy else 0.0, expected)
-            self._tag(jobs)
+            self._tag(tag, jobs)
             recent.append(len(jobs))
             if carried is None and jobs[-1] is None:  # the stop sentinel arrived while collecting
                 return
@@ -185,7 +192,7 @@ class Batcher:
             words += job.words
         return jobs, None
 
-    def _tag(self, jobs: list) -> None:
+    def _tag(self, tag: TagFunction, jobs: list) -> None:
         """One model call for the texts of ``jobs``; each future gets its text's sentences or the error."""
         jobs = [job for job in jobs if job is not None and job.future.set_running_or_notify_cancel()]
         if not jobs:
@@ -194,7 +201,7 @@ class Batcher:
         words = sum(job.words for job in jobs)
         start = time.perf_counter()
         try:
-            tagged = self.tag(sentences)
+            tagged = tag(sentences)
         except Exception as error:  # a failed batch fails its requests, never the worker
             log.exception("tagging a batch of %d texts failed", len(jobs))
             with self._lock:

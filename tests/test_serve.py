@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import io
 import json
@@ -194,6 +195,26 @@ def test_no_compilation_on_the_request_path(client):
     assert compiles == []
     stats = client.get("/stats").json()
     assert set(stats["buckets"]) >= {"256", "512"} and stats["compilations"] == 0
+
+
+def test_two_workers_tag_at_once_and_give_what_one_gives(tagger):
+    """Two batcher workers share the encoder and head (each its own tokenizer): concurrent requests from
+    several clients get the categories and scores that a lone tagger call gives each text."""
+    texts = [f"Ship {n} Luma lamps to Porto on Friday" for n in range(1, 25)] + ["is the desk lamp in stock?"] * 8
+    app = create_app(tagger, HEAD, LIMITS, dataclasses.replace(BATCHING, wait_ms=2.0, workers=2))
+    assert app.state.batcher.alive is False and len(app.state.batcher.tags) == 2
+
+    async def send_all(url):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            return await asyncio.gather(*(http.post("/tag", json={"text": text}) for text in texts))
+
+    with served(app) as url:
+        responses = asyncio.run(send_all(url))
+    assert all(r.status_code == 200 for r in responses)
+    expected = [tagger.tag_scored([tokenize_line(text)])[0] for text in texts]
+    assert [(r.json()["categories"], r.json()["scores"]) for r in responses] == [
+        (categories, [round(score, 6) for score in scores]) for categories, scores in expected
+    ]
 
 
 def test_stats_count_a_compilation_on_the_request_path(tagger):
