@@ -1,13 +1,10 @@
 """The training schedules of the heads: supervised epochs, then the KL phase's rounds.
 
-The schedules do not call a jitted step per batch: on a CPU the Python
-between steps (dispatch, keys, adding metrics) cost about as much as the
-steps. A schedule draws all its batches first, copies the words they use to
-the device once (``heads.tables``), and runs every step as one jitted
-``lax.scan`` over the batches' word positions (``compiled_schedule``): one compile,
-one call, one fetch of the metrics. Step t's dropout key is
-``fold_in(fold_in(key(seed), 1), t)``, the same as a loop calling the jitted
-steps of ``heads.steps`` would use.
+The schedules do not call a jitted step per batch: on a CPU the Python between steps (dispatch, keys, adding
+metrics) cost about as much as the steps. A schedule draws all its batches first, copies the words they use to the
+device once (``heads.tables``), and runs every step as one jitted ``lax.scan`` over the batches' word positions
+(``compiled_schedule``): one compile, one call, one fetch of the metrics. Step t's dropout key is
+``fold_in(fold_in(key(seed), 1), t)``, the same as a loop calling the jitted steps of ``heads.steps`` would use.
 """
 
 from __future__ import annotations
@@ -106,24 +103,17 @@ def compiled_schedule(step):
 
 
 def table_rows(rows: int, bucket: int = 4096, small: int = 1 << 17) -> int:
-    """The rows a word table of ``rows`` rows is padded to: a power of two (at least ``bucket``) up to ``small``,
-    a multiple of ``bucket`` above it."""
+    """Rows a word table of ``rows`` is padded to: a power of two (>= ``bucket``) up to ``small``, then multiples
+    of ``bucket``: labelled words, which an active-learning simulation grows each round, get a handful of shapes;
+    unlabelled ones waste little memory."""
     power = max(bucket, 1 << max(rows - 1, 0).bit_length())
     return power if power <= small else -(-rows // bucket) * bucket
 
 
 def device_tables(inputs, plans, bucket=4096):
-    """The device word table of each (rows, stacked) plan, zero rows appended up to ``table_rows``.
-
-    Positions never point past row N (the padding row), so the extra zero rows
-    are never read; they give tables of different runs few distinct shapes, so
-    the persistent compilation cache serves a schedule's next run (the
-    experiments train hundreds of heads) instead of compiling it again. Tables
-    of labelled words (an active-learning simulation grows them by a batch a
-    round) take powers of two: a handful of shapes from 64 sentences to
-    thousands; large tables (unlabelled words) a multiple of ``bucket``, which
-    wastes little memory.
-    """
+    """The device word table of each (rows, stacked) plan, zero rows appended up to ``table_rows``: never read
+    (positions stop at row N, the padding row), they give runs few distinct shapes, so the persistent compilation
+    cache serves a schedule's next run (the experiments train hundreds of heads) instead of compiling it again."""
     tables = []
     for rows, _ in plans:
         table = word_table(inputs, rows)  # (N + 1, D) or (N + 1,)
