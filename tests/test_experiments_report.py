@@ -18,7 +18,7 @@ from experiments.report.active import (
 from experiments.report.curve import curve_intro, recommendation_section
 from experiments.report.document import render
 from experiments.report.sections import class_weight_section, features_section, joint_section, selection_section
-from experiments.report.tables import control_of, paired_by_seed
+from experiments.report.tables import control_of, p_text, paired_by_seed
 
 
 def runs_of(gains: dict, size=64, seeds=5, base=0.6):
@@ -297,6 +297,21 @@ def test_active_words_to_random_final_f1_and_their_share():
     flat = active_json(mnlp=(*MNLP_SLOPES[:2], 0.0005))  # seed 2 ends at 0.65
     assert reach(curves(flat["runs"])["mnlp"], goal)["share"] is None
     assert "| not reached (seed 2) |" in active_section(flat, None)
+
+
+def test_active_words_below_half_of_randoms_is_a_one_sided_paired_test_by_seed():
+    """mnlp's words to the target (100 + 0.2 / b) against half of random's 300 words at 30 sentences, by seed."""
+    section = active_section(active_json(), None)
+    p = ttest_rel([100 + 0.2 / b for b in MNLP_SLOPES], [150.0] * 3, alternative="less").pvalue  # near 1
+    assert f"| 89% of random's words | {p_text(p)} |" in section
+    steep = (0.005, 0.0045, 0.0055)  # 140, 144.4, 136.4 words: under half
+    p = ttest_rel([100 + 0.2 / b for b in steep], [150.0] * 3, alternative="less").pvalue
+    assert p < 0.05 and f"| 47% of random's words | {p_text(p)} ✔ |" in active_section(active_json(mnlp=steep), None)
+    # One seed shared with random: no test; a seed short of the target: no test either.
+    one = active_section(active_json(random=RANDOM_SLOPES[:1], mnlp=steep[:1]), None)
+    assert "| n/a: needs every seed to reach the target, two or more shared with random |" in one
+    flat = active_section(active_json(mnlp=(*steep[:2], 0.0005)), None)
+    assert "| not reached (seed 2) | n/a: needs every seed" in flat
 
 
 def test_active_recommendation_is_provisional_under_five_seeds_or_without_a_significant_test():

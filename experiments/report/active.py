@@ -22,6 +22,7 @@ from heads.stats import SIGNIFICANCE, mean_std, paired_test
 REFERENCE = "random"  # the baseline every strategy is compared with
 GRID = 101  # word counts of the equal-words comparison, evenly spaced over the range both curves cover
 MIN_SEEDS = 5  # fewer seeds than this and a recommendation is provisional
+HALF = 0.5  # the target share: a strategy worth recommending needs at most half of random's words
 
 
 def curves(runs: list) -> dict:
@@ -207,10 +208,32 @@ def reach(seeds: dict, goal: dict) -> dict:
     return {"words": words, "share": mean_std(list(words.values()))[0] / goal["words"] if reached else None}
 
 
+def half_words_test(result: dict, reference: dict, goal: dict) -> dict | None:
+    """One-sided paired t-test, by seed, that a strategy's words to the target are below ``HALF`` of the words
+    random labelled by the target's round on the same seed. Returns {"seeds", "p"}, or None unless every seed
+    reached the target and at least two are shared with random."""
+    from scipy.stats import ttest_rel
+
+    words = result["words"]
+    seeds = sorted(set(words) & set(reference))
+    if len(seeds) < 2 or any(words[seed] is None for seed in words):
+        return None
+    halves = [HALF * next(r["words"] for r in reference[seed] if r["sentences"] == goal["sentences"]) for seed in seeds]
+    p = float(ttest_rel([words[seed] for seed in seeds], halves, alternative="less").pvalue)
+    return {"seeds": len(seeds), "p": p}
+
+
+def half_words_cell(test: dict | None) -> str:
+    """ "p=0.012 ✔" (below half of random's words, significant), "p=0.300", or why there is no test."""
+    if test is None:
+        return "n/a: needs every seed to reach the target, two or more shared with random"
+    return p_text(test["p"]) + (" ✔" if test["p"] < SIGNIFICANCE else "")
+
+
 def reference_row(reference: dict, goal: dict) -> list:
     """Random's row of the words-to-target table: its words at the target's round, by definition 100%."""
     words = [next(r["words"] for r in rows if r["sentences"] == goal["sentences"]) for rows in reference.values()]
-    return [f"`{REFERENCE}`", len(reference), cell(words, 0), "100% (the reference)"]
+    return [f"`{REFERENCE}`", len(reference), cell(words, 0), "100% (the reference)", ""]
 
 
 def reach_row(strategy: str, seeds: dict, result: dict, rounds: list) -> list:
@@ -224,8 +247,15 @@ def reach_row(strategy: str, seeds: dict, result: dict, rounds: list) -> list:
             cell([w for w in result["words"].values() if w is not None], 0),
             f"not reached (seed{'s' if len(missed) > 1 else ''} {', '.join(map(str, missed))}"
             + (", in the rounds measured so far)" if cut else ")"),
+            half_words_cell(None),
         ]
-    return [f"`{strategy}`", len(seeds), cell(list(result["words"].values()), 0), share_text(result["share"])]
+    return [
+        f"`{strategy}`",
+        len(seeds),
+        cell(list(result["words"].values()), 0),
+        share_text(result["share"]),
+        half_words_cell(result.get("half")),
+    ]
 
 
 def share_text(fraction: float) -> str:
@@ -365,6 +395,8 @@ def active_section(data: dict, plots: Path | None, name: str = "active_learning"
     ]
     goal = target(reference, data["settings"]["until"])
     results = {s: reach(by_strategy[s], goal) for s in others}
+    for s, result in results.items():
+        result["half"] = half_words_test(result, reference, goal)
     stand_in = (
         ""
         if goal["sentences"] == goal["until"]
@@ -374,10 +406,12 @@ def active_section(data: dict, plots: Path | None, name: str = "active_learning"
     out += [
         f"Words to reach random's final entity F1: the target is random's mean entity F1 at {goal['sentences']:,} "
         f"sentences, {goal['entity_f1']:.4f}, with {goal['words']:,.0f} labelled words{stand_in}; per seed, the "
-        "first word count at which the curve (linear between rounds) reaches it.",
+        "first word count at which the curve (linear between rounds) reaches it. Below half: a one-sided paired "
+        f"t-test, by seed, of the strategy's words to the target against {share(HALF)} of the words random "
+        f"labelled by that round on the same seed (✔: p < {SIGNIFICANCE}).",
         "",
         table(
-            ["strategy", "seeds", "words to the target", "share"],
+            ["strategy", "seeds", "words to the target", "share", f"below {share(HALF)} of random's words"],
             [reference_row(reference, goal)]
             + [reach_row(s, by_strategy[s], results[s], data["rounds"]) for s in others],
         ),
