@@ -395,7 +395,7 @@ def active_section(data: dict, plots: Path | None, name: str = "active_learning"
     ]
     goal = target(reference, data["settings"]["until"])
     results = {s: reach(by_strategy[s], goal) for s in others}
-    for s, result in results.items():
+    for result in results.values():
         result["half"] = half_words_test(result, reference, goal)
     stand_in = (
         ""
