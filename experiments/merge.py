@@ -96,9 +96,13 @@ def _groups(part: dict) -> list[list[int]]:
 ACTIVE_SPLITS = ("seeds", "active_strategies", "active_full", "active_seeds", "active_full_seeds")
 
 
-def merge_active(parts: list[dict], names: list[str]) -> dict:
+def merge_active(parts: list[dict], names: list[str], whole_curves: bool = False) -> dict:
     """One active_learning JSON from parts that ran other strategies or seeds with the same simulation settings:
-    a (strategy, seed, labelled size) measured twice is refused; complete only if every part is."""
+    a (strategy, seed, labelled size) measured twice is refused; complete only if every part is.
+
+    With ``whole_curves``, a (strategy, seed) curve with fewer rounds than the simulation's (a process stopped
+    mid-curve) is left out and listed under ``cut`` (with those the parts had cut already), and the file is
+    complete: a short curve would otherwise narrow the equal-words range of every seed it is compared with."""
     first = parts[0]
     for name, part in zip(names[1:], parts[1:]):
         for field in ("experiment", "settings", "rounds", "features"):
@@ -111,6 +115,15 @@ def merge_active(parts: list[dict], names: list[str]) -> dict:
             if key in seen:
                 raise ValueError(f"{name}: {key[0]} seed {key[1]} at {key[2]} sentences is also in {seen[key]}")
             seen[key] = name
+    runs = [run for part in parts for run in part["runs"]]
+    cut = [curve for part in parts for curve in part.get("cut", [])]
+    if whole_curves:
+        counts = {}
+        for run in runs:
+            counts[run["strategy"], run["seed"]] = counts.get((run["strategy"], run["seed"]), 0) + 1
+        short = {key: n for key, n in counts.items() if n < len(first["rounds"])}
+        cut += [{"strategy": s, "seed": seed, "rounds": n} for (s, seed), n in sorted(short.items())]
+        runs = [run for run in runs if (run["strategy"], run["seed"]) not in short]
     return {
         **first,
         "seconds": round(sum(part["seconds"] for part in parts), 1),
@@ -118,11 +131,12 @@ def merge_active(parts: list[dict], names: list[str]) -> dict:
             **first["params"],
             **{key: sorted({v for part in parts for v in part["params"].get(key, [])}) for key in ACTIVE_SPLITS},
         },
-        "complete": all(part["complete"] for part in parts),
-        "runs": [run for part in parts for run in part["runs"]],
+        "complete": whole_curves or all(part["complete"] for part in parts),
+        "runs": runs,
         "split_into_processes": [
             group for part in parts for group in part.get("split_into_processes") or [_active_group(part)]
         ],
+        **({"cut": cut} if cut else {}),
     }
 
 
@@ -131,13 +145,13 @@ def _active_group(part: dict) -> list[str]:
     return sorted({f"{run['strategy']}:{run['seed']}" for run in part["runs"]})
 
 
-def merge(parts: list[dict], names: list[str]) -> dict:
-    """One experiment JSON from ``parts`` (named ``names`` in errors)."""
+def merge(parts: list[dict], names: list[str], whole_curves: bool = False) -> dict:
+    """One experiment JSON from ``parts`` (named ``names`` in errors); ``whole_curves``: see ``merge_active``."""
     first = parts[0]
     if first.get("experiment") == "selection":
         return merge_selection(parts, names)
     if first.get("experiment") == "active_learning":
-        return merge_active(parts, names)
+        return merge_active(parts, names, whole_curves)
     for name, part in zip(names[1:], parts[1:]):
         for field in ("experiment", "settings", "features", "protocol"):
             if part.get(field) != first.get(field):
@@ -168,10 +182,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="+", type=Path)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument(
+        "--whole-curves",
+        action="store_true",
+        help="active_learning: leave out (strategy, seed) curves a stopped process left short, listed under `cut`",
+    )
     args = parser.parse_args()
     parts = [json.loads(path.read_text(encoding="utf-8")) for path in args.parts]
     try:
-        merged = merge(parts, [str(path) for path in args.parts])
+        merged = merge(parts, [str(path) for path in args.parts], args.whole_curves)
     except ValueError as error:
         raise SystemExit(f"experiments.merge: {error}") from None
     atomic_write_text(args.out, json.dumps(merged, indent=1))

@@ -127,3 +127,20 @@ def test_merge_active_unites_strategies_and_seeds():
 def test_merge_active_refuses_parts_that_do_not_belong_together(other, message):
     with pytest.raises(ValueError, match=message):
         merge([active_part(["random"], [0, 1]), other], ["a", "b"])
+
+
+def test_merge_active_whole_curves_leaves_out_short_curves_and_says_so():
+    stopped = active_part(["mnlp"], [2, 3], complete=False)
+    stopped["runs"] = [r for r in stopped["runs"] if (r["seed"], r["sentences"]) != (3, 192)]  # seed 3: 1 round
+    earlier = active_part(["random"], [0, 1])
+    earlier["cut"] = [{"strategy": "random", "seed": 2, "rounds": 1}]
+    merged = merge([earlier, stopped], ["a", "b"], whole_curves=True)
+    assert {(r["strategy"], r["seed"]) for r in merged["runs"]} == {("random", 0), ("random", 1), ("mnlp", 2)}
+    assert merged["cut"] == [
+        {"strategy": "random", "seed": 2, "rounds": 1},
+        {"strategy": "mnlp", "seed": 3, "rounds": 1},
+    ]
+    assert merged["complete"] is True
+    # Without the flag the short curve stays, and the merged file is as incomplete as its part.
+    kept = merge([earlier, stopped], ["a", "b"])
+    assert ("mnlp", 3) in {(r["strategy"], r["seed"]) for r in kept["runs"]} and kept["complete"] is False

@@ -343,6 +343,14 @@ def test_active_recommendation_is_provisional_under_five_seeds_or_without_a_sign
     )
 
 
+def test_active_status_names_the_curves_a_merge_left_out():
+    data = dict(active_json(), cut=[{"strategy": "mnlp", "seed": 3, "rounds": 2}])
+    assert "Left out when the runs were merged, stopped mid-curve: `mnlp` seed 3 (2 of 3 rounds)" in active_section(
+        data, None
+    )
+    assert "Left out" not in active_section(active_json(), None)
+
+
 def test_active_incomplete_run_says_which_rounds_were_measured():
     data = active_json(complete=False, drop={("mnlp", 1)})
     text = active_section(data, None)

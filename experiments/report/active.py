@@ -63,18 +63,33 @@ def coverage_line(data: dict) -> str:
     return f"Run: {ran}." + (f" Not run: {', '.join(missing)}." if missing else "")
 
 
+def cut_text(data: dict) -> str:
+    """The curves ``experiments.merge --whole-curves`` left out, if any, as a sentence."""
+    total = len(data["rounds"])
+    curves = [f"`{c['strategy']}` seed {c['seed']} ({c['rounds']} of {total} rounds)" for c in data.get("cut", [])]
+    if not curves:
+        return ""
+    return (
+        f" Left out when the runs were merged, stopped mid-curve: {', '.join(curves)} (a short curve would narrow "
+        "the equal-words range of every seed)."
+    )
+
+
 def status_line(data: dict) -> str:
-    """Whether the run is complete, and if not, plainly which curves are short; which strategies ran."""
+    """Whether the run is complete, and if not, plainly which curves are short; which strategies ran; which
+    curves were left out."""
     if not incomplete(data):
-        return f"Complete: all {len(data['rounds'])} rounds measured for every strategy and seed. " + coverage_line(
-            data
+        return (
+            f"Complete: all {len(data['rounds'])} rounds measured for every strategy and seed. "
+            + coverage_line(data)
+            + cut_text(data)
         )
     short = short_curves(data)
     flag = "the JSON is marked `complete: false`" if not data.get("complete", False) else "the JSON says complete"
     measured = "; ".join(short) if short else f"all {len(data['rounds'])} rounds measured for the runs present"
     return (
         f"**Incomplete:** {flag}; {measured}. Every figure below is over the rounds measured so far and may "
-        "change when the run ends. " + coverage_line(data)
+        "change when the run ends. " + coverage_line(data) + cut_text(data)
     )
 
 
