@@ -101,8 +101,9 @@ def merge_active(parts: list[dict], names: list[str], whole_curves: bool = False
     a (strategy, seed, labelled size) measured twice is refused; complete only if every part is.
 
     With ``whole_curves``, a (strategy, seed) curve with fewer rounds than the simulation's (a process stopped
-    mid-curve) is left out and listed under ``cut`` (with those the parts had cut already), and the file is
-    complete: a short curve would otherwise narrow the equal-words range of every seed it is compared with."""
+    mid-curve) is left out and listed under ``cut`` (with those the parts had cut already, less those another
+    part ran whole since), and the file is complete: a short curve would otherwise narrow the equal-words range
+    of every seed it is compared with."""
     first = parts[0]
     for name, part in zip(names[1:], parts[1:]):
         for field in ("experiment", "settings", "rounds", "features"):
@@ -124,6 +125,8 @@ def merge_active(parts: list[dict], names: list[str], whole_curves: bool = False
         short = {key: n for key, n in counts.items() if n < len(first["rounds"])}
         cut += [{"strategy": s, "seed": seed, "rounds": n} for (s, seed), n in sorted(short.items())]
         runs = [run for run in runs if (run["strategy"], run["seed"]) not in short]
+    kept = {(run["strategy"], run["seed"]) for run in runs}
+    cut = [curve for curve in cut if (curve["strategy"], curve["seed"]) not in kept]
     return {
         **first,
         "seconds": round(sum(part["seconds"] for part in parts), 1),

@@ -144,3 +144,6 @@ def test_merge_active_whole_curves_leaves_out_short_curves_and_says_so():
     # Without the flag the short curve stays, and the merged file is as incomplete as its part.
     kept = merge([earlier, stopped], ["a", "b"])
     assert ("mnlp", 3) in {(r["strategy"], r["seed"]) for r in kept["runs"]} and kept["complete"] is False
+    # A curve cut before and run whole since is no longer listed.
+    rerun = merge([earlier, active_part(["random"], [2])], ["a", "b"], whole_curves=True)
+    assert "cut" not in rerun and ("random", 2) in {(r["strategy"], r["seed"]) for r in rerun["runs"]}
