@@ -128,7 +128,7 @@ def merge_active(parts: list[dict], names: list[str], whole_curves: bool = False
     kept = {(run["strategy"], run["seed"]) for run in runs}
     cut = [curve for curve in cut if (curve["strategy"], curve["seed"]) not in kept]
     return {
-        **first,
+        **{key: value for key, value in first.items() if key != "cut"},
         "seconds": round(sum(part["seconds"] for part in parts), 1),
         "params": {
             **first["params"],
