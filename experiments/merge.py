@@ -126,7 +126,8 @@ def merge_active(parts: list[dict], names: list[str], whole_curves: bool = False
         cut += [{"strategy": s, "seed": seed, "rounds": n} for (s, seed), n in sorted(short.items())]
         runs = [run for run in runs if (run["strategy"], run["seed"]) not in short]
     kept = {(run["strategy"], run["seed"]) for run in runs}
-    cut = [curve for curve in cut if (curve["strategy"], curve["seed"]) not in kept]
+    latest = {(curve["strategy"], curve["seed"]): curve for curve in cut}  # a curve cut twice: its later attempt
+    cut = [curve for key, curve in latest.items() if key not in kept]
     return {
         **{key: value for key, value in first.items() if key != "cut"},
         "seconds": round(sum(part["seconds"] for part in parts), 1),

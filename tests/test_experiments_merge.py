@@ -147,3 +147,9 @@ def test_merge_active_whole_curves_leaves_out_short_curves_and_says_so():
     # A curve cut before and run whole since is no longer listed.
     rerun = merge([earlier, active_part(["random"], [2])], ["a", "b"], whole_curves=True)
     assert "cut" not in rerun and ("random", 2) in {(r["strategy"], r["seed"]) for r in rerun["runs"]}
+    # A curve cut twice (two stopped attempts) is listed once, with its later attempt's rounds.
+    again = active_part(["random"], [2], complete=False)
+    again["runs"] = again["runs"][:1]
+    older = dict(earlier, cut=[{"strategy": "random", "seed": 2, "rounds": 0}])  # stopped before its first round
+    twice = merge([older, again], ["a", "b"], whole_curves=True)
+    assert twice["cut"] == [{"strategy": "random", "seed": 2, "rounds": 1}]
