@@ -351,6 +351,28 @@ def test_active_status_names_the_curves_a_merge_left_out():
     assert "Left out" not in active_section(active_json(), None)
 
 
+def screen(runs: list) -> list:
+    """A one-seed `diversity` curve on mnlp's seed-0 words, steeper: it reaches 0.70 at 200 words."""
+    return [
+        dict(r, strategy="diversity", entity_f1=0.5 + 0.002 * (r["words"] - 100))
+        for r in runs
+        if r["strategy"] == "mnlp" and r["seed"] == 0
+    ]
+
+
+def test_active_a_screened_strategy_does_not_displace_an_established_one():
+    """mnlp: 5 seeds, a significant gain; diversity: 1 seed with fewer words. mnlp stays, diversity is named."""
+    five = active_json(random=(0.001,) * 5, mnlp=(0.0012, 0.00121, 0.00119, 0.0012, 0.00122))
+    five["runs"] += screen(five["runs"])
+    text = active_section(five, None)
+    assert "**Recommendation**: `mnlp`: it reached random's final entity F1 (0.7000) on every seed with" in text
+    assert "`diversity` needed fewer words (67% of random's words) on 1 seed: a screen, worth 5 seeds" in text
+    # Without an established strategy, the smallest share is the (provisional) recommendation, as before.
+    three = active_json()
+    three["runs"] += screen(three["runs"])
+    assert "**Recommendation**: `diversity`: it reached" in active_section(three, None)
+
+
 def test_active_incomplete_run_says_which_rounds_were_measured():
     data = active_json(complete=False, drop={("mnlp", 1)})
     text = active_section(data, None)
