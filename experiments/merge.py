@@ -19,6 +19,7 @@ made again over the united grid, and ``defaults`` (params.yaml when a part ran) 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 from pathlib import Path
 
@@ -119,9 +120,7 @@ def merge_active(parts: list[dict], names: list[str], whole_curves: bool = False
     runs = [run for part in parts for run in part["runs"]]
     cut = [curve for part in parts for curve in part.get("cut", [])]
     if whole_curves:
-        counts = {}
-        for run in runs:
-            counts[run["strategy"], run["seed"]] = counts.get((run["strategy"], run["seed"]), 0) + 1
+        counts = collections.Counter((run["strategy"], run["seed"]) for run in runs)
         short = {key: n for key, n in counts.items() if n < len(first["rounds"])}
         cut += [{"strategy": s, "seed": seed, "rounds": n} for (s, seed), n in sorted(short.items())]
         runs = [run for run in runs if (run["strategy"], run["seed"]) not in short]
