@@ -83,6 +83,7 @@ def main() -> None:
         "--encoder", default=None, help="load the encoder from here instead (a local copy); its weights must match"
     )
     parser.add_argument("--batch-sentences", type=int, default=1024, help="sentences encoded together")
+    parser.add_argument("--int8", action="store_true", help="the encoder's linear layers in int8 (docs/serve.md)")
     args = parser.parse_args()
     encoding = check_encoding(args.encoding, "--encoding")
     if args.batch_sentences < 1:
@@ -97,7 +98,7 @@ def main() -> None:
     if file not in (None, "-") and not os.path.isfile(file):
         raise FileNotFoundError(f"{file}: no such file")
     lines, total = checked_input(args.text, file, encoding)
-    tagger = Tagger.load(args.head, args.encoder)
+    tagger = Tagger.load(args.head, args.encoder, int8=args.int8)
     bar = None if total is None else tqdm(total=total, unit="line", desc="predict", file=sys.stderr)
     try:
         with output(args.out) as out:

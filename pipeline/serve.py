@@ -31,6 +31,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--head", required=True, help="a head.msgpack written by the train stage")
     parser.add_argument("--encoder", default=None, help="load the encoder from here (a local copy); weights must match")
+    parser.add_argument(
+        "--int8", action="store_true", help="the encoder's linear layers in int8: ~2x faster on a CPU without bf16"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
@@ -75,7 +78,7 @@ def load_app(args: argparse.Namespace):
     limits = Limits(args.max_body_bytes, args.max_texts, args.max_text_chars)
     batching = BatchSettings(args.batch_texts, args.batch_words, args.batch_wait_ms, args.max_queue, args.workers)
     start = time.perf_counter()
-    tagger = Tagger.load(args.head, args.encoder)
+    tagger = Tagger.load(args.head, args.encoder, int8=args.int8)
     # One per core but one (on 2 busy cores, one call on both took 575 ms a message, on one 16 ms), shared out
     # among the workers, whose calls run at once (torch releases the GIL): on 2 cores, a thread each.
     torch.set_num_threads(args.threads or max(1, ((os.cpu_count() or 1) - 1) // args.workers))

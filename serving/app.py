@@ -111,6 +111,7 @@ def service_info(tagger, head_path: str, limits: Limits, batching: BatchSettings
         "model": tagger.config.get("model"),
         "seed": tagger.config.get("seed"),
         "encoder": features.get("encoder"),
+        "encoder_weights": "int8" if tagger.int8 else features.get("precision"),  # int8: --int8, else as trained
         "categories": tagger.categories,
         "colours": category_colours(tagger.categories),
         "fingerprint": features,

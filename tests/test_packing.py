@@ -1,17 +1,18 @@
 """features.packing: windows packed end to end into one row per model call give the hidden states of separate
 rows (the real MiniLM weights), whatever the calls' budget, pooling and combination; bf16 linear weights cast
-once give the outputs of autocast's cast, bit for bit."""
+once give the outputs of autocast's cast, bit for bit; int8 linear layers (``--int8``) stay close to fp32."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 
 from features.align import tokenize
 from features.extract import encode_windows
-from features.packing import ATTENTION, cast_linear_weights, encode_packed, pack_calls, packs
+from features.packing import ATTENTION, cast_linear_weights, encode_packed, pack_calls, packs, quantize_linear_int8
 
 LONG = (
     "The delegation from Brazil met officials of the European Union in Brussels on Tuesday to discuss "
@@ -93,3 +94,23 @@ def test_pack_calls_fill_each_call_up_to_the_budget_in_order():
     assert [call.tolist() for call in calls] == [[0, 1], [2], [3], [4], [5]]  # 12 > 8: alone
     assert [call.tolist() for call in pack_calls(np.array([3, 3, 3]), 4096)] == [[0, 1, 2]]
     assert pack_calls(np.array([], dtype=np.int64), 8) == []
+
+
+def test_int8_quantizes_all_but_the_down_projections_per_channel_and_keeps_each_word_s_direction(encoder, windows):
+    import torch
+
+    layers = encoder.model.encoder.layer
+    quantized = dataclasses.replace(encoder, model=quantize_linear_int8(encoder.model))
+    dynamic = [m for m in quantized.model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    kept = [m for m in quantized.model.modules() if type(m) is torch.nn.Linear]
+    # query, key, value, attention output and the feed-forward's first layer of each block (and the pooler)
+    assert len(dynamic) == 5 * len(layers) + 1 and {m.weight().qscheme() for m in dynamic} == {torch.per_channel_affine}
+    assert len(kept) == len(layers) and all(m.in_features > m.out_features for m in kept)  # 1536 -> 384: fp32
+    assert type(layers[0].intermediate.dense) is torch.nn.Linear  # the fp32 model is left as it was
+    expected = encode_packed(encoder, windows, LAYERS, "mean", "mean", False, 4096)
+    found = encode_packed(quantized, windows, LAYERS, "mean", "mean", False, 4096)
+    cosine = (found * expected).sum(1) / np.linalg.norm(found, axis=1) / np.linalg.norm(expected, axis=1)
+    assert (
+        cosine.min() > 0.985
+    )  # each word's vector keeps its direction (0.991; the down-projections in int8 too: 0.980) ...
+    assert np.abs(found - expected).max() > 1e-3  # ... but is not fp32's: the weights are int8

