@@ -13,7 +13,10 @@ The server runs as a subprocess on 127.0.0.1. Messages are test-split sentences 
    --json``: the categories compared word by word, beside predict against itself in batches of 32 lines
    instead of 1,024 (bf16 features move with the batch they are encoded in: that is the floor); predict's
    cost per message, run once per message (process start and encoder load included) and over the file.
-   ``--load-only`` stops after 3 (a server setting compared in minutes: ``--server-arg=--threads=2``).
+   ``--load-only`` stops after 3 (a server setting compared in minutes: ``--server-arg=--threads=2``);
+5. the probe, after the server has stopped: the tagger alone in this process, no HTTP and no clients, two
+   threads each with a tagger of its own (as the server's two workers) tagging the messages in batches of 8
+   and of 32: the most messages/s the model calls allow on this machine, whatever the server does.
 
     python -m bench.serve --head models/bert_ner_es/seed0/head.msgpack --out bench/serve.json
 """
@@ -207,9 +210,9 @@ def served_categories(port: int, lines: list[str]) -> list[list[str]]:
     return categories
 
 
-def predict_file(head: str, path: Path, batch_sentences: int) -> tuple[float, list[list[str]]]:
+def predict_file(head: str, path: Path, batch_sentences: int, extra: list[str]) -> tuple[float, list[list[str]]]:
     """``python -m pipeline.predict --json --file``: wall seconds (process start and loading included), categories."""
-    command = [sys.executable, "-m", "pipeline.predict", "--head", head, "--json", "--file", str(path)]
+    command = [sys.executable, "-m", "pipeline.predict", "--head", head, *extra, "--json", "--file", str(path)]
     start = time.perf_counter()
     done = subprocess.run(
         command + ["--batch-sentences", str(batch_sentences)], env=ENV, check=True, capture_output=True, text=True
@@ -217,18 +220,18 @@ def predict_file(head: str, path: Path, batch_sentences: int) -> tuple[float, li
     return time.perf_counter() - start, [json.loads(record)["categories"] for record in done.stdout.splitlines()]
 
 
-def predict_cli(head: str, lines: list[str], work: Path) -> dict:
-    """``python -m pipeline.predict``: once for one message, then over the file of ``lines`` in its default
-    batches (1,024 lines) and in batches of 32 (how its own batching moves bf16 features: the noise floor)."""
+def predict_cli(head: str, lines: list[str], work: Path, extra: list[str]) -> dict:
+    """``python -m pipeline.predict`` (with ``extra`` options): once for one message, then over the file of
+    ``lines`` in its default batches (1,024 lines) and in batches of 32 (how its own batching moves bf16
+    features: the noise floor)."""
     start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.predict", "--head", head, lines[0]], env=ENV, check=True, capture_output=True
-    )
+    command = [sys.executable, "-m", "pipeline.predict", "--head", head, *extra, lines[0]]
+    subprocess.run(command, env=ENV, check=True, capture_output=True)
     one = time.perf_counter() - start
     path = work / "lines.txt"
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    seconds, categories = predict_file(head, path, 1024)
-    _, small_batches = predict_file(head, path, 32)
+    seconds, categories = predict_file(head, path, 1024, extra)
+    _, small_batches = predict_file(head, path, 32, extra)
     return {
         "one_message_seconds": round(one, 2),
         "file_lines": len(lines),
@@ -265,6 +268,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--soak-requests", type=int, default=10000, help="requests between the two RSS readings")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--server-arg", action="append", default=[], help="passed to pipeline.serve (repeat)")
+    parser.add_argument("--int8", action="store_true", help="the server and predict with --int8 (bench/int8.py)")
     parser.add_argument(
         "--load-only",
         action="store_true",
@@ -274,8 +278,42 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def tagger_ceiling(head: str, messages: list[str], int8: bool) -> dict:
+    """Messages/s of the tagger alone: two threads (one core each), batches of 8 and of 32 messages."""
+    import torch
+
+    from heads.tagger import Tagger
+    from serving.app import worker_taggers
+
+    sentences = [message.split() for message in messages]
+    workers = worker_taggers(Tagger.load(head, int8=int8), 2)
+    torch.set_num_threads(1)
+    ceiling = {}
+    for batch in (8, 32):
+        for worker in workers:
+            worker.tag_scored(sentences[:batch])  # compiled before the clock starts
+
+        def tag(worker, part, batch):
+            for first in range(0, len(part), batch):
+                worker.tag_scored(part[first : first + batch])
+
+        threads = [
+            threading.Thread(target=tag, args=(worker, sentences[k :: len(workers)], batch))
+            for k, worker in enumerate(workers)
+        ]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ceiling[f"batches_of_{batch}_messages_per_second"] = round(len(sentences) / (time.perf_counter() - start), 1)
+    return ceiling
+
+
 def main() -> None:
     args = parse_args()
+    if args.int8:
+        args.server_arg.append("--int8")
     if args.messages:
         lines = [line.strip() for line in Path(args.messages).read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
@@ -305,12 +343,13 @@ def main() -> None:
     report["server_args"] = args.server_arg
     if not args.load_only:
         with tempfile.TemporaryDirectory() as work:
-            predict = predict_cli(args.head, lines, Path(work))
+            predict = predict_cli(args.head, lines, Path(work), ["--int8"] if args.int8 else [])
         expected, small_batches = predict.pop("categories"), predict.pop("small_batches")
         report["predict_cli"] = predict
         report["served_equal_predict"] = agreement(served, expected)
         report["predict_32_vs_1024_line_batches"] = agreement(small_batches, expected)
         report["served_vs_predict_32_line_batches"] = agreement(served, small_batches)  # the server sends 32 texts
+    report["tagger_alone"] = tagger_ceiling(args.head, messages, args.int8)
     c1, c8 = report["runs"]
     report["targets"] = {
         "p95_ms_at_concurrency_1_le_30": c1["p95_ms"] <= 30,
