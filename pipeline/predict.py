@@ -83,7 +83,9 @@ def main() -> None:
         "--encoder", default=None, help="load the encoder from here instead (a local copy); its weights must match"
     )
     parser.add_argument("--batch-sentences", type=int, default=1024, help="sentences encoded together")
-    parser.add_argument("--int8", action="store_true", help="the encoder in int8: faster, tags a little off (docs/serve.md)")
+    parser.add_argument(
+        "--int8", action="store_true", help="the encoder in int8: faster, tags a little off (docs/serve.md)"
+    )
     args = parser.parse_args()
     encoding = check_encoding(args.encoding, "--encoding")
     if args.batch_sentences < 1:

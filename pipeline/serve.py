@@ -32,7 +32,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--head", required=True, help="a head.msgpack written by the train stage")
     parser.add_argument("--encoder", default=None, help="load the encoder from here (a local copy); weights must match")
     parser.add_argument(
-        "--int8", action="store_true", help="the encoder in int8: faster without bf16, tags a little off (docs/serve.md)"
+        "--int8",
+        action="store_true",
+        help="the encoder in int8: faster without bf16, tags a little off (docs/serve.md)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
