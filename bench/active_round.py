@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import os
+import resource
 import tempfile
 import time
 
@@ -100,6 +101,9 @@ def main() -> None:
         "target_seconds": TARGET_SECONDS,
         "met": round_seconds <= TARGET_SECONDS,
         "strategies": strategies,
+        "features": {key: fingerprint.get(key) for key in ("encoder", "layers", "precision")},
+        "candidate_vectors": type(vectors).__name__,  # a view of the cache read chunk by chunk, or an array
+        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "total_seconds": round(time.perf_counter() - started, 1),
         "cpus": os.cpu_count(),

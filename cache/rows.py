@@ -124,3 +124,36 @@ class ConcatColumns(_RowView):
             out[:, column : column + width] = read(part)
             column += width
         return out
+
+
+class TakeRows(_RowView):
+    """Rows ``rows`` of ``array``, in that order: row i of the view is ``array[rows[i]]``, read when indexed.
+
+    The select stage scores a split's words chunk by chunk through this view of the memory-mapped cache, so
+    its memory is a chunk's rows however many candidates there are (a copy of 36,000 sentences' vectors is
+    600 MB). ``array`` is anything indexable by a sorted 1-D integer array: a NumPy array, a memmap, an h5py
+    dataset (which needs its rows sorted and unique: the view reads them so) or another view.
+    """
+
+    def __init__(self, array, rows):
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+            raise TypeError(f"rows must be a 1-D integer array, got {rows.dtype} shape {rows.shape}")
+        rows = rows.astype(np.int64, copy=False)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(array)):
+            raise IndexError(f"row index out of range for {len(array)} rows")
+        self.array, self.rows = array, rows
+        self.dtype = np.dtype(array.dtype)
+        self.shape = (len(rows),) + tuple(array.shape[1:])
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        wanted = self.rows[rows]
+        if not wanted.size:
+            return np.empty((0,) + self.shape[1:], self.dtype)
+        if np.all(wanted[1:] > wanted[:-1]):  # sorted and unique (a split's words): read as is
+            return np.asarray(self.array[wanted])
+        unique, inverse = np.unique(wanted, return_inverse=True)
+        return np.asarray(self.array[unique])[inverse.reshape(-1)]
+
+    def _block(self, start: int, stop: int) -> np.ndarray:
+        return self._rows(np.arange(start, stop))

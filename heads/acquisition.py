@@ -126,9 +126,15 @@ def uncertainty_scores(strategy: str, outputs: WordOutputs, offsets) -> np.ndarr
     raise ValueError(f"no uncertainty score named {strategy!r}")
 
 
-def sentence_vectors(features, offsets) -> np.ndarray:
-    """The mean of each sentence's word vectors, scaled to unit length; (S, D) float32."""
-    sums = np.add.reduceat(np.asarray(features, np.float32), np.asarray(offsets[:-1]), axis=0)
+def sentence_vectors(features, offsets, block_sentences=4096) -> np.ndarray:
+    """The mean of each sentence's word vectors, scaled to unit length; (S, D) float32. ``features`` (an array
+    or a ``cache.rows`` view) are read ``block_sentences`` sentences at a time."""
+    offsets = np.asarray(offsets, np.int64)
+    sums = np.zeros((len(offsets) - 1, features.shape[1]), np.float32)
+    for first in range(0, len(offsets) - 1, block_sentences):
+        bounds = offsets[first : first + block_sentences + 1]
+        block = np.asarray(features[bounds[0] : bounds[-1]], np.float32)
+        sums[first : first + len(bounds) - 1] = np.add.reduceat(block, bounds[:-1] - bounds[0], axis=0)
     means = sums / np.diff(offsets)[:, None]
     return (means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 

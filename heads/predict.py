@@ -66,8 +66,9 @@ def _sentence_chunks(starts, n, max_words, max_sentences):
 
 def _chunked_sentences(outputs, params, model, inputs, first_words, batch_words, batch_sentences=256):
     """``outputs(params, model, piece, piece_starts)`` over chunks cut at sentence starts, each padded to a power
-    of two of at least 256 words; the per-word arrays it returns, joined, as NumPy."""
-    inputs = np.asarray(inputs)
+    of two of at least 256 words; the per-word arrays it returns, joined, as NumPy. ``inputs`` is read a chunk
+    at a time (an array or a ``cache.rows`` view). Only a grid head's chunks hold at most ``batch_sentences``
+    sentences (its grid has that many rows); a chain over flat words fills ``batch_words``."""
     n = len(inputs)
     starts = np.flatnonzero(first_words)
     if n and (not len(starts) or starts[0] != 0):
@@ -75,7 +76,7 @@ def _chunked_sentences(outputs, params, model, inputs, first_words, batch_words,
     results = None
     bounds = np.append(starts, n)
     grid = sentence_head(model)  # the BiLSTM inside, if any: its grid is fitted to each chunk
-    for first, last in _sentence_chunks(starts, n, batch_words, batch_sentences):
+    for first, last in _sentence_chunks(starts, n, batch_words, batch_words if grid is None else batch_sentences):
         size = max(256, 1 << (last - first - 1).bit_length())  # a power of two: few shapes, little padding
         piece = np.zeros((size,) + inputs.shape[1:], inputs.dtype)
         piece[: last - first] = inputs[first:last]

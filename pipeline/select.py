@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from cache.rows import ConcatRows, TakeRows
 from cache.store import check_encodes, open_cache
 from data.annotations import Pick, write_exports
 from data.prepared_io import atomic_write_text, disagreement, read_prepared, words_sha256
@@ -33,13 +34,13 @@ log = logging.getLogger("select")
 
 
 def candidates(prepared, cache_path: str, text: UnlabelledTextParams, text_cache: str, fingerprint: dict):
-    """(keys, words, cached word vectors (W, D)) of every candidate: ``corpus:<id>`` sentences of the unlabelled
+    """(keys, words, cached word vectors (W, D), a row view) of every candidate: ``corpus:<id>`` sentences of the unlabelled
     split, then ``text:<n>`` sentences of the extra text (the n-th sentence of its file, from 1)."""
     keys, words, parts = [], [], []
     if text.mode != "replace":
         ids = prepared.split["unlabelled"]
         with open_cache(cache_path, verify=False) as cache:  # check_encodes verified it
-            parts.append(cache.features[word_rows(prepared.offsets, ids)])
+            parts.append(_rows_of(cache.features, word_rows(prepared.offsets, ids)))
         keys += [f"corpus:{i}" for i in ids]
         words += [prepared.words[i] for i in ids]
     if text.mode != "none":
@@ -50,10 +51,17 @@ def candidates(prepared, cache_path: str, text: UnlabelledTextParams, text_cache
                 raise ValueError(disagreement(text_cache, cache_path, field, found.get(field), fingerprint.get(field),
                                               "rerun the extract_text stage"))  # fmt: skip
         with open_cache(text_cache, verify=False) as cache:
-            parts.append(cache.features[...])
+            parts.append(_rows_of(cache.features, np.arange(len(cache.features))))
         keys += [f"text:{n}" for n in range(1, len(sentences) + 1)]
         words += sentences
-    return keys, words, np.concatenate(parts) if parts else np.zeros((0, 0), np.float16)
+    if not parts:
+        return keys, words, np.zeros((0, 0), np.float16)
+    return keys, words, parts[0] if len(parts) == 1 else ConcatRows(*parts)
+
+
+def _rows_of(features, rows):
+    """``rows`` of cached features: a view read when scored (a memmap outlives its file; h5py's: read now)."""
+    return TakeRows(features, rows) if isinstance(features, np.memmap) else np.asarray(features[rows])
 
 
 def picks(ranking, chosen, keys, words, offsets, categories) -> list[Pick]:
@@ -74,7 +82,7 @@ def choose_sentences(active: ActiveParams, params, config: dict, head_path: str,
     ``config``) and ``active.batch`` of them chosen, none whose words are in ``asked``."""
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in words])])
     centroids = head_centroids(config, head_path, vectors.shape[1])
-    inputs = np.asarray(head_inputs(vectors, words, HeadParams(**config["heads"]), centroids=centroids)[:])
+    inputs = head_inputs(vectors, words, HeadParams(**config["heads"]), centroids=centroids)  # read chunk by chunk
     starts = np.zeros(len(inputs), bool)
     starts[offsets[:-1]] = True
     ranking = rank_candidates(
@@ -98,7 +106,7 @@ def select(active: ActiveParams, params_path: str, prepared_dir: str, cache_path
     keys, words, vectors = candidates(prepared, cache_path, text, text_cache, fingerprint)
     if active.pool and active.pool < len(keys):
         drawn = np.sort(np.random.default_rng(active.seed).permutation(len(keys))[: active.pool])
-        vectors = vectors[word_rows(np.concatenate([[0], np.cumsum([len(w) for w in words])]), drawn)]
+        vectors = TakeRows(vectors, word_rows(np.concatenate([[0], np.cumsum([len(w) for w in words])]), drawn))
         keys, words = [keys[i] for i in drawn], [words[i] for i in drawn]
     if not keys:
         raise ValueError(f"{prepared_dir}: no unlabelled sentence to choose from (unlabelled_text.mode is {text.mode})")

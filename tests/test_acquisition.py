@@ -14,6 +14,7 @@ from scipy.special import logsumexp
 from scipy.stats import entropy as scipy_entropy
 from sklearn.cluster import KMeans
 
+from cache.rows import TakeRows
 from heads import acquisition
 from heads.acquisition import (
     STRATEGIES,
@@ -21,6 +22,7 @@ from heads.acquisition import (
     diverse_order,
     rank_candidates,
     ranked,
+    sentence_vectors,
     uncertainty_scores,
     with_dropout,
     word_outputs,
@@ -186,3 +188,15 @@ def test_an_unknown_strategy_is_refused():
         rank_candidates("maximal", params, model, inputs, starts, offsets, batch=1, seed=0)
     with pytest.raises(ValueError, match="diversity strategy needs one sentence vector"):
         rank_candidates("diversity", params, model, inputs, starts, offsets, batch=1, seed=0)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 100])
+def test_sentence_vectors_are_unit_means_whatever_the_block(block):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 6, 7)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    features = rng.normal(size=(offsets[-1], 5)).astype(np.float16)
+    got = sentence_vectors(TakeRows(features, np.arange(len(features))), offsets, block_sentences=block)
+    for s in range(len(lengths)):
+        mean = features[offsets[s] : offsets[s + 1]].astype(np.float64).mean(axis=0)
+        np.testing.assert_allclose(got[s], mean / np.linalg.norm(mean), rtol=1e-5, atol=1e-6)
