@@ -38,7 +38,7 @@ experiments: setup corpus
 	$(PY) -m pipeline.readme
 
 test: setup
-	$(PY) -m pytest -q -n 2 --durations=15 --ignore=tests/integration tests
+	$(PY) -m pytest -q -n 3 --durations=15 --ignore=tests/integration tests
 
 # Label Studio lives in a venv of its own (its pins clash with requirements.txt): ~100 s of pip install and
 # ~50 s of one database migration the first time (1 GB); a no-op after that unless the version changes.

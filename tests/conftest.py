@@ -163,10 +163,11 @@ def _reads_repro_project(path: Path) -> bool:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """``make test`` runs two pytest-xdist workers: each module's tests go to one worker (its module
-    fixtures are built once), and every module that reads ``repro_project`` (a `dvc repro` of two minutes)
-    to one worker, so that project is built once. (xdist's ``--dist loadgroup`` marks do not group under
-    pytest 9, which ignores the node ids they rewrite.)"""
+    """``make test`` runs three pytest-xdist workers on two cores (the tests wait on subprocesses; a third
+    worker fills the gaps): each module's tests go to one worker (its module fixtures are built once), and
+    every module that reads ``repro_project`` (a `dvc repro` of three minutes) to one worker, so that project
+    is built once. (xdist's ``--dist loadgroup`` marks do not group under pytest 9, which ignores the node ids
+    they rewrite.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):
