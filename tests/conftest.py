@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -118,11 +119,10 @@ E2E_STAGE_MODELS = {
 E2E_MODELS = [model for models in E2E_STAGE_MODELS.values() for model in models]
 
 
-@pytest.fixture(scope="session")
-def repro_project(tmp_path_factory):
+def _build_repro_project(root: Path) -> dict:
     """The tracked project on the chatbot example (a bespoke BIO tag set, a separate test file, a labelled
     part, an unlabelled part and extra raw text), dvc.yaml cut to one model per train stage kind, small
-    schedules; `dvc repro` run once. Returns (root, env, the repro's output, `dvc status` right after it)."""
+    schedules; `dvc repro` run once in ``root``. Returns the repro's output and `dvc status` right after it."""
 
     def edit(params):
         params["prepare"].update(
@@ -150,10 +150,47 @@ def repro_project(tmp_path_factory):
         start, end = compare.index("--models ") + len("--models "), compare.index(" --markdown")
         stages["compare"]["cmd"] = compare[:start] + " ".join(E2E_MODELS) + compare[end:]
 
-    root, env = make_project(tmp_path_factory.mktemp("e2e"), edit, "e2e", one_model_per_stage_kind)
+    _, env = make_project(root, edit, "e2e", one_model_per_stage_kind)
     repro = run_command(["dvc", "repro"], root, env)
     status = run_command(["dvc", "status", "dvc.yaml"], root, env)
-    return root, env, repro.stdout + repro.stderr, status.stdout
+    return {"root": str(root), "output": repro.stdout + repro.stderr, "status": status.stdout}
+
+
+@pytest.fixture(scope="session")
+def repro_project(tmp_path_factory):
+    """The end-to-end project (``_build_repro_project``), built once per run: under pytest-xdist the first
+    worker to ask builds it in the run's shared temporary folder while the others wait on a file lock, and
+    every worker reads the same build. Tests only read it; one that changes it works on ``project_copy``.
+    Returns (root, env, the repro's output, `dvc status` right after it)."""
+    import json
+
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the controller's folder, above each worker's own
+    record = shared / "repro_project.json"
+    with FileLock(shared / "repro_project.lock"):
+        if not record.exists():
+            try:
+                built = _build_repro_project(Path(tempfile.mkdtemp(prefix="e2e", dir=shared)))
+            except BaseException as error:  # the other workers fail at once rather than build it again
+                record.write_text(json.dumps({"error": str(error)[-3000:]}))
+                raise
+            record.write_text(json.dumps(built))
+    built = json.loads(record.read_text())
+    if "error" in built:
+        pytest.fail(f"the end-to-end project failed to build in another worker:\n{built['error']}")
+    return Path(built["root"]), project_environment(), built["output"], built["status"]
+
+
+def project_copy(repro_project, destination: Path) -> tuple[Path, dict]:
+    """A private copy of the end-to-end project (git, DVC's cache, outputs), for a test that edits it or
+    runs `dvc` in it while other workers read the shared one."""
+    import shutil
+
+    root = shutil.copytree(repro_project[0], destination / "project", symlinks=True)
+    return root, repro_project[1]
 
 
 @functools.cache
@@ -161,18 +198,33 @@ def _reads_repro_project(path: Path) -> bool:
     return "repro_project" in path.read_text(encoding="utf-8")
 
 
+# The module that reads repro_project for longest after it is built: it goes first, so its worker builds the
+# project while the others run the rest, and runs it straight after; the other readers go last.
+BUILDS_REPRO_PROJECT = "tests/test_experiments_e2e.py"
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """``make test`` runs three pytest-xdist workers on two cores (the tests wait on subprocesses; a third
-    worker fills the gaps): each module's tests go to one worker (its module fixtures are built once), and
-    every module that reads ``repro_project`` (a `dvc repro` of three minutes) to one worker, so that project
-    is built once. (xdist's ``--dist loadgroup`` marks do not group under pytest 9, which ignores the node ids
-    they rewrite.)"""
+    worker fills the gaps). Each module's tests go to one worker (its module fixtures are built once). The
+    modules that read ``repro_project`` (a `dvc repro` of about three minutes, built once for all workers)
+    are ordered around its build: ``BUILDS_REPRO_PROJECT`` first, the others last. (xdist's ``--dist
+    loadgroup`` marks do not group under pytest 9, which ignores the node ids they rewrite.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return "repro_project" if _reads_repro_project(config.rootpath / module) else module
+            return nodeid.split("::", 1)[0]
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # the queue is complete at the first assignment
+                self.ordered = True
+                for module in [m for m in self.workqueue if _reads_repro_project(config.rootpath / m)]:
+                    self.workqueue.move_to_end(module)
+                if BUILDS_REPRO_PROJECT in self.workqueue:
+                    self.workqueue.move_to_end(BUILDS_REPRO_PROJECT, last=False)
+            super()._assign_work_unit(node)
 
     return ByModule(config, log)

@@ -1,5 +1,5 @@
 """End to end: `dvc repro` of the real pipeline, one model per train stage kind (conftest's repro_project),
-then what DVC does after a change, a seed trained alone, and the experiments on that project."""
+then what DVC does after a change, and a seed trained alone (the experiments on it: test_experiments_e2e.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import json
 import sys
 
 import yaml
-from conftest import E2E_MODELS, E2E_STAGE_MODELS, ROOT, project_environment, run_command, write_kaggle_csv
+from conftest import (
+    E2E_MODELS,
+    E2E_STAGE_MODELS,
+    ROOT,
+    project_copy,
+    project_environment,
+    run_command,
+    write_kaggle_csv,
+)
 
 NAMES = ["Anna", "Bert", "Carla", "Dmitri"]
 PLACES = ["Paris", "Lagos", "Quito", "Oslo"]
@@ -87,7 +95,7 @@ def test_dvc_repro_runs_every_stage(repro_project):
 def test_select_then_import_closes_the_loop(repro_project, tmp_path):
     """The select stage on the chatbot example (its unlabelled split and extra text), then its CoNLL taken as
     labelled by pipeline.annotate: the labelled file grows, prepare is stale, and its labelled split grows."""
-    root, env, _, _ = repro_project
+    root, env = project_copy(repro_project, tmp_path)
     params = yaml.safe_load((root / "params.yaml").read_text())
     meta = json.loads((root / "data/prepared/meta.json").read_text())
     manifest = [json.loads(line) for line in (root / "selection/manifest.jsonl").read_text().splitlines()]
@@ -127,8 +135,9 @@ def test_a_kaggle_csv_is_split_by_counts(tmp_path):
     assert meta["categories"] == ["O", "geo", "per", "tim"]
 
 
-def test_changing_a_head_parameter_reruns_only_heads(repro_project):
-    root, env, _, _ = repro_project
+def test_changing_a_head_parameter_reruns_only_heads(repro_project, tmp_path):
+    root, env = project_copy(repro_project, tmp_path)
+    assert dirty_stages(root, env) == set()  # the copy is as up to date as the project
     original = (root / "params.yaml").read_text()
     params = yaml.safe_load(original)
     params["kl"]["learning_rate"] = 0.0005  # read by every KL-phase model
@@ -159,92 +168,9 @@ def test_same_seed_gives_bit_identical_heads(repro_project, tmp_path):
     assert (again / "seed1/head.msgpack").read_bytes() != (again / "seed0/head.msgpack").read_bytes()
 
 
-def test_experiments_and_their_report_run_on_the_tiny_project(repro_project, tmp_path):
-    """The learning-curve, biased-sample and regularizer experiments, then the report, on the tiny corpus."""
-    root, env, _, _ = repro_project
-    settings = {
-        "seeds": [0],
-        "selection_seeds": [0],
-        "sizes": [8],  # one size: the curves' code paths are per size, and a second doubles the test's time
-        # One KL kind (the other two run the same curve code; each costs its rounds' compile), entropy, self-training.
-        "curve_models": ["ner_conf_kl", "ner_entropy", "ner_self_training"],
-        "pool_size": 12,
-        "validation_fraction": 0.25,
-        "weight_decays": [0.01],
-        "dropouts": [0.3],
-    }
-    (tmp_path / "experiments.yaml").write_text(yaml.safe_dump({"experiments": settings}))
-    runs = tmp_path / "runs"
-    for name in ("learning_curve", "biased", "regularizers"):
-        run(
-            [
-                sys.executable,
-                "-m",
-                "experiments",
-                name,
-                "--experiment-params",
-                str(tmp_path / "experiments.yaml"),
-                "--out",
-                str(runs / f"{name}.json"),
-            ],
-            root,
-            env,
-        )
-    curve = json.loads((runs / "learning_curve.json").read_text())["runs"]
-    biased = json.loads((runs / "biased.json").read_text())["runs"]
-    kl_models = {"bert_dd_kl", "bert_conf_kl", "bert_both_kl"}
-    methods = {"ner_conf_kl", "ner_entropy", "ner_self_training"}
-    # every method with its matched control, and the CRF peer trained on the same labelled sample
-    curve_models = {"bert_ner", "bert_ner_es", "crf_peer"} | methods | {f"{m}_control" for m in methods}
-    assert {(r["model"], r["size"]) for r in curve} == {(m, s) for m in curve_models for s in (8,)}
-    assert {r["model"] for r in biased} == curve_models | {"ner_dd_kl_given_prior"}
-    # A matched control never reads the unlabelled words: the same control for every KL kind of 80 rounds.
-    controls = {r["model"]: r["entity_f1"] for r in curve if r["size"] == 8 and r["model"].endswith("_control")}
-    assert controls["ner_conf_kl_control"] == controls["ner_entropy_control"]
-    assert {r["sample"] for r in biased} == {"biased"} and all(0 <= r["mean_f1"] <= 1 for r in curve + biased)
-    regularizers = json.loads((runs / "regularizers.json").read_text())
-    assert regularizers["chosen"]["weight_decay"] in (0.0, 0.01) and regularizers["chosen"]["dropout"] in (0.0, 0.3)
-    assert {(r["regularizer"], r["model"]) for r in regularizers["runs"]} == {
-        (v, m) for v in ("none", "l2", "dropout") for m in {"bert_ner", "bert_ner_extra_ce", "bert_ner_es"} | kl_models
-    }
-
-    run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.report",
-            "--runs",
-            str(runs),
-            "--out",
-            str(tmp_path / "report.md"),
-            "--plots",
-            str(tmp_path),
-        ],
-        root,
-        env,
-    )
-    report = (tmp_path / "report.md").read_text()
-    assert all(
-        title in report
-        for title in (
-            "## Recommendation",
-            "## 1. Learning curve",
-            "## 2. Biased labelled sample",
-            "## 3. Traditional regularizers",
-            "Δ entity F1 vs random",
-            "Δc entity F1 vs control (p)",
-            "| recommended vs the CRF peer |",
-        )
-    )
-    assert report.index("## Recommendation") < report.index("## 1. Learning curve")
-    for plot in ("learning_curve.png", "biased_vs_random.png"):
-        assert (tmp_path / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
-
-
-def test_a_change_to_an_imported_module_makes_its_stages_dirty(repro_project):
+def test_a_change_to_an_imported_module_makes_its_stages_dirty(repro_project, tmp_path):
     """DVC's view of code deps (tests/test_dvc_deps.py checks them statically) on the real repro."""
-    root, env, _, _ = repro_project
-    run(["dvc", "repro"], root, env)
+    root, env = project_copy(repro_project, tmp_path)
     metrics_module = root / "heads" / "metrics.py"
     original = metrics_module.read_text()
     try:
