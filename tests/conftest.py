@@ -221,9 +221,14 @@ def pytest_xdist_make_scheduler(config, log):
         def _assign_work_unit(self, node) -> None:
             if not self.ordered:  # the queue is complete at the first assignment
                 self.ordered = True
-                for module in [m for m in self.workqueue if _reads_repro_project(config.rootpath / m)]:
+                readers = [m for m in self.workqueue if _reads_repro_project(config.rootpath / m)]
+                for module in readers:
                     self.workqueue.move_to_end(module)
-                if BUILDS_REPRO_PROJECT in self.workqueue:
+                others = [m for m in self.workqueue if m not in readers]
+                if BUILDS_REPRO_PROJECT in self.workqueue and others:
+                    # Each worker starts with two modules; the builder's second waits behind the build and
+                    # its reader, so it gets the module of fewest tests.
+                    self.workqueue.move_to_end(min(others, key=lambda m: len(self.workqueue[m])), last=False)
                     self.workqueue.move_to_end(BUILDS_REPRO_PROJECT, last=False)
             super()._assign_work_unit(node)
 

@@ -4,6 +4,7 @@ project (conftest's repro_project): the longest test after that project's build,
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import yaml
@@ -31,21 +32,23 @@ def test_experiments_and_their_report_run_on_the_tiny_project(repro_project, tmp
     }
     (tmp_path / "experiments.yaml").write_text(yaml.safe_dump({"experiments": settings}))
     runs = tmp_path / "runs"
-    for name in ("learning_curve", "biased", "regularizers"):
-        run(
-            [
-                sys.executable,
-                "-m",
-                "experiments",
-                name,
-                "--experiment-params",
-                str(tmp_path / "experiments.yaml"),
-                "--out",
-                str(runs / f"{name}.json"),
-            ],
-            root,
-            env,
+    # The three at once: this test is the longest chain of `make test` (the project's build, then it).
+    names = ("learning_curve", "biased", "regularizers")
+    experiments = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "experiments", name, "--experiment-params", str(tmp_path / "experiments.yaml")]
+            + ["--out", str(runs / f"{name}.json")],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
+        for name in names
+    }
+    outputs = {name: process.communicate()[0] for name, process in experiments.items()}
+    for name, process in experiments.items():
+        assert process.returncode == 0, f"experiments {name} failed:\n{outputs[name][-3000:]}"
     curve = json.loads((runs / "learning_curve.json").read_text())["runs"]
     biased = json.loads((runs / "biased.json").read_text())["runs"]
     kl_models = {"bert_dd_kl", "bert_conf_kl", "bert_both_kl"}
